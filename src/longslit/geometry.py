@@ -1,0 +1,137 @@
+"""What the locate step finds, per column: the trace centre, the aperture and the regions around it.
+
+Every region is a :class:`Band`: a lower and an upper edge in each column, in row coordinates where
+pixel centres sit at integer rows. The tutorial's rows ``250:260`` (Python slice, stop excluded) are
+the band from 249.5 to 259.5 in every column. A tilted trace simply has edges that change with the
+column, so later steps (cleaning, background, extraction) work the same for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Band:
+    """A region between two edges in each column (``lower < upper``, row coordinates)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def from_rows(cls, start: int, stop: int, ncols: int) -> Band:
+        """The band covering rows ``start .. stop - 1`` in every column (a Python slice)."""
+        return cls(np.full(ncols, start - 0.5), np.full(ncols, stop - 0.5))
+
+    @classmethod
+    def around(cls, centre: np.ndarray, below: float, above: float) -> Band:
+        """The band from ``centre - below`` to ``centre + above`` in each column."""
+        centre = np.asarray(centre, dtype=np.float64)
+        return cls(centre - below, centre + above)
+
+    def as_rows(self) -> list[int] | None:
+        """The ``[start, stop]`` row range if the band is the same whole rows in every column."""
+        lower, upper = self.lower + 0.5, self.upper + 0.5
+        if (
+            np.all(lower == lower[0])
+            and np.all(upper == upper[0])
+            and float(lower[0]).is_integer()
+            and float(upper[0]).is_integer()
+        ):
+            return [int(lower[0]), int(upper[0])]
+        return None
+
+    def coverage(self, nrows: int) -> np.ndarray:
+        """Fraction of each pixel inside the band, shape (nrows, ncols), values in [0, 1].
+
+        Pixels cut by an edge count by the fraction of their height inside it.
+        """
+        rows = np.arange(nrows, dtype=np.float64)[:, None]
+        top = np.minimum(self.upper[None, :], rows + 0.5)
+        bottom = np.maximum(self.lower[None, :], rows - 0.5)
+        return np.clip(top - bottom, 0.0, 1.0)
+
+    def contains(self, nrows: int) -> np.ndarray:
+        """Boolean (nrows, ncols): pixels whose centre lies inside the band."""
+        rows = np.arange(nrows, dtype=np.float64)[:, None]
+        return (rows >= self.lower[None, :]) & (rows < self.upper[None, :])
+
+    def row_span(self, nrows: int) -> slice:
+        """The smallest row slice holding the band in every column (clipped to the frame)."""
+        start = max(int(np.floor(self.lower.min() + 0.5)), 0)
+        stop = min(int(np.ceil(self.upper.max() + 0.5)), nrows)
+        return slice(start, max(start, stop))
+
+
+@dataclass(frozen=True, eq=False)
+class Geometry:
+    """Trace, aperture, background regions and cosmic-ray-protected regions, per column.
+
+    Attributes
+    ----------
+    trace : ndarray (ncols,)
+        Row of the source centre in each column.
+    aperture : Band
+        Rows summed (or weighted) into the spectrum.
+    background : tuple of Band
+        Rows used to fit the background, usually one band each side of the aperture.
+    protected : tuple of Band
+        Rows where cosmic-ray cleaning must not touch the data (the source and its wings).
+    """
+
+    trace: np.ndarray
+    aperture: Band
+    background: tuple[Band, ...]
+    protected: tuple[Band, ...] = ()
+
+    @property
+    def ncols(self) -> int:
+        """Number of columns described."""
+        return self.trace.shape[0]
+
+    def background_mask(self, nrows: int) -> np.ndarray:
+        """Boolean (nrows, ncols): pixels in any background region."""
+        return _union(self.background, nrows, self.ncols)
+
+    def protected_mask(self, nrows: int) -> np.ndarray:
+        """Boolean (nrows, ncols): pixels that cosmic-ray cleaning leaves alone."""
+        return _union(self.protected, nrows, self.ncols)
+
+    def problems(self, shape: tuple[int, int]) -> list[str]:
+        """What makes this geometry unusable on a frame of ``shape`` (empty when fine)."""
+        nrows, ncols = shape
+        found = []
+        bands = [("aperture", self.aperture)]
+        bands += [(f"background region {i + 1}", b) for i, b in enumerate(self.background)]
+        for name, band in [("trace", Band(self.trace, self.trace)), *bands]:
+            if band.lower.shape != (ncols,) or band.upper.shape != (ncols,):
+                found.append(f"{name} has {band.lower.shape[0]} columns, the frame {ncols}")
+                return found
+        if not np.all(np.isfinite(self.trace)):
+            found.append("the trace is not finite in every column")
+        for name, band in bands:
+            if np.any(band.upper <= band.lower):
+                found.append(f"the {name} is empty in some column")
+            elif band.lower.min() < -0.5 or band.upper.max() > nrows - 0.5:
+                found.append(
+                    f"the {name} (rows {_rows_text(band)}) lies outside the frame's rows 0-{nrows - 1}"
+                )
+        if not self.background:
+            found.append("there is no background region")
+        return found
+
+
+def _union(bands: tuple[Band, ...], nrows: int, ncols: int) -> np.ndarray:
+    inside = np.zeros((nrows, ncols), dtype=bool)
+    for band in bands:
+        inside |= band.contains(nrows)
+    return inside
+
+
+def _rows_text(band: Band) -> str:
+    rows = band.as_rows()
+    if rows is not None:
+        return f"{rows[0]}:{rows[1]}"
+    return f"{band.lower.min() + 0.5:.1f} to {band.upper.max() + 0.5:.1f}"

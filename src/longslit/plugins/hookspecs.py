@@ -1,0 +1,124 @@
+"""The hooks a longslit plugin implements: one per step kind.
+
+Each hook takes no arguments and returns an iterable of :class:`~longslit.plugins.records.Method`
+records, the methods the plugin offers for that step kind. Built-in methods are registered through
+these same hooks (see ``longslit.steps``). A plugin is any module or object with ``@hookimpl``
+functions, found through the ``longslit`` entry-point group::
+
+    # pyproject.toml of a plugin package
+    [project.entry-points.longslit]
+    mycosmic = "mycosmic.plugin"
+
+    # mycosmic/plugin.py
+    from longslit import Method, Param, CosmicResult, hookimpl
+
+    def clip(frame, geometry, *, threshold):
+        ...
+        return CosmicResult(cleaned=cleaned_sci, mask=hits)
+
+    @hookimpl
+    def longslit_cosmic_methods():
+        return [Method("cosmic", "clip", "Sigma clip against the column median.", clip,
+                       (Param("threshold", "float", 5.0, "Clip level.", minimum=0, unit="sigma"),))]
+
+What ``func`` receives and returns, per step kind (``**params`` are the declared parameters, already
+validated):
+
+- read: ``func(path: pathlib.Path, **params) -> Frame``
+- locate: ``func(frame: Frame, **params) -> Geometry``
+- cosmic: ``func(frame: Frame, geometry: Geometry, **params) -> CosmicResult``
+- background: ``func(frame: Frame, geometry: Geometry, **params) -> BackgroundFit``
+- extract: ``func(frame: Frame, geometry: Geometry, background: BackgroundFit, **params) -> Spectrum``
+  where ``frame`` is already background-subtracted and ``background`` is the fit that was subtracted
+  (so its uncertainty can be propagated).
+- write: ``func(reduction: Reduction, path: pathlib.Path, **params) -> None``; ``path`` is a temporary
+  file that longslit renames into place only when ``func`` returns, so a failed write leaves nothing.
+
+Methods must not modify their inputs; the pipeline keeps every product for the UI and the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pluggy
+
+from .records import Method
+
+hookspec = pluggy.HookspecMarker("longslit")
+hookimpl = pluggy.HookimplMarker("longslit")
+
+
+@hookspec
+def longslit_read_methods() -> Iterable[Method]:
+    """Return the methods this plugin offers to read a file into a ``Frame``.
+
+    Example: an instrument plugin reading its own raw format::
+
+        @hookimpl
+        def longslit_read_methods():
+            return [Method("read", "myinstrument", "Read MyInstrument raw files.", read_raw)]
+    """
+
+
+@hookspec
+def longslit_locate_methods() -> Iterable[Method]:
+    """Return the methods that find the source: trace, aperture, background and protected regions.
+
+    Example::
+
+        @hookimpl
+        def longslit_locate_methods():
+            return [Method("locate", "brightest", "Aperture around the brightest row.", brightest,
+                           (Param("half_width", "int", 5, "Rows each side.", minimum=1),))]
+    """
+
+
+@hookspec
+def longslit_cosmic_methods() -> Iterable[Method]:
+    """Return the methods that find and repair cosmic-ray hits.
+
+    Example: see the module docstring (``clip``).
+    """
+
+
+@hookspec
+def longslit_background_methods() -> Iterable[Method]:
+    """Return the methods that model the sky/background under the source.
+
+    Example::
+
+        @hookimpl
+        def longslit_background_methods():
+            return [Method("background", "median", "Column median of the background rows.", sky)]
+    """
+
+
+@hookspec
+def longslit_extract_methods() -> Iterable[Method]:
+    """Return the methods that turn the background-subtracted frame into a 1D spectrum.
+
+    Example::
+
+        @hookimpl
+        def longslit_extract_methods():
+            return [Method("extract", "peak", "Flux of the trace's central row only.", peak_row)]
+    """
+
+
+@hookspec
+def longslit_write_methods() -> Iterable[Method]:
+    """Return the methods that write a reduction to a file (the output formats).
+
+    Example::
+
+        @hookimpl
+        def longslit_write_methods():
+            return [Method("write", "csv", "Plain CSV, no metadata.", write_csv)]
+    """
+
+
+HOOK_NAMES = {
+    kind: f"longslit_{kind}_methods"
+    for kind in ("read", "locate", "cosmic", "background", "extract", "write")
+}

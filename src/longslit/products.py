@@ -1,0 +1,95 @@
+"""What the cleaning, background and extraction steps return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class CosmicResult:
+    """Output of a cosmic-ray method.
+
+    Attributes
+    ----------
+    cleaned : ndarray
+        The science data with hits repaired (same shape and dtype as the input).
+    mask : ndarray of bool
+        Pixels that were replaced.
+    """
+
+    cleaned: np.ndarray
+    mask: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_replaced(self) -> int:
+        """How many pixels were replaced."""
+        return int(self.mask.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class BackgroundFit:
+    """A background model and what is needed to propagate its uncertainty.
+
+    The model in each column is linear in a few coefficients: ``model[:, c] = basis @ coef[c]``.
+    ``covariance[c]`` is the covariance of ``coef[c]``; because every row of a column shares the same
+    coefficients, the model's errors are correlated along the column, and the variance of a weighted
+    sum of the model over rows is ``a @ covariance[c] @ a`` with ``a = weights[:, c] @ basis``, not a
+    sum of per-pixel variances. :meth:`sum_variance` does that.
+
+    Attributes
+    ----------
+    model : ndarray (nrows, ncols)
+        The background, in data units.
+    basis : ndarray (nrows, k) or None
+        The functions of row the model is built from (None when the method cannot say).
+    covariance : ndarray (ncols, k, k) or None
+        Covariance of the coefficients per column.
+    used : ndarray of bool or None
+        Pixels the fit used (after clipping), for display.
+    """
+
+    model: np.ndarray
+    basis: np.ndarray | None = None
+    covariance: np.ndarray | None = None
+    used: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def sum_variance(self, weights: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+        """Variance, per column, of ``(weights * model[rows]).sum(axis=0)`` due to the fit.
+
+        ``weights`` covers the rows ``rows`` of the frame (all of them by default).
+        """
+        if self.basis is None or self.covariance is None:
+            return np.zeros(weights.shape[1])
+        projected = weights.T @ self.basis[rows]  # (ncols, k)
+        return np.einsum("ck,ckl,cl->c", projected, self.covariance, projected)
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """A 1D spectrum.
+
+    Attributes
+    ----------
+    wavelength : ndarray
+        Wavelength per column, in ``wavelength_unit`` ("Angstrom", or "pix" when uncalibrated).
+    flux, uncertainty : ndarray
+        Extracted flux and its standard deviation, in ``flux_unit``.
+    mask : ndarray of bool
+        True where the value is not trustworthy (a bad pixel entered it, or it is not finite).
+    """
+
+    wavelength: np.ndarray
+    flux: np.ndarray
+    uncertainty: np.ndarray
+    mask: np.ndarray
+    wavelength_unit: str = "Angstrom"
+    flux_unit: str = "ct"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.flux.shape[0]

@@ -1,0 +1,298 @@
+"""Recipes: which method each step uses, with which parameters. TOML on disk, data in memory.
+
+A recipe file has one table per step::
+
+    name = "mine"
+    [cosmic]
+    method = "median"
+    threshold = 6.0
+
+Steps left out use their default method with default parameters. A recipe is data: it is parsed,
+never executed. Validation needs the installed methods (their declared parameters), so it happens in
+:meth:`Recipe.resolve` against a plugin registry, and every error names the recipe's file, the key and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import LongslitError, PluginError, RecipeError
+from .plugins.records import STEP_KINDS, Method
+
+if TYPE_CHECKING:
+    from .plugins.manager import Registry
+
+DEFAULT_METHODS = {
+    "read": "fits",
+    "locate": "rows",
+    "cosmic": "median",
+    "background": "polynomial",
+    "extract": "boxcar",
+    "write": "fits",
+}
+#: The preset used when no recipe is given.
+DEFAULT_PRESET = "tutorial"
+_TOP_KEYS = ("name", "description")
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """One step of a recipe: a method name and the parameters given for it."""
+
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """An ordered set of step configurations.
+
+    Attributes
+    ----------
+    steps : dict
+        ``StepConfig`` per step kind, every kind present.
+    name, description : str
+        Shown to the user and written into outputs.
+    source : str
+        Where the recipe came from (a file path, ``preset tutorial``, ...), named in error messages.
+    resolved : bool
+        Whether every parameter has been validated and filled in with its default.
+    """
+
+    steps: Mapping[str, StepConfig]
+    name: str = "custom"
+    description: str = ""
+    source: str = "<recipe>"
+    resolved: bool = False
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<recipe>") -> Recipe:
+        """Build a recipe from parsed TOML (or any mapping of the same shape)."""
+        steps = {}
+        for key, value in data.items():
+            if key in _TOP_KEYS:
+                if not isinstance(value, str):
+                    raise RecipeError(f"{key} must be a string", path=source)
+                continue
+            if key not in STEP_KINDS:
+                allowed = ", ".join((*_TOP_KEYS, *STEP_KINDS))
+                raise RecipeError(f"unknown key {key!r}; allowed: {allowed}", path=source)
+            if not isinstance(value, Mapping):
+                raise RecipeError(f"[{key}] must be a table of parameters", path=source)
+            params = dict(value)
+            method = params.pop("method", DEFAULT_METHODS[key])
+            if not isinstance(method, str):
+                raise RecipeError(f"{key}.method must be a method name (a string)", path=source)
+            steps[key] = StepConfig(method, params)
+        for kind in STEP_KINDS:
+            steps.setdefault(kind, StepConfig(DEFAULT_METHODS[kind]))
+        return cls(
+            steps={kind: steps[kind] for kind in STEP_KINDS},
+            name=str(data.get("name", "custom")),
+            description=str(data.get("description", "")),
+            source=source,
+        )
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "<recipe>") -> Recipe:
+        """Parse TOML text."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise RecipeError(f"is not valid TOML: {exc}", path=source) from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        """Read a recipe file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RecipeError("recipe file not found; check the path", path=str(path)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecipeError(f"cannot read the recipe: {exc}", path=str(path)) from None
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def preset(cls, name: str) -> Recipe:
+        """One of the built-in presets (see :func:`preset_names`)."""
+        if name not in preset_names():
+            raise RecipeError(
+                f"no preset or recipe file named {name!r}; presets: {', '.join(preset_names())}"
+            )
+        text = resources.files("longslit.presets").joinpath(f"{name}.toml").read_text("utf-8")
+        return cls.from_toml(text, source=f"preset {name}")
+
+    @classmethod
+    def coerce(cls, recipe: Recipe | str | Path | None) -> Recipe:
+        """A recipe from a Recipe, a preset name, a TOML file path, or None (the default preset)."""
+        if recipe is None:
+            return cls.preset(DEFAULT_PRESET)
+        if isinstance(recipe, Recipe):
+            return recipe
+        text = str(recipe)
+        if text in preset_names():
+            return cls.preset(text)
+        if text.endswith(".toml") or Path(text).exists():
+            return cls.load(text)
+        return cls.preset(text)  # raises, listing the presets
+
+    # -- changing -------------------------------------------------------------------------------
+    def with_step(self, step: str, method: str | None = None, **params: Any) -> Recipe:
+        """A copy with ``step`` changed. A new method starts from its own defaults."""
+        current = self.steps[step]
+        if method is not None and method != current.method:
+            merged: dict[str, Any] = dict(params)
+        else:
+            method = current.method
+            merged = {**current.params, **params}
+        steps = dict(self.steps)
+        steps[step] = StepConfig(method, merged)
+        return replace(self, steps=steps, resolved=False)
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Recipe:
+        """A copy with ``{step: {param: value, ...}}`` applied (``method`` may be among them)."""
+        recipe = self
+        for step, params in overrides.items():
+            if step not in STEP_KINDS:
+                raise RecipeError(f"unknown step {step!r}; steps are {', '.join(STEP_KINDS)}")
+            if not isinstance(params, Mapping):
+                raise RecipeError(f"override for {step!r} must be a mapping of parameters")
+            params = dict(params)
+            recipe = recipe.with_step(step, params.pop("method", None), **params)
+        return recipe
+
+    def with_assignments(self, assignments: Iterable[str], registry: Registry) -> Recipe:
+        """Apply command-line ``step.param=value`` texts, parsed with each parameter's declaration."""
+        recipe = self
+        pending = []
+        for text in assignments:
+            key, sep, value = text.partition("=")
+            step, dot, param = key.strip().partition(".")
+            if not sep or not dot or not param:
+                raise RecipeError(f"--set {text!r} must look like step.param=value", path="--set")
+            if step not in STEP_KINDS:
+                raise RecipeError(
+                    f"--set {text!r}: unknown step {step!r}; steps are {', '.join(STEP_KINDS)}",
+                    path="--set",
+                )
+            if param == "method":
+                recipe = recipe.with_step(step, value.strip())
+            else:
+                pending.append((step, param, value, text))
+        for step, param, value, text in pending:  # after method changes: parse with the new method
+            method = _method(registry, step, recipe.steps[step].method, "--set")
+            declared = method.param(param)
+            if declared is None:
+                known = ", ".join(p.name for p in method.params) or "none"
+                raise RecipeError(
+                    f"--set {text!r}: unknown parameter {step}.{param} of method {method.name!r}; "
+                    f"known: {known}",
+                    path="--set",
+                )
+            try:
+                parsed = declared.parse(value)
+            except ValueError as exc:
+                raise RecipeError(f"{step}.{param}: {exc}", path="--set") from None
+            recipe = recipe.with_step(step, **{param: parsed})
+        return recipe
+
+    # -- validating -----------------------------------------------------------------------------
+    def resolve(self, registry: Registry) -> Recipe:
+        """Validate every step against the installed methods and fill in defaults."""
+        steps = {}
+        for kind in STEP_KINDS:
+            config = self.steps[kind]
+            method = _method(registry, kind, config.method, self.source)
+            try:
+                params = method.resolve(config.params)
+            except KeyError as exc:
+                raise RecipeError(f"[{kind}] {exc.args[0]}", path=self.source) from None
+            except ValueError as exc:
+                raise RecipeError(f"{kind}.{exc}", path=self.source) from None
+            steps[kind] = StepConfig(config.method, params)
+        return replace(self, steps=steps, resolved=True)
+
+    def digest(self) -> str:
+        """A short hash of the steps' methods and parameters (what changes the result)."""
+        data = {k: {"method": c.method, **c.params} for k, c in self.steps.items() if k != "write"}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: top keys and one table per step (``None`` parameters left out)."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        for kind, config in self.steps.items():
+            table = {"method": config.method}
+            table.update({k: v for k, v in config.params.items() if v is not None})
+            data[kind] = table
+        return data
+
+    def to_toml(self, registry: Registry | None = None) -> str:
+        """The recipe as TOML. With a registry, each parameter carries its help as a comment."""
+        lines = [f"name = {_toml_value(self.name)}"]
+        if self.description:
+            lines.append(f"description = {_toml_value(self.description)}")
+        for kind, config in self.steps.items():
+            lines += ["", f"[{kind}]", f"method = {_toml_value(config.method)}"]
+            method = _lookup(registry, kind, config.method)
+            declared = {p.name: p for p in method.params} if method else {}
+            names = list(declared) + [k for k in config.params if k not in declared]
+            for name in names:
+                value = config.params.get(name, declared[name].default if name in declared else None)
+                param = declared.get(name)
+                comment = f"  # {param.help} Allowed: {param.allowed()}." if param else ""
+                if value is None:
+                    lines.append(f"# {name} = auto{comment.replace('  # ', ' -- ', 1)}")
+                else:
+                    lines.append(f"{name} = {_toml_value(value)}{comment}")
+        return "\n".join(lines) + "\n"
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in presets."""
+    folder = resources.files("longslit.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def _method(registry: Registry, step: str, name: str, source: str) -> Method:
+    try:
+        return registry.method(step, name, source=source)
+    except (RecipeError, PluginError):
+        raise
+    except LongslitError as exc:  # pragma: no cover - registry raises only the two above
+        raise RecipeError(str(exc), path=source) from None
+
+
+def _lookup(registry: Registry | None, step: str, name: str) -> Method | None:
+    if registry is None:
+        return None
+    try:
+        return registry.method(step, name)
+    except LongslitError:
+        return None
+
+
+def _toml_value(value: Any) -> str:
+    """Serialize the few value kinds parameters can have (TOML writing is not in the stdlib)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,171 @@
+"""Built-in background method ``polynomial``: a polynomial in row, per column, over background rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..frame import Frame
+from ..geometry import Geometry
+from ..plugins.hookspecs import hookimpl
+from ..plugins.records import Method, Param
+from ..products import BackgroundFit
+
+
+def row_basis(nrows: int, order: int) -> np.ndarray:
+    """Legendre polynomials of row, rows scaled to [-1, 1]: shape (nrows, order + 1).
+
+    Any polynomial basis spans the same fits; Legendre on [-1, 1] keeps the normal equations well
+    conditioned, where raw row numbers (up to thousands) raised to a power would not be.
+    """
+    half = max((nrows - 1) / 2.0, 1.0)
+    scaled = (np.arange(nrows, dtype=np.float64) - (nrows - 1) / 2.0) / half
+    return np.polynomial.legendre.legvander(scaled, order)
+
+
+def fit_columns(
+    data: np.ndarray, use: np.ndarray, basis: np.ndarray, variance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unweighted least-squares fit of ``basis`` to ``data[use]``, every column at once.
+
+    Returns the coefficients (ncols, k), their covariance (ncols, k, k) and the number of pixels used
+    per column. The fit is unweighted, as the tutorial's ``np.polyfit``; the covariance is the
+    sandwich ``N^-1 (B^T V B) N^-1`` with the pixels' known variance V, which is exact for an
+    unweighted fit. Without a variance, the scatter of the residuals stands in for it.
+    """
+    weight = use.astype(np.float64)
+    clean = np.where(use, data, 0.0)
+    normal = np.einsum("rc,rk,rl->ckl", weight, basis, basis)
+    rhs = clean.T @ basis
+    count = use.sum(axis=0)
+    k = basis.shape[1]
+    good = count >= k
+    coef = np.full((data.shape[1], k), np.nan)
+    covariance = np.full((data.shape[1], k, k), np.nan)
+    if good.any():
+        inverse = np.linalg.inv(normal[good])
+        coef[good] = np.einsum("ckl,cl->ck", inverse, rhs[good])
+        if variance is not None:
+            var = np.where(use, variance, 0.0)[:, good]
+            middle = np.einsum("rc,rk,rl->ckl", var, basis, basis)
+        else:
+            residual = np.where(use, data - basis @ np.nan_to_num(coef.T), 0.0)[:, good]
+            dof = np.maximum(count[good] - k, 1)
+            scatter = (residual**2).sum(axis=0) / dof
+            middle = normal[good] * scatter[:, None, None]
+        covariance[good] = inverse @ middle @ inverse
+    return coef, covariance, count
+
+
+def fit_polynomial(
+    frame: Frame,
+    geometry: Geometry,
+    *,
+    order: int = 2,
+    clip_iterations: int = 0,
+    clip_sigma_lower: float = 3.0,
+    clip_sigma_upper: float = 3.0,
+    use_mask: bool = True,
+) -> BackgroundFit:
+    """Fit a polynomial of ``order`` in row to each column's background pixels.
+
+    Parameters
+    ----------
+    order : int
+        Polynomial order (2 = the tutorial's quadratic).
+    clip_iterations : int
+        Rounds of rejecting pixels whose residual from the fit lies beyond the sigma limits (astropy's
+        ``sigma_clip`` of each column's residuals), refitting after each; 0 fits every pixel.
+    clip_sigma_lower, clip_sigma_upper : float
+        Clip limits below and above the fit, in standard deviations of the residuals.
+    use_mask : bool
+        Leave out pixels the frame's mask flags (DQ bits, non-finite values). The tutorial does not.
+    """
+    nrows, ncols = frame.shape
+    data = frame.sci.astype(np.float64)
+    use = geometry.background_mask(nrows) & np.isfinite(data)
+    if use_mask:
+        use &= ~frame.mask
+    variance = frame.variance
+    basis = row_basis(nrows, order)
+    coef, covariance, count = fit_columns(data, use, basis, variance)
+    for _ in range(clip_iterations):
+        from astropy.stats import sigma_clip
+
+        residual = np.ma.masked_array(data - basis @ np.nan_to_num(coef.T), mask=~use)
+        clipped = sigma_clip(
+            residual,
+            sigma_lower=clip_sigma_lower,
+            sigma_upper=clip_sigma_upper,
+            maxiters=1,
+            axis=0,
+            cenfunc="median",
+            stdfunc="std",
+        )
+        keep = use & ~np.ma.getmaskarray(clipped)
+        if np.array_equal(keep, use):
+            break
+        use = keep
+        coef, covariance, count = fit_columns(data, use, basis, variance)
+    empty = np.flatnonzero(count < basis.shape[1])
+    if empty.size == ncols:
+        raise InputError(
+            f"no column has the {basis.shape[1]} usable background pixels an order-{order} fit "
+            "needs; widen locate.background or lower background.order"
+        )
+    if empty.size:
+        # Columns with too few background pixels (e.g. a bad column flagged in DQ) borrow the fit of
+        # their neighbours rather than leaving a hole; the spectrum's mask marks them anyway.
+        fitted = np.flatnonzero(count >= basis.shape[1])
+        for j in range(basis.shape[1]):
+            coef[empty, j] = np.interp(empty, fitted, coef[fitted, j])
+            for i in range(basis.shape[1]):
+                covariance[empty, i, j] = np.interp(empty, fitted, covariance[fitted, i, j])
+    model = basis @ coef.T
+    return BackgroundFit(
+        model=model,
+        basis=basis,
+        covariance=covariance,
+        used=use,
+        info={"interpolated_columns": empty.tolist(), "pixels_used": int(use.sum())},
+    )
+
+
+@hookimpl
+def longslit_background_methods() -> list[Method]:
+    return [
+        Method(
+            "background",
+            "polynomial",
+            "Polynomial in row per column over the background regions, optional sigma clipping.",
+            fit_polynomial,
+            (
+                Param("order", "int", 2, "Polynomial order in row.", minimum=0, maximum=9),
+                Param(
+                    "clip_iterations",
+                    "int",
+                    0,
+                    "Rounds of sigma clipping (0: none).",
+                    minimum=0,
+                    maximum=20,
+                ),
+                Param(
+                    "clip_sigma_lower",
+                    "float",
+                    3.0,
+                    "Clip limit below the fit.",
+                    minimum=0.1,
+                    unit="sigma",
+                ),
+                Param(
+                    "clip_sigma_upper",
+                    "float",
+                    3.0,
+                    "Clip limit above the fit.",
+                    minimum=0.1,
+                    unit="sigma",
+                ),
+                Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
+            ),
+        )
+    ]

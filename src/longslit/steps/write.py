@@ -1,0 +1,185 @@
+"""Built-in output formats: a FITS binary table (specutils opens it as is) and ECSV."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._version import __version__
+from ..plugins.hookspecs import hookimpl
+from ..plugins.records import Method, Param
+
+if TYPE_CHECKING:
+    from ..pipeline import Reduction
+
+_UNIT_ALIASES = {
+    "counts": "ct",
+    "count": "ct",
+    "cts": "ct",
+    "ct": "ct",
+    "electrons": "electron",
+    "electron": "electron",
+    "dn": "adu",
+    "adu": "adu",
+}
+#: Keys of the input's summary copied to the spectrum table's header. TELESCOP and INSTRUME stay out
+#: of the primary header: specutils hands HST/STIS primaries to its STIS-specific reader.
+_COPIED_KEYS = (
+    "TARGNAME",
+    "TELESCOP",
+    "INSTRUME",
+    "DETECTOR",
+    "OPT_ELEM",
+    "APERTURE",
+    "CENWAVE",
+    "EXPTIME",
+    "ROOTNAME",
+)
+
+
+def flux_unit(reduction: Reduction) -> str:
+    """The flux unit as astropy spells it, from the input's BUNIT (counts when absent)."""
+    text = str(reduction.frame.header.get("BUNIT", "counts")).strip()
+    alias = _UNIT_ALIASES.get(text.lower())
+    if alias:
+        return alias
+    from astropy import units as u
+
+    try:
+        return u.Unit(text).to_string()
+    except ValueError:
+        return ""
+
+
+def provenance(reduction: Reduction) -> dict[str, Any]:
+    """What made this spectrum: input, recipe, methods with their packages and versions."""
+    return {
+        "input": reduction.frame.source,
+        "longslit_version": __version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "recipe_name": reduction.recipe.name,
+        "recipe_digest": reduction.recipe.digest(),
+        "recipe": reduction.recipe.to_dict(),
+        "steps": [
+            {"step": r.step, "method": r.method, "package": r.package, "version": r.version}
+            for r in reduction.records
+        ],
+        "notes": list(reduction.frame.notes),
+        "cosmic_rays_replaced": reduction.cosmic.n_replaced,
+    }
+
+
+def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str]):
+    """The spectrum as an astropy Table with units."""
+    from astropy.table import Table
+
+    spectrum = reduction.spectrum
+    unit = flux_unit(reduction) or None
+    wave_unit = "Angstrom" if spectrum.wavelength_unit == "Angstrom" else "pix"
+    table = Table()
+    table[names[0]] = np.asarray(spectrum.wavelength, dtype=np.float64)
+    table[names[0]].unit = wave_unit
+    table[names[1]] = np.asarray(spectrum.flux, dtype=np.float64)
+    table[names[2]] = np.asarray(spectrum.uncertainty, dtype=np.float64)
+    table[names[1]].unit = table[names[2]].unit = unit
+    table[names[3]] = np.asarray(spectrum.mask, dtype=bool)
+    return table
+
+
+def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> None:
+    """FITS: primary header with provenance, a SPECTRUM binary table, optional 2D products."""
+    from astropy.io import fits
+
+    info = provenance(reduction)
+    primary = fits.PrimaryHDU()
+    header = primary.header
+    header["ORIGIN"] = ("longslit", "software that made this file")
+    header["LSVERS"] = (__version__, "longslit version")
+    header["DATE"] = (info["date"], "UTC date this file was written")
+    header["INFILE"] = (Path(info["input"]).name, "input frame")
+    header["RECIPE"] = (info["recipe_name"], "recipe name")
+    header["RECHASH"] = (info["recipe_digest"], "hash of the recipe's steps")
+    for record in reduction.records:
+        header[f"LS{record.step[:6].upper()}"] = (
+            f"{record.method} ({record.package} {record.version})",
+            f"{record.step} step method",
+        )
+    if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
+        header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
+    header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    # The full recipe and input path as JSON (long strings continue over several cards).
+    header["LSRECIPE"] = json.dumps(info["recipe"], separators=(",", ":"))
+    header["LSINPUT"] = info["input"]
+    for line in reduction.recipe.to_toml().splitlines():
+        header.add_history(f"recipe: {line}"[:72])
+    for note in info["notes"]:
+        header.add_comment(f"note: {note}"[:72])
+    table = fits.BinTableHDU(
+        spectrum_table(reduction, ("WAVELENGTH", "FLUX", "UNCERTAINTY", "MASK")), name="SPECTRUM"
+    )
+    for key in _COPIED_KEYS:
+        if key in reduction.frame.header:
+            table.header[key] = reduction.frame.header[key]
+    hdus = [primary, table]
+    if products:
+        hdus += [
+            fits.ImageHDU(reduction.cleaned.sci.astype(np.float32), name="CLEANED"),
+            fits.ImageHDU(reduction.background.model.astype(np.float32), name="BACKGROUND"),
+            fits.ImageHDU(reduction.cosmic.mask.astype(np.uint8), name="CRMASK"),
+            _geometry_hdu(reduction),
+        ]
+    fits.HDUList(hdus).writeto(path)
+
+
+def _geometry_hdu(reduction: Reduction):
+    from astropy.io import fits
+    from astropy.table import Table
+
+    geometry = reduction.geometry
+    table = Table(
+        {
+            "TRACE": geometry.trace,
+            "AP_LOWER": geometry.aperture.lower,
+            "AP_UPPER": geometry.aperture.upper,
+        }
+    )
+    for i, band in enumerate(geometry.background, start=1):
+        table[f"BKG{i}_LOWER"], table[f"BKG{i}_UPPER"] = band.lower, band.upper
+    return fits.BinTableHDU(table, name="GEOMETRY")
+
+
+def write_ecsv(reduction: Reduction, path: Path) -> None:
+    """ECSV: the spectrum's columns with units; provenance and the recipe in the metadata."""
+    table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask"))
+    table.meta.update(provenance(reduction))
+    table.write(path, format="ascii.ecsv")
+
+
+@hookimpl
+def longslit_write_methods() -> list[Method]:
+    return [
+        Method(
+            "write",
+            "fits",
+            "FITS binary table WAVELENGTH/FLUX/UNCERTAINTY/MASK; specutils reads it directly.",
+            write_fits,
+            (
+                Param(
+                    "products",
+                    "bool",
+                    False,
+                    "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
+                ),
+            ),
+        ),
+        Method(
+            "write",
+            "ecsv",
+            "ECSV table with units, the recipe and provenance in its header.",
+            write_ecsv,
+        ),
+    ]
