@@ -156,7 +156,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             for warning in caught:
                 print(f"warning: {warning.message}", file=sys.stderr)
             if not args.no_write:
-                fmt = args.format or recipe.steps["write"].method
+                fmt = args.format or _format_from_suffix(args.output) or recipe.steps["write"].method
                 target = Path(args.output) if args.output else outdir / _output_name(source, fmt)
                 params = {"products": True} if args.products and fmt == "fits" else {}
                 result.write(target, fmt, overwrite=args.overwrite, **params)
@@ -175,6 +175,15 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary), flush=True)
     return status
+
+
+def _format_from_suffix(output: str | None) -> str | None:
+    """``-o spectrum.ecsv`` asks for ECSV even without ``--format``."""
+    if output:
+        for fmt, suffix in _OUTPUT_SUFFIX.items():
+            if output.lower().endswith(suffix):
+                return fmt
+    return None
 
 
 def _output_name(source: str, fmt: str) -> str:

@@ -101,8 +101,7 @@ class Reduction:
         Parameters
         ----------
         format : str, optional
-            A write method ("fits", "ecsv", or a plugin's); default the recipe's ``write`` step, or
-            the file's extension when it is ``.ecsv``.
+            A write method ("fits", "ecsv", or a plugin's); default the recipe's ``write`` step.
         overwrite : bool
             Replace an existing file (otherwise it is kept and ``OutputError`` raised).
         **params
@@ -112,8 +111,7 @@ class Reduction:
 
         registry = self.registry or get_registry()
         config = self.recipe.steps["write"]
-        if format is None:
-            format = "ecsv" if str(path).lower().endswith(".ecsv") else config.method
+        format = format or config.method
         method = registry.method("write", format)
         given = dict(config.params) if format == config.method else {}
         given.update(params)

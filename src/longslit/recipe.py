@@ -203,7 +203,7 @@ class Recipe:
             try:
                 parsed = declared.parse(value)
             except ValueError as exc:
-                raise RecipeError(f"{step}.{param}: {exc}", path="--set") from None
+                raise RecipeError(f"{step}.{param} = {value.strip()!r} {exc}", path="--set") from None
             recipe = recipe.with_step(step, **{param: parsed})
         return recipe
 

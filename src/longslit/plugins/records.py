@@ -69,7 +69,10 @@ class Param:
             raise ValueError(f"parameter {self.name!r}: default None needs nullable or required")
         if self.default is not None:
             # A declaration whose own default is invalid is a bug in the plugin; say so early.
-            object.__setattr__(self, "default", self.validate(self.default))
+            try:
+                object.__setattr__(self, "default", self.validate(self.default))
+            except ValueError as exc:
+                raise ValueError(f"parameter {self.name!r}: default {self.default!r} {exc}") from None
 
     # -- describing ---------------------------------------------------------------------------------
     def allowed(self) -> str:
@@ -103,52 +106,52 @@ class Param:
         if value is None:
             if self.nullable:
                 return None
-            raise ValueError(f"a value is required; allowed: {self.allowed()}")
+            raise ValueError(f"needs a value; allowed: {self.allowed()}")
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
-            raise ValueError(f"{value!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         if self.kind in ("int", "float"):
             return self._number(value)
         if self.kind == "str":
             if not isinstance(value, str):
-                raise ValueError(f"{value!r} is not a string; allowed: {self.allowed()}")
+                raise ValueError(f"is not a string; allowed: {self.allowed()}")
             if self.choices and value not in self.choices:
-                raise ValueError(f"{value!r} is not allowed; allowed: {self.allowed()}")
+                raise ValueError(f"is not allowed; allowed: {self.allowed()}")
             return value
         if self.kind == "rows":
             return self._rows(value)
         if isinstance(value, (str, bytes)) or not _is_sequence(value):
-            raise ValueError(f"{value!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         return [self._rows(item) for item in value]
 
     def _number(self, value: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{value!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         if self.kind == "int":
             if isinstance(value, float):
                 if not value.is_integer():
-                    raise ValueError(f"{value!r} is not {self.allowed()}")
+                    raise ValueError(f"is not {self.allowed()}")
                 value = int(value)
         else:
             value = float(value)
             if not math.isfinite(value):
-                raise ValueError(f"{value!r} is not finite; allowed: {self.allowed()}")
+                raise ValueError(f"is not finite; allowed: {self.allowed()}")
         if (self.minimum is not None and value < self.minimum) or (
             self.maximum is not None and value > self.maximum
         ):
-            raise ValueError(f"{value!r} is out of range; allowed: {self.allowed()}")
+            raise ValueError(f"is out of range; allowed: {self.allowed()}")
         return value
 
     def _rows(self, value: Any) -> list[int]:
         if isinstance(value, (str, bytes)) or not _is_sequence(value) or len(value) != 2:
-            raise ValueError(f"{value!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         start, stop = value
         for bound in (start, stop):
             if isinstance(bound, bool) or not isinstance(bound, int):
-                raise ValueError(f"{value!r} is not {self.allowed()}")
+                raise ValueError(f"is not {self.allowed()}")
         if not 0 <= start < stop:
-            raise ValueError(f"{list(value)!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         return [int(start), int(stop)]
 
     # -- parsing command-line text -----------------------------------------------------------------
@@ -166,12 +169,12 @@ class Param:
                 return True
             if raw.lower() in _FALSE:
                 return False
-            raise ValueError(f"{text!r} is not {self.allowed()}")
+            raise ValueError(f"is not {self.allowed()}")
         if self.kind in ("int", "float"):
             try:
                 number = int(raw) if self.kind == "int" else float(raw)
             except ValueError:
-                raise ValueError(f"{text!r} is not {self.allowed()}") from None
+                raise ValueError(f"is not {self.allowed()}") from None
             return self.validate(number)
         if self.kind == "str":
             return self.validate(raw)
@@ -184,7 +187,7 @@ class Param:
                 pairs = [_parse_range(part) for part in raw.split(",") if part.strip()]
                 value = pairs[0] if self.kind == "rows" and len(pairs) == 1 else pairs
         except ValueError:
-            raise ValueError(f"{text!r} is not {self.allowed()}") from None
+            raise ValueError(f"is not {self.allowed()}") from None
         return self.validate(value)
 
     def describe(self) -> dict[str, Any]:
@@ -274,9 +277,9 @@ class Method:
                 try:
                     resolved[name] = param.validate(given[name])
                 except ValueError as exc:
-                    raise ValueError(f"{name} = {given[name]!r}: {exc}") from None
+                    raise ValueError(f"{name} = {given[name]!r} {exc}") from None
             elif param.required:
-                raise ValueError(f"{name} is required by method {self.name!r}; {param.allowed()}")
+                raise ValueError(f"{name} is required by method {self.name!r}; give {param.allowed()}")
             else:
                 resolved[name] = param.default
         return resolved
