@@ -121,7 +121,10 @@ class Reduction:
             raise InputError(f"write.{exc.args[0]}") from None
 
         def produce(temporary: Path) -> None:
-            Pipeline._call(method, "write", self.frame.source, self, temporary, **resolved)
+            # OSError (disk full, permissions) is the output's problem, not the method's: let
+            # write_atomic report it as an OutputError.
+            Pipeline._call(method, "write", self.frame.source, self, temporary, passthrough=OSError,
+                           **resolved)
 
         return write_atomic(Path(path), produce, overwrite=overwrite, inputs=[self.frame.source])
 
@@ -231,10 +234,18 @@ class Pipeline:
 
     @staticmethod
     def _call(
-        method: Method, step: str, where: str, *args: Any, expect: type | None = None, **params: Any
+        method: Method,
+        step: str,
+        where: str,
+        *args: Any,
+        expect: type | None = None,
+        passthrough: type[BaseException] | tuple = (),
+        **params: Any,
     ) -> Any:
         try:
             result = method.func(*args, **params)
+        except passthrough:
+            raise
         except LongslitError as exc:
             if exc.path is None:
                 exc.path = where
