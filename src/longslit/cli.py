@@ -128,6 +128,8 @@ def _error(text: str) -> None:
 def cmd_reduce(args: argparse.Namespace) -> int:
     import warnings
 
+    import astropy  # noqa: F401  (its logger hooks warnings on import: do it before they are captured)
+
     from .errors import LongslitError
     from .pipeline import Pipeline
     from .plugins.manager import get_registry
@@ -208,7 +210,7 @@ def _summary(result: Any) -> dict[str, Any]:
         "cosmic_rays_replaced": result.cosmic.n_replaced,
         "wavelength_unit": spectrum.wavelength_unit,
         "wavelength_range": [float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])],
-        "median_snr": float(np.nanmedian(snr)),
+        "median_snr": float(np.median(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else float("nan"),
         "seconds": {r.step: round(r.seconds, 4) for r in result.records},
         "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in result.records},
     }

@@ -43,12 +43,14 @@ class Band:
             return [int(lower[0]), int(upper[0])]
         return None
 
-    def coverage(self, nrows: int) -> np.ndarray:
-        """Fraction of each pixel inside the band, shape (nrows, ncols), values in [0, 1].
+    def coverage(self, nrows: int, rows: slice | None = None) -> np.ndarray:
+        """Fraction of each pixel inside the band, values in [0, 1].
 
-        Pixels cut by an edge count by the fraction of their height inside it.
+        Pixels cut by an edge count by the fraction of their height inside it. The result covers all
+        ``nrows`` rows, or only ``rows`` (e.g. :meth:`row_span`) to spare work on a narrow band.
         """
-        rows = np.arange(nrows, dtype=np.float64)[:, None]
+        start, stop, _ = (rows or slice(0, nrows)).indices(nrows)
+        rows = np.arange(start, stop, dtype=np.float64)[:, None]
         top = np.minimum(self.upper[None, :], rows + 0.5)
         bottom = np.maximum(self.lower[None, :], rows - 0.5)
         return np.clip(top - bottom, 0.0, 1.0)

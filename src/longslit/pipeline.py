@@ -123,8 +123,9 @@ class Reduction:
         def produce(temporary: Path) -> None:
             # OSError (disk full, permissions) is the output's problem, not the method's: let
             # write_atomic report it as an OutputError.
-            Pipeline._call(method, "write", self.frame.source, self, temporary, passthrough=OSError,
-                           **resolved)
+            Pipeline._call(
+                method, "write", self.frame.source, self, temporary, passthrough=OSError, **resolved
+            )
 
         return write_atomic(Path(path), produce, overwrite=overwrite, inputs=[self.frame.source])
 

@@ -15,8 +15,8 @@ from ..products import CosmicResult
 def median_filter_zero_padded(image: np.ndarray, size: int) -> np.ndarray:
     """``size`` x ``size`` median filter with zeros beyond the edges, as ``scipy.signal.medfilt``.
 
-    scipy.ndimage's implementation gives the same values as ``medfilt`` (tests pin this) and is
-    several times faster; issue "Speed" may replace it with something faster still.
+    Tests pin it to ``medfilt`` bit for bit. (In scipy 1.17 ``medfilt`` itself calls
+    ``ndimage.rank_filter``, so this is no faster; it is where a faster filter will go.)
     """
     from scipy import ndimage
 

@@ -22,7 +22,7 @@ def extract_boxcar(frame: Frame, geometry: Geometry, background: BackgroundFit) 
     """
     nrows = frame.shape[0]
     span = geometry.aperture.row_span(nrows)
-    weights = geometry.aperture.coverage(nrows)[span]
+    weights = geometry.aperture.coverage(nrows, span)
     flux = (weights * frame.sci[span]).sum(axis=0, dtype=np.float64)
     model_variance = background.sum_variance(weights, span)
     if frame.variance is not None:

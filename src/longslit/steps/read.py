@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import math
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +76,12 @@ def read_fits(
     if path.is_dir():
         raise FrameError("is a folder, not a FITS file; give the file inside it", path=where)
     notes: list[str] = []
+    raw = _file_bytes(path)
     try:
-        # memmap off: gzip files cannot be mapped, and the file is closed before we return.
-        with fits.open(path, memmap=False, mode="readonly") as hdul:
-            hdul.verify("silentfix+ignore")
+        with warnings.catch_warnings():
+            # astropy only warns when a file is shorter than its headers promise; that is an error here.
+            warnings.filterwarnings("error", message=".*may have been truncated.*")
+            hdul = fits.open(io.BytesIO(raw), memmap=False, mode="readonly")
             sci_hdu, err_hdu, dq_hdu = _find_images(hdul, sci_extname, err_extname, dq_extname)
             if sci_hdu is None:
                 raise FrameError(
@@ -86,11 +91,13 @@ def read_fits(
             sci = _native(sci_hdu.data)
             err = _native(err_hdu.data) if err_hdu is not None else None
             dq = _native(dq_hdu.data) if dq_hdu is not None else None
-            header = hdul[0].header.copy() if sci_hdu is not hdul[0] else fits.Header()
-            header.extend(sci_hdu.header, update=True, strip=True)
+            header = sci_hdu.header.copy()
+            # Summary keys live in the primary header of HST files; look there second. (Merging the
+            # two headers card by card costs more than reading the data.)
+            primary = hdul[0].header if sci_hdu is not hdul[0] else header
     except FrameError:
         raise
-    except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
+    except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError, UserWarning) as exc:
         raise FrameError(
             f"cannot be read as FITS ({_first_line(exc)}); is it a complete, uncorrupted FITS file?",
             path=where,
@@ -132,11 +139,33 @@ def read_fits(
         wavelength=wavelength,
         wavelength_unit=unit,
         dq=dq,
-        header={key: header[key] for key in SUMMARY_KEYS if key in header},
+        header={
+            key: _lookup(key, header, primary) for key in SUMMARY_KEYS if key in header or key in primary
+        },
         fits_header=header,
         source=where,
         notes=tuple(notes),
     )
+
+
+def _file_bytes(path: Path) -> bytes:
+    """The file's FITS bytes, gunzipped here: astropy silently drops the HDUs of a truncated gzip file,
+    where ``gzip`` raises."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FrameError(f"cannot be opened: {exc.strerror}", path=str(path)) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise FrameError(
+                f"is a truncated or corrupt gzip file ({_first_line(exc)}); copy or download it again",
+                path=str(path),
+            ) from None
+    if not raw:
+        raise FrameError("is empty (0 bytes); is it a complete FITS file?", path=str(path))
+    return raw
 
 
 def _find_images(hdul: Any, sci_name: str, err_name: str, dq_name: str) -> tuple[Any, Any, Any]:
@@ -202,6 +231,10 @@ def _wavelength(header: Any, ncols: int) -> tuple[np.ndarray, str, str | None]:
             (f"CUNIT1 = {unit_text!r} is not a wavelength unit: wavelengths are column numbers"),
         )
     return wavelength * factor, "Angstrom", None
+
+
+def _lookup(key: str, first: Any, second: Any) -> Any:
+    return first[key] if key in first else second[key]
 
 
 def _first_line(exc: BaseException) -> str:
