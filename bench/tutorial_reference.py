@@ -40,15 +40,17 @@ SOURCE_ROWS = slice(230, 280)
 
 
 def load(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The tutorial's ``img = hdus[1].data`` and ``err = hdus[2].data``, as native-endian float32.
+    """The tutorial's reading: ``img = hdus[1].data``, ``err = hdus[2].data``, ``dq = hdus[3].data``.
 
-    HDU 1 is SCI and HDU 2 is ERR in the STIS file (as the tutorial says).
+    The tutorial reads DQ too (to look at it), so a faithful baseline decompresses it as well; only
+    SCI and ERR are returned, as native-endian float32 (scipy refuses big-endian).
     """
     from astropy.io import fits
 
     with fits.open(path, memmap=False) as hdus:
         img = np.ascontiguousarray(hdus[1].data, dtype=np.float32)
         err = np.ascontiguousarray(hdus[2].data, dtype=np.float32)
+        dq = hdus[3].data  # noqa: F841 - read as the tutorial does
     return img, err
 
 

@@ -26,8 +26,9 @@ def digest(path):
 def test_every_product_is_reachable_and_consistent(source):
     result = longslit.reduce(source, "tutorial")
     assert result.cosmic_mask.shape == result.frame.shape and result.cosmic_mask.dtype == bool
-    np.testing.assert_array_equal(result.cleaned.sci[result.cosmic_mask],
-                                  result.cosmic.cleaned[result.cosmic_mask])
+    np.testing.assert_array_equal(
+        result.cleaned.sci[result.cosmic_mask], result.cosmic.cleaned[result.cosmic_mask]
+    )
     np.testing.assert_allclose(result.subtracted.sci, result.cleaned.sci - result.background_model)
     assert result.aperture.as_rows() == [250, 260]
     assert [band.as_rows() for band in result.geometry.background] == [[10, 200], [300, 480]]
@@ -35,8 +36,7 @@ def test_every_product_is_reachable_and_consistent(source):
     spectrum = result.spectrum
     for array in (spectrum.wavelength, spectrum.flux, spectrum.uncertainty, spectrum.mask):
         assert array.shape == (result.frame.shape[1],)
-    assert [record.step for record in result.records] == ["read", "locate", "cosmic", "background",
-                                                          "extract"]
+    assert [record.step for record in result.records] == ["read", "locate", "cosmic", "background", "extract"]
 
 
 def test_steps_do_not_modify_their_inputs(source):
@@ -74,8 +74,14 @@ def test_write_fits_and_ecsv_with_provenance(source, tmp_path):
     result = longslit.reduce(source, "tutorial")
     fits_path = result.write(tmp_path / "s.fits", products=True)
     with fits.open(fits_path) as hdul:
-        assert [hdu.name for hdu in hdul] == ["PRIMARY", "SPECTRUM", "CLEANED", "BACKGROUND", "CRMASK",
-                                              "GEOMETRY"]
+        assert [hdu.name for hdu in hdul] == [
+            "PRIMARY",
+            "SPECTRUM",
+            "CLEANED",
+            "BACKGROUND",
+            "CRMASK",
+            "GEOMETRY",
+        ]
         header = hdul[0].header
         assert header["LSCOSMIC"] == "median (longslit 0.1.0)"
         assert header["INFILE"] == "in.fits" and header["RECIPE"] == "tutorial"
@@ -88,8 +94,12 @@ def test_write_fits_and_ecsv_with_provenance(source, tmp_path):
     ecsv = Table.read(result.write(tmp_path / "s.ecsv", "ecsv"))
     np.testing.assert_allclose(ecsv["flux"], result.spectrum.flux)
     assert ecsv.meta["recipe"]["locate"]["aperture"] == [250, 260]
-    assert ecsv.meta["steps"][2] == {"step": "cosmic", "method": "median", "package": "longslit",
-                                     "version": longslit.__version__}
+    assert ecsv.meta["steps"][2] == {
+        "step": "cosmic",
+        "method": "median",
+        "package": "longslit",
+        "version": longslit.__version__,
+    }
 
 
 def test_an_existing_output_is_kept_and_the_input_never_written(source, tmp_path):

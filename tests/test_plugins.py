@@ -37,8 +37,15 @@ class ZeroPlugin:
 
     @hookimpl
     def longslit_cosmic_methods(self):
-        return [Method("cosmic", "zero", "Zero three pixels.", _zero_cosmic,
-                       (Param("fill", "float", 0.0, "Replacement value."),))]
+        return [
+            Method(
+                "cosmic",
+                "zero",
+                "Zero three pixels.",
+                _zero_cosmic,
+                (Param("fill", "float", 0.0, "Replacement value."),),
+            )
+        ]
 
 
 def test_builtins_register_through_the_same_hooks():
@@ -69,6 +76,7 @@ def test_a_method_of_every_hook_runs_in_one_pipeline(tmp_path, frame):
         def wrapped(*args, **kwargs):
             calls.append(name)
             return func(*args, **kwargs)
+
         return wrapped
 
     builtin = Registry(entry_points=False)
@@ -99,8 +107,11 @@ def test_a_raising_method_is_a_step_error_naming_step_method_and_package(frame):
     registry = Registry(entry_points=False)
     registry._add(Method("cosmic", "explode", "Raise.", explode, package="longslit-bad", version="0.1"))
     recipe = Recipe.preset("tutorial").with_overrides({"cosmic": {"method": "explode"}})
-    with pytest.raises(StepError, match=r"step cosmic, method 'explode' from longslit-bad failed: "
-                                        r"ZeroDivisionError: boom") as info:
+    with pytest.raises(
+        StepError,
+        match=r"step cosmic, method 'explode' from longslit-bad failed: "
+        r"ZeroDivisionError: boom",
+    ) as info:
         Pipeline(registry).run(frame, recipe)
     assert info.value.exit_code == 1
 

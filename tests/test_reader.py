@@ -129,3 +129,21 @@ def test_unreadable_inputs_raise_frame_errors_naming_the_file(tmp_path, make, me
 def test_missing_file(tmp_path):
     with pytest.raises(FrameError, match="file not found"):
         longslit.read(tmp_path / "nope.fits")
+
+
+def test_a_malformed_header_card_is_repaired_with_a_note(tmp_path):
+    path = tmp_path / "card.fits"
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(image(), header=wcs_header(CD1_1=1.0), name="SCI"),
+            fits.ImageHDU(np.ones((20, 30), np.float32), name="ERR"),
+        ]
+    ).writeto(path)
+    raw = bytearray(path.read_bytes())
+    end = raw.find(b"END" + b" " * 77, raw.find(b"XTENSION"))
+    raw[end : end + 160] = b"BUNIT   = COUNTS".ljust(80) + b"END".ljust(80)  # unquoted string value
+    path.write_bytes(bytes(raw))
+    with pytest.warns(LongslitWarning, match="malformed header cards were repaired"):
+        frame = longslit.read(path)
+    assert frame.header["BUNIT"] == "COUNTS"

@@ -46,9 +46,7 @@ def test_uncertainty_includes_the_background_fit(tmp_path):
     pixel_variance = (weights**2 * frame.variance).sum(axis=0)
     assert np.all(fit_variance > 0)
     spread_with = normalized_residuals(result.spectrum, truth.source[250:260].sum(0)).std()
-    spread_without = (
-        (result.spectrum.flux - truth.source[250:260].sum(0)) / np.sqrt(pixel_variance)
-    ).std()
+    spread_without = ((result.spectrum.flux - truth.source[250:260].sum(0)) / np.sqrt(pixel_variance)).std()
     assert 0.85 < spread_with < 1.15
     assert spread_without > spread_with
 
@@ -82,8 +80,11 @@ def test_polynomial_background_equals_per_column_polyfit():
     rows, cols = 120, 30
     sci = rng.normal(50, 5, (rows, cols)) + np.linspace(0, 20, rows)[:, None] ** 1.5 / 10
     frame = Frame.from_arrays(sci, error=np.full(sci.shape, 5.0))
-    geometry = Geometry(np.full(cols, 60.0), Band.from_rows(55, 65, cols),
-                        (Band.from_rows(5, 40, cols), Band.from_rows(80, 115, cols)))
+    geometry = Geometry(
+        np.full(cols, 60.0),
+        Band.from_rows(55, 65, cols),
+        (Band.from_rows(5, 40, cols), Band.from_rows(80, 115, cols)),
+    )
     fit = fit_polynomial(frame, geometry, order=3)
     x = np.r_[5:40, 80:115]
     for col in (0, 13, 29):
@@ -98,8 +99,11 @@ def test_sigma_clipping_rejects_outliers_that_bias_the_plain_fit():
     sci = sky + rng.normal(0, 2, (rows, cols))
     sci[20:24] += 500.0  # a contaminating star in the background rows
     frame = Frame.from_arrays(sci, error=np.full(sci.shape, 2.0))
-    geometry = Geometry(np.full(cols, 100.0), Band.from_rows(95, 105, cols),
-                        (Band.from_rows(5, 80, cols), Band.from_rows(120, 195, cols)))
+    geometry = Geometry(
+        np.full(cols, 100.0),
+        Band.from_rows(95, 105, cols),
+        (Band.from_rows(5, 80, cols), Band.from_rows(120, 195, cols)),
+    )
     plain = fit_polynomial(frame, geometry, order=1)
     clipped = fit_polynomial(frame, geometry, order=1, clip_iterations=5)
     assert np.abs(plain.model[100] - sky[100]).mean() > 5
@@ -122,8 +126,9 @@ def test_masked_pixels_leave_the_background_fit(tmp_path):
 def test_boxcar_counts_edge_pixels_by_their_covered_fraction():
     sci = np.ones((20, 4))
     frame = Frame.from_arrays(sci, error=np.ones(sci.shape))
-    geometry = Geometry(np.full(4, 10.0), Band.around(np.full(4, 10.0), 2.25, 2.25),
-                        (Band.from_rows(0, 3, 4),))
+    geometry = Geometry(
+        np.full(4, 10.0), Band.around(np.full(4, 10.0), 2.25, 2.25), (Band.from_rows(0, 3, 4),)
+    )
     from longslit.products import BackgroundFit
     from longslit.steps.extract import extract_boxcar
 

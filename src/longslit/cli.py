@@ -210,7 +210,8 @@ def _summary(result: Any) -> dict[str, Any]:
         "cosmic_rays_replaced": result.cosmic.n_replaced,
         "wavelength_unit": spectrum.wavelength_unit,
         "wavelength_range": [float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])],
-        "median_snr": float(np.median(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else float("nan"),
+        # None (JSON null) when no uncertainties are known: NaN is not valid JSON.
+        "median_snr": float(np.median(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else None,
         "seconds": {r.step: round(r.seconds, 4) for r in result.records},
         "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in result.records},
     }
@@ -223,8 +224,12 @@ def _report(source: str, summary: dict[str, Any]) -> None:
     print(
         f"{source}{wrote}: {summary['columns']} columns, {low:.1f}-{high:.1f} {unit}, "
         f"{summary['cosmic_rays_replaced']} cosmic-ray pixels replaced, "
-        f"{summary['masked_columns']} columns masked, median S/N {summary['median_snr']:.1f}"
+        f"{summary['masked_columns']} columns masked, median S/N {_number(summary['median_snr'])}"
     )
+
+
+def _number(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.1f}"
 
 
 def render_plot(

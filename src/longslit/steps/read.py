@@ -82,19 +82,14 @@ def read_fits(
             # astropy only warns when a file is shorter than its headers promise; that is an error here.
             warnings.filterwarnings("error", message=".*may have been truncated.*")
             hdul = fits.open(io.BytesIO(raw), memmap=False, mode="readonly")
-            sci_hdu, err_hdu, dq_hdu = _find_images(hdul, sci_extname, err_extname, dq_extname)
-            if sci_hdu is None:
-                raise FrameError(
-                    "holds no 2D image (the science data must be a 2D image HDU, rows x columns)",
-                    path=where,
-                )
-            sci = _native(sci_hdu.data)
-            err = _native(err_hdu.data) if err_hdu is not None else None
-            dq = _native(dq_hdu.data) if dq_hdu is not None else None
-            header = sci_hdu.header.copy()
-            # Summary keys live in the primary header of HST files; look there second. (Merging the
-            # two headers card by card costs more than reading the data.)
-            primary = hdul[0].header if sci_hdu is not hdul[0] else header
+            names = (sci_extname, err_extname, dq_extname)
+            try:
+                sci, err, dq, header, summary = _extract(hdul, names, where)
+            except fits.VerifyError:
+                # A card astropy cannot parse (e.g. an unquoted string): repair what it can, say so.
+                hdul.verify("silentfix+ignore")
+                notes.append("malformed header cards were repaired by astropy's silentfix")
+                sci, err, dq, header, summary = _extract(hdul, names, where)
     except FrameError:
         raise
     except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError, UserWarning) as exc:
@@ -139,9 +134,7 @@ def read_fits(
         wavelength=wavelength,
         wavelength_unit=unit,
         dq=dq,
-        header={
-            key: _lookup(key, header, primary) for key in SUMMARY_KEYS if key in header or key in primary
-        },
+        header=summary,
         fits_header=header,
         source=where,
         notes=tuple(notes),
@@ -166,6 +159,29 @@ def _file_bytes(path: Path) -> bytes:
     if not raw:
         raise FrameError("is empty (0 bytes); is it a complete FITS file?", path=str(path))
     return raw
+
+
+def _extract(hdul: Any, names: tuple[str, str, str], where: str) -> tuple:
+    """Native-order SCI, ERR, DQ arrays, the SCI header and the summary values, from an open file."""
+    sci_hdu, err_hdu, dq_hdu = _find_images(hdul, *names)
+    if sci_hdu is None:
+        raise FrameError(
+            "holds no 2D image (the science data must be a 2D image HDU, rows x columns)", path=where
+        )
+    sci = _native(sci_hdu.data)
+    err = _native(err_hdu.data) if err_hdu is not None else None
+    dq = _native(dq_hdu.data) if dq_hdu is not None else None
+    header = sci_hdu.header.copy()
+    # Summary keys live in the primary header of HST files: look there second. (Merging the two
+    # headers card by card would cost more than reading the data.)
+    primary = hdul[0].header
+    summary = {}
+    for key in SUMMARY_KEYS:
+        for source in (header, primary):
+            if key in source:
+                summary[key] = source[key]
+                break
+    return sci, err, dq, header, summary
 
 
 def _find_images(hdul: Any, sci_name: str, err_name: str, dq_name: str) -> tuple[Any, Any, Any]:
@@ -231,10 +247,6 @@ def _wavelength(header: Any, ncols: int) -> tuple[np.ndarray, str, str | None]:
             (f"CUNIT1 = {unit_text!r} is not a wavelength unit: wavelengths are column numbers"),
         )
     return wavelength * factor, "Angstrom", None
-
-
-def _lookup(key: str, first: Any, second: Any) -> Any:
-    return first[key] if key in first else second[key]
 
 
 def _first_line(exc: BaseException) -> str:
