@@ -16,6 +16,7 @@ from typing import Any
 from ._version import __version__
 
 _OUTPUT_SUFFIX = {"fits": ".fits", "ecsv": ".ecsv"}
+_COMMANDS = ("reduce", "steps", "plugins", "example", "recipe", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     example.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
+    tui = commands.add_parser(
+        "tui",
+        help="reduce interactively in the terminal UI (also: longslit FILE)",
+        description="Walk through a reduction step by step, keyboard first.",
+    )
+    tui.add_argument("file", nargs="?", default=None, help="FITS frame (default: the built-in example)")
+    tui.add_argument("-r", "--recipe", default=None, help="preset name or recipe TOML file to start from")
+
     recipe = commands.add_parser("recipe", help="show presets as TOML, ready to edit")
     recipe_commands = recipe.add_subparsers(dest="recipe_command", metavar="ACTION", required=True)
     show = recipe_commands.add_parser("show", help="print a preset or recipe file as full TOML")
@@ -90,11 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``longslit`` console script."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in _COMMANDS:
+        argv = ["tui", *argv]  # `longslit FILE` opens FILE in the terminal UI
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     handler = {
+        "tui": cmd_tui,
         "reduce": cmd_reduce,
         "steps": cmd_steps,
         "plugins": cmd_plugins,
@@ -118,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
         return 1
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from .recipe import Recipe
+
+    recipe = Recipe.coerce(args.recipe)  # a bad recipe is refused here, before the screen opens
+    from .tui import run  # Textual is imported on this path only
+
+    return run(args.file, recipe)
 
 
 def _error(text: str) -> None:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Smoke test of the terminal UI as a user gets it: the real `longslit` console script in tmux at 80x24.
+# Waits for the first screen (must appear within 5 s), walks every step with keys, quits with q (answering
+# the unsaved-results question), and checks the exit status is 0.
+#
+#   scripts/tui_smoke.sh [FILE] [--captures DIR]     (FILE: default the built-in example)
+#
+# With --captures, each step's screen is saved as DIR/NN-step.txt (the README's tour comes from these).
+set -euo pipefail
+file=""
+captures=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --captures) captures=$(realpath -m "$2"); shift 2 ;;
+    *) file=$(realpath "$1"); shift ;;
+  esac
+done
+command -v tmux >/dev/null || { echo "tui_smoke: tmux is not installed" >&2; exit 2; }
+longslit=${LONGSLIT:-$(command -v longslit)}
+work=$(mktemp -d)
+session="longslit-smoke-$$"
+trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$work"' EXIT
+[ -n "$captures" ] && mkdir -p "$captures"
+
+tmux new-session -d -s "$session" -x 80 -y 24 \
+  "cd '$work' && TERM=xterm-256color '$longslit' tui $file; echo \$? > '$work/exit'; sleep 5"
+
+screen() { tmux capture-pane -p -t "$session"; }
+wait_for() {  # wait_for TEXT SECONDS: until TEXT is on screen, else fail showing the screen
+  local text=$1 limit=$2 waited=0
+  until screen | grep -qF -- "$text"; do
+    sleep 0.1; waited=$((waited + 1))
+    if [ "$waited" -ge $((limit * 10)) ]; then
+      echo "tui_smoke: '$text' did not appear within ${limit}s; the screen was:" >&2; screen >&2; exit 1
+    fi
+  done
+}
+save() { [ -n "$captures" ] && screen > "$captures/$1.txt" || true; }
+
+start=$(date +%s%N)
+wait_for " 1 Frame " 5
+first=$((($(date +%s%N) - start) / 1000000))
+wait_for "cosmic-ray pixels replaced" 20  # the first reduction finished in its worker
+echo "tui_smoke: first screen after ${first} ms; first reduction after $((($(date +%s%N) - start) / 1000000)) ms"
+save 01-frame
+for step in "2:locate:aperture" "3:cosmic:pixels replaced" "4:background:pixels used" \
+            "5:extract:median S/N" "6:save:Write files"; do
+  IFS=: read -r key name text <<< "$step"
+  tmux send-keys -t "$session" "$key"
+  wait_for "$text" 10
+  sleep 0.3
+  save "0$key-$name"
+done
+tmux send-keys -t "$session" "?"
+wait_for "Global keys" 5
+save 07-help
+tmux send-keys -t "$session" Escape
+sleep 0.5  # a key right after Escape would read as Alt+key
+tmux send-keys -t "$session" q
+wait_for "Quit anyway" 5
+tmux send-keys -t "$session" y
+for _ in $(seq 50); do [ -s "$work/exit" ] && break; sleep 0.1; done
+status=$(cat "$work/exit" 2>/dev/null || echo "none")
+[ "$status" = 0 ] || { echo "tui_smoke: exit status $status" >&2; exit 1; }
+echo "tui_smoke: walked every step and quit with status 0"

@@ -1,0 +1,328 @@
+"""The longslit terminal UI: walk through a reduction step by step, keyboard first, over SSH.
+
+The app owns a :class:`~longslit.tui.session.Session` and a pane per step. Any change to the recipe
+reruns the pipeline in a worker thread (the pipeline's cache recomputes only the changed step and the
+ones after it), so the screen never freezes; a step that fails shows its message and the last good
+result stays on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Footer, Static
+from textual.worker import get_current_worker
+
+from ..errors import LongslitError
+from ..recipe import Recipe
+from .panes import BackgroundPane, CosmicPane, ExtractPane, FramePane, LocatePane, SavePane, StepPane
+from .screens import ConfirmScreen, HelpScreen, OpenScreen
+from .session import UI_STEPS, Session
+from .widgets.params import ParamForm
+
+STEP_TITLES = {
+    "frame": "Frame",
+    "locate": "Locate",
+    "cosmic": "Cosmic",
+    "background": "Background",
+    "extract": "Extract",
+    "save": "Save",
+}
+
+
+class LongslitApp(App):
+    """Interactive long-slit reduction."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "longslit"
+    #: Every action has a key (see the help screen); the palette's footer hint would cost room at 80x24.
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "help", key_display="?"),
+        Binding("q", "quit_app", "quit"),
+        Binding("n", "step(1)", "next"),
+        Binding("p", "step(-1)", "prev"),
+        Binding("o", "open", "open", show=False),
+        *[
+            Binding(str(i), f"goto('{name}')", STEP_TITLES[name], show=False)
+            for i, name in enumerate(UI_STEPS, start=1)
+        ],
+    ]
+
+    def __init__(
+        self, source: str | Path | None = None, recipe: Recipe | str | Path | None = None, *, registry=None
+    ) -> None:
+        super().__init__()
+        self.recipe = Recipe.coerce(recipe)
+        self.source = source
+        extra = {"registry": registry} if registry is not None else {}
+        self.session = Session(self.recipe, source=source, **extra)
+        self.current = "frame"
+        self.load_error: str | None = None
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Static(id="steps")
+        with ContentSwitcher(initial="frame", id="switcher"):
+            yield FramePane(self.session, id="frame")
+            yield LocatePane(self.session, id="locate")
+            yield CosmicPane(self.session, id="cosmic")
+            yield BackgroundPane(self.session, id="background")
+            yield ExtractPane(self.session, id="extract")
+            yield SavePane(self.session, id="save")
+            with Vertical(id="error-view"):
+                yield Static(id="error-text")
+        yield Static(id="message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_steps()
+        self.query_one("#status", Static).update(f"longslit · opening {self._source_name()} …")
+        self.query_one("#frame", StepPane).focus()
+        self.open_source()
+
+    def _source_name(self) -> str:
+        return "the built-in example" if self.session.source is None else Path(str(self.session.source)).name
+
+    def _pane(self, name: str) -> StepPane:
+        return self.query_one(f"#{name}", StepPane)
+
+    def _show_steps(self) -> None:
+        parts = []
+        for i, name in enumerate(UI_STEPS, start=1):
+            label = f" {i} {STEP_TITLES[name]} "
+            parts.append(f"[reverse]{label}[/]" if name == self.current else label)
+        self.query_one("#steps", Static).update("".join(parts))
+
+    def message(self, text: str, *, error: bool = False) -> None:
+        bar = self.query_one("#message", Static)
+        bar.set_class(error, "error")
+        bar.update(text)
+
+    # -- loading and running --------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="pipeline")
+    def open_source(self) -> None:
+        """Read the frame (the example is written to a temporary file first), then reduce it."""
+        session = self.session
+        try:
+            if session.source is None:
+                session.source = _example_path()
+            session.load()
+        except LongslitError as exc:
+            self.call_from_thread(self._load_failed, str(exc))
+            return
+        self.call_from_thread(self._loaded)
+        self._run(session)
+
+    def _loaded(self) -> None:
+        frame = self.session.frame
+        header = frame.header
+        bits = [
+            Path(frame.source).name if self.source is not None else "built-in example",
+            str(header.get("TARGNAME", "")),
+            str(header.get("INSTRUME", "")),
+            str(header.get("OPT_ELEM", "")),
+            f"{header['EXPTIME']:g}s" if isinstance(header.get("EXPTIME"), (int, float)) else "",
+            f"{frame.shape[0]}x{frame.shape[1]}",
+        ]
+        if frame.calibrated:
+            bits.append(f"{frame.wavelength.min():.0f}-{frame.wavelength.max():.0f} Å")
+        self.query_one("#status", Static).update(" · ".join(b for b in bits if b))
+        for note in frame.notes:
+            self.notify(note, severity="warning", timeout=6)
+        self._pane("frame").update_from(self.session)
+
+    def _load_failed(self, text: str) -> None:
+        self.load_error = text
+        self.query_one("#status", Static).update("longslit · no frame open")
+        self.query_one("#error-text", Static).update(
+            f"Cannot open this file:\n\n{text}\n\nPress o to open another file, q to quit."
+        )
+        self.query_one("#switcher", ContentSwitcher).current = "error-view"
+        self.message(text, error=True)
+
+    def rerun(self) -> None:
+        """Run the pipeline on the current recipe in a worker."""
+        self.message("running …")
+        self._rerun_worker()
+
+    @work(thread=True, exclusive=True, group="pipeline")
+    def _rerun_worker(self) -> None:
+        self._run(self.session)
+
+    def _run(self, session: Session) -> None:
+        worker = get_current_worker()
+        try:
+            session.run()
+        except LongslitError as exc:
+            self.call_from_thread(self._failed, exc.message)
+            return
+        except Exception as exc:  # a bug in a method or in longslit: report, never crash
+            self.call_from_thread(self._failed, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        if not worker.is_cancelled:
+            self.call_from_thread(self._ran)
+
+    def _ran(self) -> None:
+        session = self.session
+        computed = ", ".join(session.computed) or "nothing (cached)"
+        result = session.reduction
+        self.message(f"{result.cosmic.n_replaced:,} cosmic-ray pixels replaced · recomputed {computed}")
+        self._pane(self.current).update_from(session)
+
+    def _failed(self, text: str) -> None:
+        self.message(f"{text} (the last good result is still shown)", error=True)
+        self.notify(text, severity="error", timeout=8)
+        self._pane(self.current).update_from(self.session)
+
+    # -- changes from the panes -----------------------------------------------------------------
+    def on_param_form_param_changed(self, event: ParamForm.ParamChanged) -> None:
+        try:
+            self.session.set_param(event.step, event.name, event.text)
+        except (ValueError, LongslitError) as exc:
+            self.message(f"{event.step}.{event.name} = {event.text!r} {exc}", error=True)
+            return
+        self.rerun()
+
+    def on_param_form_method_changed(self, event: ParamForm.MethodChanged) -> None:
+        self.change_method(event.step, event.name)
+
+    def change_method(self, step: str, name: str) -> None:
+        self.session.set_method(step, name)
+        self._pane(self.current).update_form()
+        self.rerun()
+
+    def edit_regions(
+        self, change: Callable[[Session], object], *, rerun: bool = True, require_rows: bool = True
+    ) -> None:
+        """Apply a region edit from the locate keys, then rerun from locate."""
+        if self.session.frame is None:
+            return
+        try:
+            change(self.session)
+        except LongslitError as exc:
+            self.message(exc.message, error=True)
+            return
+        if rerun:
+            self._pane("locate").update_form()
+            self.rerun()
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(
+        self, spectrum: Path, fmt: str, products: bool, recipe_path: Path, *, overwrite: bool = False
+    ) -> None:
+        if self.session.reduction is None:
+            self.message("nothing to save yet", error=True)
+            return
+        existing = [p for p in (spectrum, recipe_path) if p.exists()]
+        if existing and not overwrite:
+            names = " and ".join(str(p) for p in existing)
+
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.save(spectrum, fmt, products, recipe_path, overwrite=True)
+                else:
+                    self.message("nothing written: the files exist already")
+
+            self.push_screen(ConfirmScreen(f"{names} exist(s). Overwrite? (y/n)"), answer)
+            return
+        session = self.session
+        try:
+            params = {"products": products} if fmt == "fits" else {}
+            session.reduction.write(spectrum, fmt, overwrite=overwrite, **params)
+            from ..output import write_atomic
+
+            text = session.reduction.recipe.to_toml(session.registry)
+            write_atomic(
+                recipe_path,
+                lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                overwrite=overwrite,
+                inputs=[str(session.source)],
+            )
+        except LongslitError as exc:
+            self.message(str(exc), error=True)
+            return
+        session.unsaved = False
+        session.saved_paths += [str(spectrum), str(recipe_path)]
+        self.message(f"wrote {spectrum} and {recipe_path}")
+        self._pane("save").update_from(session)
+
+    # -- navigation and app actions -------------------------------------------------------------
+    def action_goto(self, name: str) -> None:
+        if self.session.frame is None:
+            return
+        self.current = name
+        self.query_one("#switcher", ContentSwitcher).current = name
+        self._show_steps()
+        pane = self._pane(name)
+        pane.update_from(self.session)
+        pane.focus()
+
+    def action_step(self, delta: int) -> None:
+        index = (UI_STEPS.index(self.current) + delta) % len(UI_STEPS)
+        self.action_goto(UI_STEPS[index])
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self._help_text()))
+
+    def _help_text(self) -> str:
+        lines = ["Global keys"]
+        lines += [f"  {b.key_display or b.key.split(',')[0]:10} {b.description}" for b in self.BINDINGS]
+        for name in UI_STEPS:
+            pane = self._pane(name)
+            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS] if name != "frame" else []
+            if own or name == "frame":
+                lines.append(f"{STEP_TITLES[name]} ({UI_STEPS.index(name) + 1})")
+            for binding in own + (list(StepPane.BINDINGS) if name == "frame" else []):
+                keys = binding.key.replace(",", " ")
+                lines.append(f"  {keys:22} {binding.description} ({binding.action})")
+        lines.append("In a form: Tab moves between fields, Enter applies a value, Esc returns to the keys.")
+        return "\n".join(lines)
+
+    def action_open(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.source = path
+                self.session = Session(self.recipe, registry=self.session.registry, source=path)
+                for pane in self.query(StepPane):
+                    pane.session = self.session
+                self.load_error = None
+                self.current = "frame"
+                self.query_one("#switcher", ContentSwitcher).current = "frame"
+                self._show_steps()
+                self.open_source()
+
+        self.push_screen(OpenScreen(), chosen)
+
+    def action_quit_app(self) -> None:
+        if not self.session.unsaved:
+            self.exit(0)
+            return
+        self.push_screen(
+            ConfirmScreen("The result is not saved. Quit anyway? (y/n)"),
+            lambda yes: self.exit(0) if yes else None,
+        )
+
+
+def _example_path() -> Path:
+    """The built-in example frame, written once to a temporary folder (read as a user file is)."""
+    import tempfile
+
+    from ..testing import make_frame
+
+    path = Path(tempfile.mkdtemp(prefix="longslit-")) / "longslit_example.fits"
+    make_frame(seed=0).write(path)
+    return path
+
+
+def run(source: str | Path | None = None, recipe: Recipe | str | Path | None = None) -> int:
+    """Start the terminal UI; returns the exit status."""
+    app = LongslitApp(source, recipe)
+    result = app.run()
+    return int(result or 0)

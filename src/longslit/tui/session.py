@@ -1,0 +1,260 @@
+"""The state of an interactive reduction, with no widget code: what the screens show and edit.
+
+A :class:`Session` holds the frame, the recipe being edited and the last good reduction. Screens change
+the recipe through it (a parameter, a method, the aperture by keys) and ask it to run; the pipeline's
+cache reruns only the steps from the first changed one. Keeping this logic free of Textual makes it
+testable on its own and keeps the UI a thin face over the engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, LongslitError
+from ..frame import Frame
+from ..pipeline import COMPUTE_STEPS, Pipeline, Reduction
+from ..plugins.manager import Registry, get_registry
+from ..plugins.records import Method
+from ..recipe import Recipe
+
+#: The steps a user walks through, in order (read happens when the file opens).
+UI_STEPS = ("frame", "locate", "cosmic", "background", "extract", "save")
+
+
+@dataclass
+class Regions:
+    """Row ranges being edited by hand (the ``rows`` locate method's parameters)."""
+
+    aperture: list[int]
+    background: list[list[int]]
+    protected: list[list[int]] | None = None
+    #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
+    selected: int = 0
+
+    def as_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "aperture": list(self.aperture),
+            "background": [list(r) for r in self.background],
+        }
+        params["protected"] = None if self.protected is None else [list(r) for r in self.protected]
+        return params
+
+
+@dataclass
+class Session:
+    """An interactive reduction: a frame, a recipe being edited, the last good result."""
+
+    recipe: Recipe
+    registry: Registry = field(default_factory=get_registry)
+    source: str | Path | None = None
+    frame: Frame | None = None
+    reduction: Reduction | None = None
+    #: The last error (a message naming step and method), cleared by the next good run.
+    error: str | None = None
+    #: Whether the current result differs from what was last saved.
+    unsaved: bool = False
+    saved_paths: list[str] = field(default_factory=list)
+    #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
+    selected_region: int = 0
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self.registry)
+        self._lock = threading.Lock()
+
+    # -- running ------------------------------------------------------------------------------
+    def load(self) -> Frame:
+        """Read the source file with the recipe's read step (raises ``FrameError``)."""
+        if isinstance(self.source, Frame):
+            self.frame = self.source
+            return self.frame
+        recipe = self.recipe.resolve(self.registry)
+        method = self.registry.method("read", recipe.steps["read"].method)
+        self.frame = Pipeline._call(
+            method, "read", str(self.source), Path(self.source), expect=Frame, **recipe.steps["read"].params
+        )
+        return self.frame
+
+    def run(self) -> Reduction:
+        """Reduce the frame with the current recipe; only changed steps recompute.
+
+        On failure the last good reduction stays in :attr:`reduction` and the message in
+        :attr:`error`; the exception is re-raised for the caller to show.
+        """
+        if self.frame is None:
+            raise InputError("no frame is open")
+        with self._lock:  # one run at a time: the pipeline's cache is not thread-safe
+            try:
+                result = self.pipeline.run(self.frame, self.recipe.resolve(self.registry))
+            except LongslitError as exc:
+                self.error = exc.message
+                raise
+            self.reduction = result
+            self.error = None
+            self.unsaved = True
+            return result
+
+    @property
+    def computed(self) -> list[str]:
+        """Steps the last run actually computed (the others came from the cache)."""
+        return list(self.pipeline.computed)
+
+    # -- editing methods and parameters -------------------------------------------------------
+    def methods(self, step: str) -> list[Method]:
+        """Every method registered for ``step``: built-in and plugins alike."""
+        return self.registry.methods(step)
+
+    def method(self, step: str) -> Method:
+        """The method the recipe uses for ``step``."""
+        return self.registry.method(step, self.recipe.steps[step].method)
+
+    def params(self, step: str) -> dict[str, Any]:
+        """The recipe's parameters for ``step``, defaults filled in."""
+        method = self.method(step)
+        return {**method.defaults(), **self.recipe.steps[step].params}
+
+    def set_method(self, step: str, name: str) -> None:
+        """Switch ``step`` to method ``name`` (its own defaults)."""
+        self.recipe = self.recipe.with_step(step, name)
+
+    def set_param(self, step: str, name: str, text: str) -> Any:
+        """Set a parameter from the text a user typed; raises ``ValueError`` saying what is allowed."""
+        param = self.method(step).param(name)
+        if param is None:
+            raise ValueError(f"{step} has no parameter {name!r}")
+        value = param.parse(text)
+        self.recipe = self.recipe.with_step(step, **{name: value})
+        return value
+
+    # -- editing regions by keys (apall style) ------------------------------------------------
+    def regions(self) -> Regions | None:
+        """The hand-editable regions, when the locate method is ``rows``."""
+        if self.recipe.steps["locate"].method != "rows":
+            return None
+        params = self.params("locate")
+        if params.get("aperture") is None or not params.get("background"):
+            return None
+        return Regions(
+            params["aperture"], params["background"], params.get("protected"), selected=self.selected_region
+        )
+
+    def _store(self, regions: Regions) -> None:
+        self.selected_region = regions.selected
+        self.recipe = self.recipe.with_step("locate", "rows", **regions.as_params())
+
+    def nrows(self) -> int:
+        return self.frame.shape[0] if self.frame is not None else 0
+
+    def select_region(self, step: int) -> int:
+        """Select the next (+1) or previous (-1) region: aperture, then background regions."""
+        regions = self._require_regions()
+        regions.selected = (regions.selected + step) % (1 + len(regions.background))
+        self._store(regions)
+        return regions.selected
+
+    def shift_region(self, rows: int) -> None:
+        """Move the selected region by ``rows`` (positive = up the slit), kept inside the frame."""
+        regions = self._require_regions()
+        start, stop = self._selected_range(regions)
+        rows = max(-start, min(rows, self.nrows() - stop))
+        self._set_selected(regions, [start + rows, stop + rows])
+
+    def resize_region(self, rows: int) -> None:
+        """Grow (positive) or shrink the selected region by ``rows`` on each side (at least 1 row)."""
+        regions = self._require_regions()
+        start, stop = self._selected_range(regions)
+        start, stop = max(0, start - rows), min(self.nrows(), stop + rows)
+        if stop - start < 1:
+            return
+        self._set_selected(regions, [start, stop])
+
+    def add_background(self, width: int = 20, gap: int = 10) -> None:
+        """Add a background region beside the aperture, on the side with more room."""
+        regions = self._require_regions()
+        start, stop = regions.aperture
+        taken = [regions.aperture, *regions.background]
+        below = max([r[1] for r in taken if r[1] <= start], default=0)
+        above = min([r[0] for r in taken if r[0] >= stop], default=self.nrows())
+        if above - stop >= start - below:
+            low = stop + gap if not any(r[0] >= stop for r in regions.background) else above
+            new = [min(low, self.nrows() - 1), min(low + width, self.nrows())]
+        else:
+            high = start - gap if not any(r[1] <= start for r in regions.background) else below
+            new = [max(high - width, 0), max(high, 1)]
+        if new[1] - new[0] < 1 or any(_overlap(new, r) for r in taken):
+            raise InputError("no free rows left for another background region")
+        regions.background.append(new)
+        regions.selected = len(regions.background)
+        self._store(regions)
+
+    def delete_background(self) -> None:
+        """Delete the selected background region (the aperture and the last region stay)."""
+        regions = self._require_regions()
+        if regions.selected == 0:
+            raise InputError("select a background region first (with , or .)")
+        if len(regions.background) == 1:
+            raise InputError("the background needs at least one region")
+        del regions.background[regions.selected - 1]
+        regions.selected = min(regions.selected, len(regions.background))
+        self._store(regions)
+
+    def adopt_geometry_as_rows(self) -> None:
+        """Switch locate to ``rows``, starting from the current geometry rounded to whole rows."""
+        if self.reduction is None:
+            raise InputError("nothing located yet")
+        geometry = self.reduction.geometry
+
+        def rows(band) -> list[int]:
+            return [
+                max(0, round(band.lower.min() + 0.5)),
+                min(self.nrows(), round(band.upper.max() + 0.5)),
+            ]
+
+        self.selected_region = 0
+        self.recipe = self.recipe.with_step(
+            "locate",
+            "rows",
+            aperture=rows(geometry.aperture),
+            background=[rows(b) for b in geometry.background],
+            protected=[rows(b) for b in geometry.protected] or None,
+        )
+
+    def _require_regions(self) -> Regions:
+        regions = self.regions()
+        if regions is None:
+            raise InputError("regions are edited by hand with the 'rows' method; press r to switch")
+        return regions
+
+    @staticmethod
+    def _selected_range(regions: Regions) -> list[int]:
+        return regions.aperture if regions.selected == 0 else regions.background[regions.selected - 1]
+
+    def _set_selected(self, regions: Regions, rows: list[int]) -> None:
+        if regions.selected == 0:
+            # The protected rows travel with the aperture they protect.
+            shift = rows[0] - regions.aperture[0]
+            if (
+                regions.protected is not None
+                and rows[1] - rows[0] == regions.aperture[1] - regions.aperture[0]
+            ):
+                regions.protected = [
+                    [max(0, a + shift), min(self.nrows(), b + shift)] for a, b in regions.protected
+                ]
+            regions.aperture = rows
+        else:
+            regions.background[regions.selected - 1] = rows
+        self._store(regions)
+
+
+def _overlap(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def first_changed_step(before: Recipe, after: Recipe) -> str | None:
+    """The first compute step whose configuration differs between two recipes."""
+    for step in COMPUTE_STEPS:
+        if before.steps[step] != after.steps[step]:
+            return step
+    return None

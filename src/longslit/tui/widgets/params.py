@@ -1,0 +1,145 @@
+"""A form generated from a method's declared parameters: one compact line per parameter.
+
+The same :class:`~longslit.plugins.records.Param` declarations that validate recipes and parse
+``--set`` build this form, so a plugin's method gets a form with no UI code of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, Input, Label, Select
+
+from ...plugins.records import Method, Param
+
+
+def format_value(param: Param, value: Any) -> str:
+    """The text a user edits for ``value`` (the inverse of ``Param.parse``)."""
+    if value is None:
+        return "auto"
+    if param.kind == "rows":
+        return f"{value[0]}:{value[1]}"
+    if param.kind == "rows_list":
+        return ",".join(f"{a}:{b}" for a, b in value)
+    return str(value)
+
+
+class ParamForm(Vertical):
+    """Method picker plus one input per declared parameter of the chosen method."""
+
+    DEFAULT_CSS = """
+    ParamForm { height: auto; }
+    ParamForm .param-row { height: 1; }
+    ParamForm .param-name { width: 14; }
+    ParamForm Input { width: 1fr; }
+    ParamForm Select { width: 1fr; }
+    ParamForm .method-row { height: 1; margin-bottom: 1; }
+    """
+
+    @dataclass
+    class ParamChanged(Message):
+        step: str
+        name: str
+        text: str
+
+    @dataclass
+    class MethodChanged(Message):
+        step: str
+        name: str
+
+    def __init__(self, step: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.step = step
+        self._signature: tuple | None = None
+        # Removal of old children completes later; fresh ids per rebuild never collide with them.
+        self._generation = 0
+
+    def set_method(self, methods: list[Method], current: Method, values: dict[str, Any]) -> None:
+        """Show ``current`` among ``methods`` with ``values``; rebuilds only when the method changed."""
+        signature = (current.name, tuple(m.name for m in methods))
+        if signature == self._signature:
+            self._update_values(current, values)
+            return
+        self._signature = signature
+        self._generation += 1
+        self.remove_children()
+        picker = Select(
+            [(m.name, m.name) for m in methods],
+            value=current.name,
+            allow_blank=False,
+            compact=True,
+            id=self._field_id("method"),
+        )
+        picker.tooltip = current.summary
+        rows = [Horizontal(Label("method", classes="param-name"), picker, classes="method-row")]
+        for param in current.params:
+            rows.append(
+                Horizontal(
+                    Label(param.name[:13], classes="param-name"),
+                    self._field(param, values.get(param.name)),
+                    classes="param-row",
+                )
+            )
+        self.mount(*rows)
+
+    def _field(self, param: Param, value: Any):
+        name = self._field_id(param.name)
+        tip = f"{param.help} Allowed: {param.allowed()}" + (f" [{param.unit}]" if param.unit else "")
+        if param.kind == "bool":
+            widget = Checkbox("", bool(value), compact=True, id=name)
+        elif param.kind == "str" and param.choices:
+            widget = Select(
+                [(c, c) for c in param.choices], value=value, allow_blank=False, compact=True, id=name
+            )
+        else:
+            widget = Input(format_value(param, value), compact=True, id=name, select_on_focus=False)
+        widget.tooltip = tip
+        return widget
+
+    def _update_values(self, method: Method, values: dict[str, Any]) -> None:
+        for param in method.params:
+            widgets = self.query(f"#{self._field_id(param.name)}")
+            if not widgets:
+                continue
+            widget = widgets.first()
+            value = values.get(param.name)
+            if isinstance(widget, Input) and not widget.has_focus:
+                text = format_value(param, value)
+                if widget.value != text:
+                    widget.value = text
+            elif isinstance(widget, Checkbox) and widget.value != bool(value):
+                with widget.prevent(Checkbox.Changed):
+                    widget.value = bool(value)
+
+    def _field_id(self, name: str) -> str:
+        return f"{self.step}-{self._generation}-{name}"
+
+    def _param_name(self, widget_id: str | None) -> str | None:
+        prefix = f"{self.step}-{self._generation}-"
+        if widget_id and widget_id.startswith(prefix):
+            return widget_id[len(prefix) :]
+        return None
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        name = self._param_name(event.input.id)
+        if name:
+            self.post_message(self.ParamChanged(self.step, name, event.value))
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        name = self._param_name(event.checkbox.id)
+        if name:
+            self.post_message(self.ParamChanged(self.step, name, "true" if event.value else "false"))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        name = self._param_name(event.select.id)
+        if name == "method":
+            if event.value != (self._signature or ("",))[0]:
+                self.post_message(self.MethodChanged(self.step, str(event.value)))
+        elif name:
+            self.post_message(self.ParamChanged(self.step, name, str(event.value)))
