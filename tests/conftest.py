@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Snapshots of the terminal UI depend on the colour system: pin it before Textual is imported.
+os.environ["TEXTUAL_COLOR_SYSTEM"] = "truecolor"
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Where the real data live: $LONGSLIT_DATA, else ../shared/data beside the project.
 DATA_DIR = Path(os.environ.get("LONGSLIT_DATA", ROOT.parent / "shared" / "data"))

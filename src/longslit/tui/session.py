@@ -171,21 +171,26 @@ class Session:
         self._set_selected(regions, [start, stop])
 
     def add_background(self, width: int = 20, gap: int = 10) -> None:
-        """Add a background region beside the aperture, on the side with more room."""
+        """Add a background region of up to ``width`` rows in the largest free stretch of rows.
+
+        Free means outside every background region and at least ``gap`` rows from the aperture.
+        """
         regions = self._require_regions()
         start, stop = regions.aperture
-        taken = [regions.aperture, *regions.background]
-        below = max([r[1] for r in taken if r[1] <= start], default=0)
-        above = min([r[0] for r in taken if r[0] >= stop], default=self.nrows())
-        if above - stop >= start - below:
-            low = stop + gap if not any(r[0] >= stop for r in regions.background) else above
-            new = [min(low, self.nrows() - 1), min(low + width, self.nrows())]
-        else:
-            high = start - gap if not any(r[1] <= start for r in regions.background) else below
-            new = [max(high - width, 0), max(high, 1)]
-        if new[1] - new[0] < 1 or any(_overlap(new, r) for r in taken):
+        taken = sorted([[start - gap, stop + gap], *regions.background])
+        free, edge = [], 0
+        for low, high in taken:
+            if low > edge:
+                free.append([edge, low])
+            edge = max(edge, high)
+        if edge < self.nrows():
+            free.append([edge, self.nrows()])
+        if not free:
             raise InputError("no free rows left for another background region")
-        regions.background.append(new)
+        low, high = max(free, key=lambda rows: rows[1] - rows[0])
+        size = min(width, high - low)
+        middle = (low + high) // 2
+        regions.background.append([middle - size // 2, middle - size // 2 + size])
         regions.selected = len(regions.background)
         self._store(regions)
 

@@ -1,0 +1,275 @@
+"""The terminal UI driven by keys through Textual's Pilot, at 80x24, on real and synthetic frames."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import longslit
+from longslit import CosmicResult, Method, Param, Recipe
+from longslit.plugins.manager import Registry
+from longslit.testing import make_frame
+from longslit.tui.app import LongslitApp
+from longslit.tui.screens import ConfirmScreen, OpenScreen
+from longslit.tui.widgets.frame_view import RAMP, FrameView
+
+SIZE = (80, 24)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def settle(pilot) -> None:
+    """Wait for the pipeline worker and the screen to catch up."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_into(pilot, widget_id: str, text: str) -> None:
+    """Replace an input's text by keys: focus it, clear it, type, Enter."""
+    pilot.app.query_one(f"#{widget_id}").focus()
+    await pilot.pause()
+    await pilot.press("end", "ctrl+u", *list(text), "enter")
+    await settle(pilot)
+
+
+def form_id(app, step: str, name: str) -> str:
+    form = app.query_one(f"#form-{step}")
+    return form._field_id(name)
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    return make_frame(seed=0).write(tmp_path_factory.mktemp("tui") / "example.fits")
+
+
+def test_full_reduction_of_3c120_by_keys_matches_headless(real_frame_path, tmp_path, monkeypatch):
+    """Open the real frame with another recipe, set the tutorial's choices by keys, save, compare."""
+    monkeypatch.chdir(tmp_path)
+    start = Recipe.preset("tutorial").with_overrides({
+        "locate": {"aperture": [240, 248], "background": [[20, 100]], "protected": [[200, 300]]},
+        "cosmic": {"threshold": 5.0},
+        "background": {"order": 1, "use_mask": True},
+    })
+
+    async def scenario():
+        app = LongslitApp(str(real_frame_path), start)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("2")  # locate: the tutorial's rows, typed into the form
+            await settle(pilot)
+            await type_into(pilot, form_id(app, "locate", "aperture"), "250:260")
+            await type_into(pilot, form_id(app, "locate", "background"), "10:200,300:480")
+            await type_into(pilot, form_id(app, "locate", "protected"), "230:280")
+            await pilot.press("escape", "3")  # clean: threshold 8
+            await settle(pilot)
+            await type_into(pilot, form_id(app, "cosmic", "threshold"), "8")
+            await pilot.press("escape", "4")  # fit: quadratic, every pixel
+            await settle(pilot)
+            await type_into(pilot, form_id(app, "background", "order"), "2")
+            app.query_one(f"#{form_id(app, 'background', 'use_mask')}").focus()
+            await pilot.press("space")
+            await settle(pilot)
+            await pilot.press("escape", "5")  # extract
+            await settle(pilot)
+            assert app.session.error is None
+            await pilot.press("6")
+            await settle(pilot)
+            await type_into(pilot, "save-spectrum", "by_keys.fits")
+            await type_into(pilot, "save-recipe", "by_keys.toml")
+            await pilot.press("escape", "w")
+            await settle(pilot)
+            assert not app.session.unsaved
+            return app.session.reduction
+
+    result = run(scenario())
+    headless = longslit.reduce(real_frame_path, "tutorial")
+    assert result.cosmic.n_replaced == 2068
+    saved = fits.getdata(tmp_path / "by_keys.fits", "SPECTRUM")
+    np.testing.assert_array_equal(saved["FLUX"], headless.spectrum.flux)
+    replayed = longslit.reduce(real_frame_path, str(tmp_path / "by_keys.toml"))
+    np.testing.assert_array_equal(replayed.spectrum.flux, headless.spectrum.flux)
+
+
+def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            before = app.session.reduction.spectrum.flux.copy()
+            await pilot.press("2", "up")
+            await settle(pilot)
+            assert app.session.params("locate")["aperture"] == [251, 261]
+            assert app.session.params("locate")["protected"] == [[231, 281]]  # travels along
+            assert app.session.computed == ["locate", "cosmic", "background", "extract"]
+            after = app.session.reduction.spectrum.flux
+            assert not np.allclose(before, after)
+            await pilot.press("plus")  # wider by one row each side
+            await settle(pilot)
+            assert app.session.params("locate")["aperture"] == [250, 262]
+            await pilot.press("full_stop", "down", "down")  # select background 1, move it
+            await settle(pilot)
+            assert app.session.params("locate")["background"][0] == [8, 198]
+            await pilot.press("b")  # add a region, then delete it
+            await settle(pilot)
+            assert len(app.session.params("locate")["background"]) == 3
+            await pilot.press("x")
+            await settle(pilot)
+            assert len(app.session.params("locate")["background"]) == 2
+            await pilot.press("4")  # a change after locate reruns only from there
+            await settle(pilot)
+            await type_into(pilot, form_id(app, "background", "order"), "1")
+            assert app.session.computed == ["background", "extract"]
+
+    run(scenario())
+
+
+def _fill(frame, geometry, *, fill: float = 0.0):
+    hits = np.zeros(frame.shape, dtype=bool)
+    hits[0, :4] = True
+    return CosmicResult(cleaned=np.where(hits, fill, frame.sci), mask=hits)
+
+
+def _explode(frame, geometry, *, when: str = "now"):
+    raise RuntimeError("deliberate failure")
+
+
+def test_a_plugin_method_appears_in_the_picker_with_its_form_and_a_failing_one_is_shown(example):
+    registry = Registry(entry_points=False)
+    registry._add(Method("cosmic", "fill", "Fill four pixels.", _fill,
+                         (Param("fill", "float", 0.0, "Replacement value.", unit="counts"),),
+                         package="longslit-testplugin", version="1.0"))
+    registry._add(Method("cosmic", "explode", "Always fails.", _explode,
+                         (Param("when", "str", "now", "When.", choices=("now", "later")),),
+                         package="longslit-bad", version="0.1"))
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial", registry=registry)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("3")
+            await settle(pilot)
+            picker = app.query_one(f"#{form_id(app, 'cosmic', 'method')}")
+            assert [str(option[0]) for option in picker._options] == ["median", "fill", "explode"]
+            picker.focus()
+            await pilot.press("enter", "down", "enter")  # open the list, pick "fill"
+            await settle(pilot)
+            assert app.session.recipe.steps["cosmic"].method == "fill"
+            await type_into(pilot, form_id(app, "cosmic", "fill"), "-7")
+            assert app.session.reduction.cosmic.n_replaced == 4
+            assert np.all(app.session.reduction.cleaned.sci[0, :4] == -7)
+            good = app.session.reduction
+            picker = app.query_one(f"#{form_id(app, 'cosmic', 'method')}")
+            picker.focus()
+            await pilot.press("enter", "down", "enter")  # "explode": fails in its worker
+            await settle(pilot)
+            message = str(app.query_one("#message").render())
+            assert "method 'explode' from longslit-bad failed: RuntimeError: deliberate failure" in message
+            assert app.session.reduction is good  # the last good result stays
+            assert app.is_running
+            await pilot.press("5")  # the app is still usable
+            await settle(pilot)
+            assert app.current == "extract"
+
+    run(scenario())
+
+
+def test_a_corrupt_file_opens_an_error_view_and_the_app_stays_usable(tmp_path, example):
+    broken = tmp_path / "broken.fits"
+    broken.write_bytes(b"SIMPLE  = not really" * 50)
+
+    async def scenario():
+        app = LongslitApp(str(broken), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.query_one("#switcher").current == "error-view"
+            assert "cannot be read as FITS" in str(app.query_one("#error-text").render())
+            await pilot.press("o")
+            await pilot.pause()
+            assert isinstance(app.screen, OpenScreen)
+            await pilot.press(*list(str(example)), "enter")
+            await settle(pilot)
+            assert app.query_one("#switcher").current == "frame"
+            assert app.session.reduction is not None
+
+    run(scenario())
+
+
+def test_quit_asks_when_results_are_unsaved_and_save_never_overwrites_silently(example, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.fits").write_bytes(b"precious")
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            await pilot.pause()
+            assert app.is_running
+            await pilot.press("6")
+            await settle(pilot)
+            await type_into(pilot, "save-spectrum", "mine.fits")
+            await pilot.press("escape", "w")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)  # exists: asks
+            await pilot.press("n")
+            await pilot.pause()
+            assert (tmp_path / "mine.fits").read_bytes() == b"precious"
+            await pilot.press("w")
+            await pilot.pause()
+            await pilot.press("y")
+            await settle(pilot)
+            assert (tmp_path / "mine.fits").read_bytes()[:6] == b"SIMPLE"
+            await pilot.press("q")  # saved: quits at once
+            await pilot.pause()
+        return app.return_code
+
+    assert run(scenario()) == 0
+
+
+def test_no_color_falls_back_to_a_character_ramp_and_resizes_cleanly(example, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            view = app.query_one("#frame-view", FrameView)
+            text = str(view.render())
+            assert "▀" not in text and set(text) - {"\n"} <= set(RAMP)
+            await pilot.press("2")
+            await settle(pilot)
+            locate = str(app.query_one("#locate-view", FrameView).render())
+            assert "=" in locate and "-" in locate  # aperture and background edges as characters
+            await pilot.resize_terminal(120, 40)
+            await settle(pilot)
+            assert app.query_one("#locate-view", FrameView).size.width > 60
+            await pilot.resize_terminal(*SIZE)
+            await settle(pilot)
+            assert app.query_one("#locate-view", FrameView).size.width < 50
+
+    run(scenario())
+
+
+def test_help_lists_every_key(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            text = app._help_text()
+            for pane in ("locate", "cosmic", "background", "save"):
+                for binding in app.query_one(f"#{pane}").BINDINGS:
+                    assert binding.key.replace(",", " ") in text
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == "HelpScreen"
+
+    run(scenario())
