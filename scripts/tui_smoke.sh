@@ -3,27 +3,37 @@
 # Waits for the first screen (must appear within 5 s), walks every step with keys, quits with q (answering
 # the unsaved-results question), and checks the exit status is 0.
 #
-#   scripts/tui_smoke.sh [FILE] [--captures DIR]     (FILE: default the built-in example)
+#   scripts/tui_smoke.sh [FILE] [--captures DIR] [--command CMD --timeout SECONDS]
 #
-# With --captures, each step's screen is saved as DIR/NN-step.txt (the README's tour comes from these).
+# FILE defaults to the built-in example. With --captures, each step's screen is saved as DIR/NN-step.txt
+# (the README's tour comes from these). With --command, CMD (e.g. the README's first command, which
+# installs the package first) is run instead of `longslit tui FILE`, and the first screen may take up to
+# --timeout seconds.
 set -euo pipefail
 file=""
 captures=""
+command=""
+first_limit=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --captures) captures=$(realpath -m "$2"); shift 2 ;;
+    --command) command=$2; shift 2 ;;
+    --timeout) first_limit=$2; shift 2 ;;
     *) file=$(realpath "$1"); shift ;;
   esac
 done
 command -v tmux >/dev/null || { echo "tui_smoke: tmux is not installed" >&2; exit 2; }
-longslit=${LONGSLIT:-$(command -v longslit)}
+longslit=${LONGSLIT:-$(command -v longslit || true)}
+[ -n "$command" ] || [ -n "$longslit" ] || { echo "tui_smoke: no longslit on PATH" >&2; exit 2; }
+[ -n "$command" ] || command="'$longslit' tui $file"
 work=$(mktemp -d)
 session="longslit-smoke-$$"
 trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$work"' EXIT
 [ -n "$captures" ] && mkdir -p "$captures"
 
-tmux new-session -d -s "$session" -x 80 -y 24 \
-  "cd '$work' && TERM=xterm-256color '$longslit' tui $file; echo \$? > '$work/exit'; sleep 5"
+# The session gets this shell's PATH explicitly: a running tmux server would otherwise lend its own.
+tmux new-session -d -s "$session" -x 80 -y 24 -c "$PWD" \
+  "export PATH='$PATH' TERM=xterm-256color; $command; echo \$? > '$work/exit'; sleep 5"
 
 screen() { tmux capture-pane -p -t "$session"; }
 wait_for() {  # wait_for TEXT SECONDS: until TEXT is on screen, else fail showing the screen
@@ -38,7 +48,7 @@ wait_for() {  # wait_for TEXT SECONDS: until TEXT is on screen, else fail showin
 save() { [ -n "$captures" ] && screen > "$captures/$1.txt" || true; }
 
 start=$(date +%s%N)
-wait_for " 1 Frame " 5
+wait_for " 1 Frame " "$first_limit"
 first=$((($(date +%s%N) - start) / 1000000))
 wait_for "cosmic-ray pixels replaced" 20  # the first reduction finished in its worker
 echo "tui_smoke: first screen after ${first} ms; first reduction after $((($(date +%s%N) - start) / 1000000)) ms"
