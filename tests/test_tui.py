@@ -50,11 +50,13 @@ def example(tmp_path_factory):
 def test_full_reduction_of_3c120_by_keys_matches_headless(real_frame_path, tmp_path, monkeypatch):
     """Open the real frame with another recipe, set the tutorial's choices by keys, save, compare."""
     monkeypatch.chdir(tmp_path)
-    start = Recipe.preset("tutorial").with_overrides({
-        "locate": {"aperture": [240, 248], "background": [[20, 100]], "protected": [[200, 300]]},
-        "cosmic": {"threshold": 5.0},
-        "background": {"order": 1, "use_mask": True},
-    })
+    start = Recipe.preset("tutorial").with_overrides(
+        {
+            "locate": {"aperture": [240, 248], "background": [[20, 100]], "protected": [[200, 300]]},
+            "cosmic": {"threshold": 5.0},
+            "background": {"order": 1, "use_mask": True},
+        }
+    )
 
     async def scenario():
         app = LongslitApp(str(real_frame_path), start)
@@ -140,12 +142,28 @@ def _explode(frame, geometry, *, when: str = "now"):
 
 def test_a_plugin_method_appears_in_the_picker_with_its_form_and_a_failing_one_is_shown(example):
     registry = Registry(entry_points=False)
-    registry._add(Method("cosmic", "fill", "Fill four pixels.", _fill,
-                         (Param("fill", "float", 0.0, "Replacement value.", unit="counts"),),
-                         package="longslit-testplugin", version="1.0"))
-    registry._add(Method("cosmic", "explode", "Always fails.", _explode,
-                         (Param("when", "str", "now", "When.", choices=("now", "later")),),
-                         package="longslit-bad", version="0.1"))
+    registry._add(
+        Method(
+            "cosmic",
+            "fill",
+            "Fill four pixels.",
+            _fill,
+            (Param("fill", "float", 0.0, "Replacement value.", unit="counts"),),
+            package="longslit-testplugin",
+            version="1.0",
+        )
+    )
+    registry._add(
+        Method(
+            "cosmic",
+            "explode",
+            "Always fails.",
+            _explode,
+            (Param("when", "str", "now", "When.", choices=("now", "later")),),
+            package="longslit-bad",
+            version="0.1",
+        )
+    )
 
     async def scenario():
         app = LongslitApp(str(example), "tutorial", registry=registry)
@@ -199,8 +217,9 @@ def test_a_corrupt_file_opens_an_error_view_and_the_app_stays_usable(tmp_path, e
     run(scenario())
 
 
-def test_quit_asks_when_results_are_unsaved_and_save_never_overwrites_silently(example, tmp_path,
-                                                                                monkeypatch):
+def test_quit_asks_when_results_are_unsaved_and_save_never_overwrites_silently(
+    example, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine.fits").write_bytes(b"precious")
 

@@ -29,8 +29,11 @@ def keys(*pressed: str):
     return run_before
 
 
-@pytest.mark.parametrize(("name", "pressed"), [("frame", ()), ("locate", ("2",)), ("cosmic", ("3",)),
-                                               ("background", ("4",)), ("extract", ("5",))])
+@pytest.mark.parametrize(
+    ("name", "pressed"),
+    [("frame", ()), ("locate", ("2",)), ("cosmic", ("3",)), ("background", ("4",)), ("extract", ("5",))],
+)
 def test_screen(snap_compare, example, name, pressed):
-    assert snap_compare(LongslitApp(str(example), "tutorial"), terminal_size=(80, 24),
-                        run_before=keys(*pressed))
+    assert snap_compare(
+        LongslitApp(str(example), "tutorial"), terminal_size=(80, 24), run_before=keys(*pressed)
+    )
