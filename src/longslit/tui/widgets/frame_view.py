@@ -17,8 +17,9 @@ from textual.widget import Widget
 
 from ...geometry import Band
 
-#: Characters from dark to bright, for terminals with 16 colours or fewer (and NO_COLOR).
-RAMP = " .:-=+*#%@"
+#: Characters from dark to bright, for terminals with 16 colours or fewer (and NO_COLOR). None of them is
+#: an overlay mark ("=" aperture, "-" background, "~" protected rows, "x" cosmic ray).
+RAMP = " .:;+*o%#@"
 
 
 @dataclass
