@@ -35,10 +35,13 @@ trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$work"' EXIT
 tmux new-session -d -s "$session" -x 80 -y 24 -c "$PWD" \
   "export PATH='$PATH' TERM=xterm-256color; $command; echo \$? > '$work/exit'; sleep 5"
 
-screen() { tmux capture-pane -p -t "$session"; }
+screen() { tmux capture-pane -p -t "$session" 2>/dev/null; }
 wait_for() {  # wait_for TEXT SECONDS: until TEXT is on screen, else fail showing the screen
   local text=$1 limit=$2 waited=0
   until screen | grep -qF -- "$text"; do
+    if ! tmux has-session -t "$session" 2>/dev/null; then
+      echo "tui_smoke: the tmux session ended while waiting for '$text'" >&2; exit 1
+    fi
     sleep 0.1; waited=$((waited + 1))
     if [ "$waited" -ge $((limit * 10)) ]; then
       echo "tui_smoke: '$text' did not appear within ${limit}s; the screen was:" >&2; screen >&2; exit 1
