@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-# Snapshots of the terminal UI depend on the colour system: pin it before Textual is imported.
+# Snapshots of the terminal UI depend on the colour system. The environment variable is read when Textual
+# is first imported, which the snapshot plugin does before this file runs; the constant is read by every
+# App when it starts, so pin both (the variable for subprocesses).
 os.environ["TEXTUAL_COLOR_SYSTEM"] = "truecolor"
+import textual.constants
+
+textual.constants.COLOR_SYSTEM = "truecolor"
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where the real data live: $LONGSLIT_DATA, else ../shared/data beside the project.

@@ -278,6 +278,20 @@ def test_no_color_falls_back_to_a_character_ramp_and_resizes_cleanly(example, mo
     run(scenario())
 
 
+def test_sixteen_colours_use_the_ramp_and_truecolor_the_half_blocks(example, monkeypatch):
+    import textual.constants
+
+    async def frame_text(system: str) -> str:
+        monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", system)
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            return str(app.query_one("#frame-view", FrameView).render())
+
+    assert "▀" not in run(frame_text("standard"))
+    assert set(run(frame_text("truecolor"))) == {"▀", "\n"}
+
+
 def test_help_lists_every_key(example):
     async def scenario():
         app = LongslitApp(str(example), "tutorial")
