@@ -8,7 +8,8 @@ column, so later steps (cleaning, background, extraction) work the same for both
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,12 +82,97 @@ class Geometry:
         Rows used to fit the background, usually one band each side of the aperture.
     protected : tuple of Band
         Rows where cosmic-ray cleaning must not touch the data (the source and its wings).
+    info : dict
+        What the locate method measured or was given, as plain numbers, for display and for freezing
+        into a recipe (see ``longslit.steps.locate.geometry_to_params``). :meth:`from_trace` fills in
+        the trace coefficients and the offsets of every region from the trace.
     """
 
     trace: np.ndarray
     aperture: Band
     background: tuple[Band, ...]
     protected: tuple[Band, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_trace(
+        cls,
+        shape: tuple[int, int],
+        coefficients: list[float],
+        *,
+        aperture_below: float,
+        aperture_above: float,
+        background_inner: float,
+        background_outer: float,
+        protect: float,
+        min_background_rows: float = 3.0,
+        info: dict[str, Any] | None = None,
+    ) -> Geometry:
+        """Regions that follow a polynomial trace, as offsets from it in every column (apall's way).
+
+        Parameters
+        ----------
+        shape : (nrows, ncols)
+            The frame's shape.
+        coefficients : list of float
+            The trace as a power series in ``column - (ncols - 1) / 2`` (see :func:`trace_rows`).
+        aperture_below, aperture_above : float
+            Rows from the trace to the aperture's lower and upper edges.
+        background_inner, background_outer : float
+            Rows from the trace to the inner and outer edges of the background regions, one each side.
+        protect : float
+            Rows each side of the trace left alone by cosmic-ray cleaning.
+        min_background_rows : float
+            A background region narrower than this in some column, once clipped to the frame, is dropped
+            (a source near an edge has its background on one side only).
+        info : dict, optional
+            Measurements to keep with the geometry; the parameters above are added to it.
+
+        Raises
+        ------
+        ValueError
+            If the aperture misses the frame in some column, or no background region fits in it.
+        """
+        nrows, ncols = shape
+        trace = trace_rows(coefficients, ncols)
+        bottom, top = -0.5, nrows - 0.5
+        aperture = Band(
+            np.clip(trace - aperture_below, bottom, top), np.clip(trace + aperture_above, bottom, top)
+        )
+        if np.any(aperture.upper - aperture.lower <= 0):
+            raise ValueError("the aperture lies outside the frame in some column; check the trace")
+        sides = (
+            Band(
+                np.clip(trace - background_outer, bottom, top), np.clip(trace - background_inner, bottom, top)
+            ),
+            Band(
+                np.clip(trace + background_inner, bottom, top), np.clip(trace + background_outer, bottom, top)
+            ),
+        )
+        widths = [float(np.min(band.upper - band.lower)) for band in sides]
+        background = tuple(
+            band for band, width in zip(sides, widths, strict=True) if width >= min_background_rows
+        )
+        if not background:
+            raise ValueError(
+                f"no background region of {min_background_rows:g} rows fits in the frame at "
+                f"{background_inner:g}-{background_outer:g} rows from the trace; bring the background closer"
+            )
+        protected = Band(np.clip(trace - protect, bottom, top), np.clip(trace + protect, bottom, top))
+        described = dict(info or {})
+        described.update(
+            trace_coefficients=[float(c) for c in coefficients],
+            trace_reference=(ncols - 1) / 2.0,
+            aperture_below=float(aperture_below),
+            aperture_above=float(aperture_above),
+            background_inner=float(background_inner),
+            background_outer=float(background_outer),
+            background_sides=[
+                name for name, w in zip(("below", "above"), widths, strict=True) if w >= min_background_rows
+            ],
+            protect=float(protect),
+        )
+        return cls(trace, aperture, background, (protected,), described)
 
     @property
     def ncols(self) -> int:
@@ -123,6 +209,16 @@ class Geometry:
         if not self.background:
             found.append("there is no background region")
         return found
+
+
+def trace_rows(coefficients: list[float] | np.ndarray, ncols: int) -> np.ndarray:
+    """Trace row in each column from power-series coefficients in ``column - (ncols - 1) / 2``.
+
+    ``coefficients[k]`` multiplies ``(column - (ncols - 1) / 2) ** k``: the first is the row at the middle
+    column, the second the slope (rows per column), the third the curvature.
+    """
+    x = np.arange(ncols, dtype=np.float64) - (ncols - 1) / 2.0
+    return np.polynomial.polynomial.polyval(x, np.asarray(coefficients, dtype=np.float64))
 
 
 def _union(bands: tuple[Band, ...], nrows: int, ncols: int) -> np.ndarray:

@@ -39,7 +39,7 @@ DEFAULT_METHODS = {
     "write": "fits",
 }
 #: The preset used when no recipe is given.
-DEFAULT_PRESET = "tutorial"
+DEFAULT_PRESET = "auto"
 _TOP_KEYS = ("name", "description")
 
 

@@ -65,6 +65,7 @@ def fit_polynomial(
     clip_iterations: int = 0,
     clip_sigma_lower: float = 3.0,
     clip_sigma_upper: float = 3.0,
+    grow: int = 0,
     use_mask: bool = True,
 ) -> BackgroundFit:
     """Fit a polynomial of ``order`` in row to each column's background pixels.
@@ -78,6 +79,9 @@ def fit_polynomial(
         ``sigma_clip`` of each column's residuals), refitting after each; 0 fits every pixel.
     clip_sigma_lower, clip_sigma_upper : float
         Clip limits below and above the fit, in standard deviations of the residuals.
+    grow : int
+        Rows each side of a clipped pixel (along its column) rejected with it: the faint edges of a
+        contaminating star or a cosmic-ray track sit below the clip limit but still bias the fit.
     use_mask : bool
         Leave out pixels the frame's mask flags (DQ bits, non-finite values). The tutorial does not.
     """
@@ -102,7 +106,12 @@ def fit_polynomial(
             cenfunc="median",
             stdfunc="std",
         )
-        keep = use & ~np.ma.getmaskarray(clipped)
+        hits = use & np.ma.getmaskarray(clipped)
+        if grow:
+            from scipy import ndimage
+
+            hits = ndimage.binary_dilation(hits, structure=np.ones((2 * grow + 1, 1), dtype=bool))
+        keep = use & ~hits
         if np.array_equal(keep, use):
             break
         use = keep
@@ -137,7 +146,7 @@ def longslit_background_methods() -> list[Method]:
         Method(
             "background",
             "polynomial",
-            "Polynomial in row per column over the background regions, optional sigma clipping.",
+            "Polynomial in row per column over the background regions, optional sigma clipping and grow.",
             fit_polynomial,
             (
                 Param("order", "int", 2, "Polynomial order in row.", minimum=0, maximum=9),
@@ -164,6 +173,15 @@ def longslit_background_methods() -> list[Method]:
                     "Clip limit above the fit.",
                     minimum=0.1,
                     unit="sigma",
+                ),
+                Param(
+                    "grow",
+                    "int",
+                    0,
+                    "Rows each side of a clipped pixel rejected with it.",
+                    minimum=0,
+                    maximum=50,
+                    unit="rows",
                 ),
                 Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
             ),
