@@ -35,6 +35,7 @@ validated):
   file that longslit renames into place only when ``func`` returns, so a failed write leaves nothing.
 
 Methods must not modify their inputs; the pipeline keeps every product for the UI and the writer.
+``docs/plugins.md`` is the guide: every hook with a working example, parameters, testing, publishing.
 """
 
 from __future__ import annotations

@@ -2,13 +2,23 @@
 
 Built-ins are the modules in ``DEFAULT_PLUGINS``; third-party plugins come from the ``longslit``
 entry-point group. Both go through :meth:`Registry.register`, so a built-in has no privilege a
-plugin lacks (pytest, datasette and conda work the same way). A plugin that fails to import or whose
-hook returns something unusable is recorded in :attr:`Registry.problems` and the rest still load.
+plugin lacks (pytest, datasette and conda work the same way).
+
+Nothing a plugin does while loading stops the others: an import that raises (even ``SystemExit``), a
+hook that raises or returns garbage, a record with a bad name, no callable or a callable that cannot
+take its declared parameters, a distribution whose entry-point metadata cannot be parsed. Each is
+recorded in :attr:`Registry.problems` with the plugin's name, distribution and the reason, and shown by
+``longslit plugins``; the rest load. (What a method *returns* is checked by the pipeline.)
+
+Which third-party plugins load: all installed, unless ``LONGSLIT_NO_PLUGINS=1`` (or ``--no-plugins``)
+turns them off or ``LONGSLIT_PLUGINS=a,b`` names the ones to load, by entry-point or distribution
+name. Those left out are listed in :attr:`Registry.skipped`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from importlib import import_module, metadata
@@ -20,6 +30,7 @@ from .._version import __version__
 from ..errors import PluginError, RecipeError
 from . import hookspecs
 from .records import STEP_KINDS, Method
+from .validate import method_problem, records_of
 
 DEFAULT_PLUGINS = (
     "longslit.steps.read",
@@ -30,6 +41,10 @@ DEFAULT_PLUGINS = (
     "longslit.steps.write",
 )
 ENTRY_POINT_GROUP = "longslit"
+#: ``LONGSLIT_NO_PLUGINS=1`` (or true, yes, on): load the built-in methods alone.
+NO_PLUGINS_ENV = "LONGSLIT_NO_PLUGINS"
+#: ``LONGSLIT_PLUGINS=a,b``: load only these third-party plugins (entry-point or distribution names).
+SELECT_ENV = "LONGSLIT_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,8 @@ class PluginInfo:
     package: str
     version: str
     methods: tuple[str, ...]  # "step.method"
+    #: Where it came from: the entry point's target ("mypackage.plugin") or the built-in module.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,16 @@ class PluginProblem:
 
     name: str
     package: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SkippedPlugin:
+    """An installed plugin that was not loaded on purpose (``--no-plugins``, ``LONGSLIT_PLUGINS``)."""
+
+    name: str
+    package: str
+    version: str
     reason: str
 
 
@@ -60,7 +87,9 @@ class Registry:
         Load third-party plugins from the ``longslit`` entry-point group. Default: true unless the
         environment sets ``LONGSLIT_NO_PLUGINS=1``.
     only : iterable of str, optional
-        Load only these entry-point names (default: ``LONGSLIT_PLUGINS``, comma-separated, if set).
+        Load only the plugins with these entry-point or distribution names (default:
+        ``LONGSLIT_PLUGINS``, comma-separated, if set). A name that matches no installed plugin is
+        reported in :attr:`problems`.
     """
 
     def __init__(self, *, entry_points: bool | None = None, only: Iterable[str] | None = None):
@@ -68,6 +97,7 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self.problems: list[PluginProblem] = []
+        self.skipped: list[SkippedPlugin] = []
         self._methods: dict[str, dict[str, Method]] = {kind: {} for kind in STEP_KINDS}
         self._conflicts: dict[tuple[str, str], list[Method]] = {}
         for module_name in DEFAULT_PLUGINS:
@@ -76,85 +106,169 @@ class Registry:
                 name=module_name,
                 package="longslit",
                 version=__version__,
+                source=module_name,
             )
         if entry_points is None:
-            entry_points = os.environ.get("LONGSLIT_NO_PLUGINS", "") not in ("1", "true", "yes")
-        if only is None and os.environ.get("LONGSLIT_PLUGINS"):
-            only = [name.strip() for name in os.environ["LONGSLIT_PLUGINS"].split(",")]
-        if entry_points:
-            self._load_entry_points(set(only) if only is not None else None)
+            entry_points = not _env_flag(NO_PLUGINS_ENV)
+        if only is None and os.environ.get(SELECT_ENV, "").strip():
+            only = os.environ[SELECT_ENV].split(",")
+        #: Whether third-party plugins were looked for, and the selection, if any (for display).
+        self.entry_points_enabled = bool(entry_points)
+        self.only: tuple[str, ...] | None = None
+        if only is not None:
+            self.only = tuple(name.strip() for name in only if name.strip())
+        self._load_entry_points()
 
     # -- loading --------------------------------------------------------------------------------
-    def _load_entry_points(self, only: set[str] | None) -> None:
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if only is not None and entry_point.name not in only:
-                continue
+    def _load_entry_points(self) -> None:
+        points = self._entry_points()
+        wanted = None if self.only is None else {_normalize(name) for name in self.only}
+        matched: set[str] = set()
+        for entry_point in points:
             dist = entry_point.dist
-            package = dist.name if dist else entry_point.value
-            version = dist.version if dist else "?"
-            try:
-                plugin = entry_point.load()
-            except Exception as exc:  # any import failure must not stop the other plugins
-                self.problems.append(
-                    PluginProblem(entry_point.name, package, f"import failed: {_reason(exc)}")
-                )
+            package = (dist.name if dist is not None else None) or entry_point.value
+            version = (dist.version if dist is not None else None) or "?"
+            if not self.entry_points_enabled:
+                reason = f"third-party plugins are off (--no-plugins or {NO_PLUGINS_ENV}=1)"
+                self.skipped.append(SkippedPlugin(entry_point.name, package, version, reason))
                 continue
-            self.register(plugin, name=entry_point.name, package=package, version=version)
+            if wanted is not None:
+                names = {_normalize(entry_point.name), _normalize(package)} & wanted
+                if not names:
+                    reason = f"not among the plugins selected ({SELECT_ENV}={','.join(self.only or ())})"
+                    self.skipped.append(SkippedPlugin(entry_point.name, package, version, reason))
+                    continue
+                matched |= names
+            self._load(entry_point, package, version)
+        if self.entry_points_enabled and wanted is not None:
+            for name in self.only or ():
+                if _normalize(name) not in matched:
+                    self.problems.append(
+                        PluginProblem(
+                            name,
+                            "",
+                            f"selected in {SELECT_ENV}, but no installed plugin has that entry-point "
+                            "or distribution name; see 'longslit plugins' for the installed ones",
+                        )
+                    )
 
-    def register(self, plugin: Any, *, name: str, package: str = "", version: str = "") -> bool:
+    def _load(self, entry_point: Any, package: str, version: str) -> None:
+        try:
+            plugin = entry_point.load()
+        except (Exception, SystemExit) as exc:  # no import failure may stop the other plugins
+            self.problems.append(PluginProblem(entry_point.name, package, f"import failed: {_reason(exc)}"))
+            return
+        source = entry_point.value
+        self.register(plugin, name=entry_point.name, package=package, version=version, source=source)
+
+    def _entry_points(self) -> list[Any]:
+        """The ``longslit`` entry points of the installed distributions, first on the path winning."""
+        try:
+            return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+        except Exception:  # one bad distribution spoils the call for all: go one by one below
+            pass
+        points: list[Any] = []
+        seen: set[str] = set()
+        try:
+            distributions = list(metadata.distributions())
+        except Exception as exc:
+            self.problems.append(PluginProblem("?", "?", f"cannot list installed packages: {_reason(exc)}"))
+            return points
+        for dist in distributions:
+            try:
+                name = dist.metadata["Name"]
+            except Exception:
+                name = None
+            key = _normalize(name) if isinstance(name, str) else None
+            if key is not None and key in seen:
+                continue
+            try:
+                found = list(dist.entry_points.select(group=ENTRY_POINT_GROUP))
+            except Exception as exc:
+                if f"[{ENTRY_POINT_GROUP}]" in (_text(dist, "entry_points.txt") or ""):
+                    where = name or str(getattr(dist, "_path", "?"))
+                    self.problems.append(
+                        PluginProblem(where, where, f"unreadable entry_points.txt: {_reason(exc)}")
+                    )
+                continue
+            if key is not None:
+                seen.add(key)
+            points.extend(found)
+        return points
+
+    def register(
+        self, plugin: Any, *, name: str, package: str = "", version: str = "", source: str = ""
+    ) -> bool:
         """Register ``plugin`` (a module or object with ``@hookimpl`` functions) and its methods.
 
         Returns whether it registered; a failure is recorded in :attr:`problems`.
         """
         package = package or name
+        before = len(self.problems)
+        if self.pm.has_plugin(name):
+            other = next((p.package for p in self.plugins if p.name == name), "another plugin")
+            self.problems.append(
+                PluginProblem(name, package, f"cannot register: the name {name!r} is taken by {other}")
+            )
+            return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects bad hook signatures here
+            self._forget(plugin, name)
             self.problems.append(PluginProblem(name, package, f"cannot register: {_reason(exc)}"))
             return False
         offered: list[str] = []
+        implemented = 0
         for kind in STEP_KINDS:
             hook = getattr(self.pm.hook, hookspecs.HOOK_NAMES[kind])
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != name:
                     continue
+                implemented += 1
                 for method in self._call(impl, kind, name, package):
-                    self._add(replace(method, package=package, version=version))
+                    self._add(replace(method, params=tuple(method.params), package=package, version=version))
                     offered.append(f"{kind}.{method.name}")
-        unknown = [
-            hook_name
-            for hook_name in dir(plugin)
-            if hook_name.startswith("longslit_")
-            and hook_name not in hookspecs.HOOK_NAMES.values()
-            and callable(getattr(plugin, hook_name))
-        ]
-        for hook_name in unknown:
+        for hook_name in _unknown_hooks(plugin):
             self.problems.append(PluginProblem(name, package, f"unknown hook {hook_name!r} ignored"))
-        self.plugins.append(PluginInfo(name, package, version, tuple(offered)))
+        if not implemented and len(self.problems) == before:
+            self.problems.append(
+                PluginProblem(
+                    name,
+                    package,
+                    "offers no methods: it has no @hookimpl function named like "
+                    "longslit_cosmic_methods (see 'longslit steps' for the step kinds)",
+                )
+            )
+        self.plugins.append(PluginInfo(name, package, version, tuple(offered), source))
         return True
+
+    def _forget(self, plugin: Any, name: str) -> None:
+        """Undo a half-done registration (pluggy keeps the hooks it added before failing)."""
+        try:
+            if self.pm.get_plugin(name) is plugin:
+                self.pm.unregister(plugin=plugin, name=name)
+        except Exception:  # best effort; the failure itself is already reported
+            pass
 
     def _call(self, impl: Any, kind: str, name: str, package: str) -> list[Method]:
         """Call one hook implementation and keep only well-formed records of the right kind."""
         try:
-            result = impl.function()
-            records = list(result) if result is not None else []
-        except Exception as exc:
+            records, problem = records_of(impl.function(), kind)
+        except (Exception, SystemExit) as exc:
             self.problems.append(
                 PluginProblem(name, package, f"hook {hookspecs.HOOK_NAMES[kind]} raised {_reason(exc)}")
             )
             return []
+        if problem:
+            self.problems.append(PluginProblem(name, package, problem))
+            return []
         good = []
         for record in records:
-            if not isinstance(record, Method):
-                problem = f"{hookspecs.HOOK_NAMES[kind]} returned {type(record).__name__}, not Method"
-            elif record.step != kind:
-                problem = f"method {record.name!r} declares step {record.step!r} in the {kind} hook"
-            elif not record.name or not callable(record.func):
-                problem = f"method {record.name!r} has no name or no callable"
-            else:
+            problem = method_problem(record, kind)
+            if problem is None:
                 good.append(record)
-                continue
-            self.problems.append(PluginProblem(name, package, problem))
+            else:
+                self.problems.append(PluginProblem(name, package, problem))
         return good
 
     def _add(self, method: Method) -> None:
@@ -172,9 +286,12 @@ class Registry:
         self.problems.append(PluginProblem(method.name, method.package, self._conflict_text(key)))
 
     def _conflict_text(self, key: tuple[str, str]) -> str:
-        owners = " and ".join(f"{m.package} {m.version}".strip() for m in self._conflicts[key])
+        names = [f"{m.package} {m.version}".strip() for m in self._conflicts[key]]
+        owners = f"both {names[0]} and {names[1]}" if len(names) == 2 else ", ".join(names[:-1])
+        if len(names) > 2:
+            owners += f" and {names[-1]}"
         return (
-            f"{key[0]} method {key[1]!r} is offered by both {owners}; uninstall one of them, "
+            f"{key[0]} method {key[1]!r} is offered by {owners}; uninstall all but one of them, "
             "or choose plugins with LONGSLIT_PLUGINS"
         )
 
@@ -201,15 +318,58 @@ class Registry:
             return self._methods[step][name]
         except KeyError:
             known = ", ".join(self._methods[step]) or "none"
+            hint = ""
+            if self.problems:
+                count = len({problem.name for problem in self.problems})
+                hint = f" ({count} plugin{'s' if count > 1 else ''} failed to load: see 'longslit plugins')"
+            elif self.skipped:
+                hint = " (some installed plugins were not loaded: see 'longslit plugins')"
             raise RecipeError(
-                f"{step}.method = {name!r} is not an installed method; available: {known}",
+                f"{step}.method = {name!r} is not an installed method; available: {known}{hint}",
                 path=source,
             ) from None
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _reason(exc: BaseException, limit: int = 300) -> str:
+    """One line: the exception's type and message (pluggy puts the useful part on later lines)."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _normalize(name: str) -> str:
+    """Distribution-name normalisation (PEP 503): ``Longslit_LACosmic`` = ``longslit-lacosmic``."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _text(dist: Any, filename: str) -> str | None:
+    try:
+        return dist.read_text(filename)
+    except Exception:
+        return None
+
+
+def _unknown_hooks(plugin: Any) -> list[str]:
+    """Callables named ``longslit_*`` that are not hooks: most likely a misspelt hook name."""
+    found = []
+    try:
+        names = dir(plugin)
+    except Exception:
+        return found
+    for hook_name in names:
+        if not hook_name.startswith("longslit_") or hook_name in hookspecs.HOOK_NAMES.values():
+            continue
+        try:
+            if callable(getattr(plugin, hook_name)):
+                found.append(hook_name)
+        except Exception:  # an attribute that raises is no hook either
+            continue
+    return found
 
 
 _default: Registry | None = None

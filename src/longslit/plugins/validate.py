@@ -1,0 +1,93 @@
+"""Checks on what a plugin's hook returns, so that garbage is reported at load time, with its name.
+
+A record that passes can be listed (``longslit steps``), put in a recipe and called by the pipeline
+without surprises: it is a :class:`Method` of the hook's step kind, with a usable name, a summary, a
+callable that accepts the step's inputs and every declared parameter, and well-formed ``Param``
+declarations. What a method *returns* is checked by the pipeline when it runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import hookspecs
+from .records import Method, Param
+
+#: The positional inputs each step kind's callable receives (see ``hookspecs``), for error messages.
+INPUTS = {
+    "read": ("path",),
+    "locate": ("frame",),
+    "cosmic": ("frame", "geometry"),
+    "background": ("frame", "geometry"),
+    "extract": ("frame", "geometry", "background"),
+    "write": ("reduction", "path"),
+}
+
+#: A method name must survive ``--set step.method=NAME`` and a TOML string unchanged.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def records_of(result: Any, kind: str) -> tuple[list[Any], str | None]:
+    """The items of a hook's ``result`` and, if the result is not a collection of records, why.
+
+    A hook returns an iterable of ``Method``; ``None`` counts as nothing. A single ``Method``, a
+    string, a mapping or a non-iterable is refused as a whole (iterating a string would report every
+    character). Exceptions raised while iterating (a generator that fails) propagate to the caller.
+    """
+    hook = hookspecs.HOOK_NAMES[kind]
+    if result is None:
+        return [], None
+    if isinstance(result, Method):
+        return [], f"{hook} returned a single Method, not a list of them; wrap it in [...]"
+    if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
+        return [], f"{hook} returned {type(result).__name__}, not a list of Method records"
+    return list(result), None
+
+
+def method_problem(record: Any, kind: str) -> str | None:
+    """Why ``record`` cannot be registered as a method of ``kind`` (None when it can)."""
+    hook = hookspecs.HOOK_NAMES[kind]
+    if not isinstance(record, Method):
+        return f"{hook} returned {type(record).__name__}, not Method"
+    label = f"method {record.name!r}"
+    if record.step != kind:
+        return f"{label} declares step {record.step!r} in the {kind} hook"
+    if not isinstance(record.name, str) or not _NAME.match(record.name):
+        return (
+            f"{label} has an unusable name: use letters, digits and _ . + - "
+            "(it appears in recipes and in --set STEP.method=NAME)"
+        )
+    if not isinstance(record.summary, str):
+        return f"{label} has a summary of type {type(record.summary).__name__}, not a string"
+    if not callable(record.func):
+        return f"{label} has no callable (func is {type(record.func).__name__})"
+    params = record.params
+    if isinstance(params, (str, bytes, Mapping)) or not isinstance(params, Iterable):
+        return f"{label} declares params as {type(params).__name__}, not a tuple of Param"
+    seen: set[str] = set()
+    for param in params:
+        if not isinstance(param, Param):
+            return f"{label} declares a parameter of type {type(param).__name__}, not Param"
+        if param.name in seen:
+            return f"{label} declares parameter {param.name!r} twice"
+        seen.add(param.name)
+    return _signature_problem(record)
+
+
+def _signature_problem(record: Method) -> str | None:
+    """Whether ``func`` accepts the step's inputs and every declared parameter by keyword."""
+    try:
+        signature = inspect.signature(record.func)
+    except (TypeError, ValueError):  # some builtins and C functions have none: cannot tell
+        return None
+    inputs = INPUTS[record.step]
+    values = {param.name: param.default for param in record.params}
+    try:
+        signature.bind(*inputs, **values)
+    except TypeError as exc:
+        call = ", ".join([*inputs, *(f"{name}=..." for name in values)])
+        return f"method {record.name!r}: its function cannot be called as f({call}): {exc}"
+    return None
