@@ -7,6 +7,8 @@ The public API::
     result = longslit.reduce("frame.fits", "tutorial", cosmic={"threshold": 6.0})
     result.spectrum.flux, result.cosmic_mask, result.background_model, result.geometry
     result.write("spectrum.fits")
+    for done in longslit.reduce_many("night1/", "tutorial", "spectra/", jobs=4):  # a batch
+        done.input, done.status, done.error
 
 Attributes are imported on first use (PEP 562), so ``import longslit`` and the command line's
 ``--help`` stay quick: numpy, astropy and pluggy load only when something needs them.
@@ -34,6 +36,7 @@ _LAZY = {
     "Spectrum": "products",
     "Recipe": "recipe",
     "Pipeline": "pipeline",
+    "reduce_many": "batch",
     "Reduction": "pipeline",
     "Method": "plugins.records",
     "Param": "plugins.records",
