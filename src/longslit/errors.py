@@ -26,7 +26,9 @@ class LongslitError(Exception):
         self.path = path
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        # A path may hold any character (a newline, an undecodable byte): escape what would break the
+        # one-line message.
+        return f"{printable(self.path)}: {self.message}" if self.path else self.message
 
 
 class FrameError(LongslitError):
@@ -45,8 +47,21 @@ class InputError(LongslitError):
     """Parameters are valid on their own but do not fit this frame (e.g. an aperture outside it)."""
 
 
+class MemoryBudgetError(InputError):
+    """Reducing the frame would need more memory than the budget allows (``longslit.limits``)."""
+
+
 class OutputError(LongslitError):
     """An output cannot be written (exists already, folder missing, disk full)."""
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters and undecodable bytes escaped (``\\n``, ``\\udcff``), for one-line
+    messages; printable non-ASCII characters (``ü``) stay as they are."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class StepError(LongslitError):
