@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"longslit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="load the built-in methods only, no installed plugins (as LONGSLIT_NO_PLUGINS=1)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     reduce = commands.add_parser(
@@ -34,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reduce one or more frames headless",
         description="Reduce frames with a recipe and write 1D spectra.",
     )
-    reduce.add_argument("inputs", nargs="+", metavar="IN", help="input FITS frame(s)")
+    reduce.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IN",
+        help="input FITS frame(s), folders (their *.fits, *.fits.gz, *.fit) or quoted glob patterns",
+    )
     reduce.add_argument(
         "-r", "--recipe", default=None, help="preset name or recipe TOML file (default: tutorial)"
     )
@@ -64,6 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--json", action="store_true", help="print a JSON summary line per file")
     reduce.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     reduce.add_argument("--no-write", action="store_true", help="reduce without writing a file")
+    batch = reduce.add_argument_group(
+        "batches",
+        "Several inputs (or a folder, or a pattern) make a batch: a file that fails is recorded and the "
+        "rest go on, each result is a line of the manifest (OUTDIR/longslit_manifest.jsonl), a summary "
+        "closes the run, and the exit code is 1 if any file failed. Ctrl-C stops cleanly.",
+    )
+    batch.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: the number of cores; 1: this process); with --scheduler, "
+        "files in flight (default: twice the cluster's threads)",
+    )
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on a Dask cluster, e.g. tcp://host:8786 (needs longslit[dask]; inputs and outputs "
+        "on storage the workers share)",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip inputs the manifest records as reduced with the same recipe (output still there)",
+    )
+    batch.add_argument("--manifest", metavar="PATH", help="write the manifest here instead")
+    batch.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors: no progress, lines or summary"
+    )
 
     steps = commands.add_parser("steps", help="list step kinds, methods and their parameters")
     steps.add_argument("--json", action="store_true", help="machine-readable output")
@@ -98,11 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``longslit`` console script."""
+    for stream in (sys.stdout, sys.stderr):  # a file name may hold undecodable bytes: never crash on one
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and not argv[0].startswith("-") and argv[0] not in _COMMANDS:
         argv = ["tui", *argv]  # `longslit FILE` opens FILE in the terminal UI
     args = parser.parse_args(argv)
+    if args.no_plugins:
+        import os
+
+        # Through the environment, so worker processes (batch) and the UI see the same choice.
+        os.environ["LONGSLIT_NO_PLUGINS"] = "1"
     if args.command is None:
         parser.print_help()
         return 0
@@ -148,12 +196,20 @@ def _error(text: str) -> None:
 
 # -- reduce ---------------------------------------------------------------------------------------
 def cmd_reduce(args: argparse.Namespace) -> int:
-    import warnings
+    """Reduce one input in this process, or several as a batch (``longslit.batch``).
+
+    One input file behaves as it always has: its own exit code (2 bad input, 1 failed step), no
+    manifest. Several inputs, a folder, a pattern, ``--resume``, ``--manifest`` or ``--scheduler``
+    make a batch: failures are recorded and the rest go on, results stream in input order (the
+    manifest records them as they finish), a summary table closes the run on standard error, and the
+    exit code is 1 if any file failed (errors found before the batch starts still exit 2).
+    """
+    import os
 
     import astropy  # noqa: F401  (its logger hooks warnings on import: do it before they are captured)
 
-    from .errors import LongslitError
-    from .pipeline import Pipeline
+    from .batch import PluginSelection, Task, expand_inputs, output_name, reduce_file, reduce_many
+    from .batch.progress import Progress, summary_table
     from .plugins.manager import get_registry
     from .recipe import Recipe
 
@@ -162,43 +218,154 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if args.assignments:
         recipe = recipe.with_assignments(args.assignments, registry)
     recipe = recipe.resolve(registry)
-    if args.output and len(args.inputs) > 1:
-        _error("-o names one output file; use --outdir for several inputs")
+    inputs = expand_inputs(args.inputs)
+    batch_mode = inputs.batch or bool(args.resume or args.manifest or args.scheduler)
+    if args.output and batch_mode:
+        _error("-o names one output file; use --outdir for several inputs (or a batch)")
+        return 2
+    if args.no_write and (args.resume or args.manifest):
+        _error("--resume and --manifest record written outputs; drop --no-write")
         return 2
     outdir = Path(args.outdir) if args.outdir else Path()
     if args.outdir and not outdir.is_dir():
         _error(f"{outdir}: output folder does not exist; create it first")
         return 2
-    pipeline = Pipeline(registry)
-    status = 0
-    for source in args.inputs:
-        summary: dict[str, Any] = {"input": source, "status": "ok", "output": None, "error": None}
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = pipeline.run(source, recipe)
-            for warning in caught:
-                print(f"warning: {warning.message}", file=sys.stderr)
-            if not args.no_write:
-                fmt = args.format or _format_from_suffix(args.output) or recipe.steps["write"].method
-                target = Path(args.output) if args.output else outdir / _output_name(source, fmt)
-                params = {"products": True} if args.products and fmt == "fits" else {}
-                result.write(target, fmt, overwrite=args.overwrite, **params)
-                summary["output"] = str(target)
-            summary.update(_summary(result))
-            if args.plot:
-                print(render_plot(result.spectrum, title=f"{Path(source).name}"))
-            if not args.json:
-                _report(source, summary)
-        except LongslitError as exc:
-            if args.debug:
-                raise
-            summary.update(status="failed", error=str(exc))
-            _error(str(exc))
-            status = max(status, exc.exit_code)
-        if args.json:
-            print(json.dumps(summary), flush=True)
-    return status
+    fmt = args.format or _format_from_suffix(args.output) or recipe.steps["write"].method
+
+    if not batch_mode:
+        source = inputs.paths[0]
+        target = None if args.no_write else (args.output or str(outdir / output_name(source, fmt)))
+        task = Task(
+            index=0,
+            input=source,
+            output=target,
+            recipe=recipe,
+            format=fmt,
+            overwrite=args.overwrite,
+            write_params={"products": True} if args.products and fmt == "fits" else {},
+            plugins=PluginSelection.of(registry),
+            origin_pid=os.getpid(),
+            raise_errors=args.debug,
+        )
+        result = reduce_file(task, registry)
+        _show_result(result, args, Progress(1, enabled=False))
+        return result.exit_code
+
+    batch = reduce_many(
+        inputs.paths,
+        recipe,
+        None if args.no_write else outdir,
+        jobs=args.jobs,
+        client=args.scheduler,
+        format=fmt,
+        overwrite=args.overwrite,
+        products=args.products,
+        manifest=args.manifest or not args.no_write,
+        resume=args.resume,
+        registry=registry,
+        debug=args.debug,
+    )
+    progress = Progress(batch.total, enabled=not args.quiet)
+    received: dict[int, Any] = {}  # results wait here to be shown in input order
+    shown = 0
+    failures: list[Any] = []
+    caught: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if batch.stopped:
+            raise KeyboardInterrupt  # a second Ctrl-C: abort now
+        caught.append(signum)
+        batch.stop()
+
+    handlers = _install_signal_handlers(on_signal)
+    try:
+        for result in batch:
+            if caught and caught[-1] > 0:
+                progress.print(
+                    "stopping: the files being reduced will finish; Ctrl-C again to abort now",
+                    sys.stderr,
+                )
+                caught.append(0)
+            progress.update(result)
+            if result.status == "failed":
+                failures.append(result)
+            received[result.index] = result
+            while shown in received:
+                _show_result(received.pop(shown), args, progress)
+                shown += 1
+    except BaseException:
+        batch.abort()
+        raise
+    finally:
+        _restore_signal_handlers(handlers)
+        for index in sorted(received):  # an interrupted batch leaves gaps: show the rest anyway
+            _show_result(received.pop(index), args, progress)
+        progress.finish()
+    if not args.quiet:
+        print(summary_table(batch, sorted(failures, key=lambda r: r.index)), file=sys.stderr)
+    if caught:
+        left = len(batch.unfinished)
+        _error(f"interrupted: {left} input{'s' * (left != 1)} not reduced; rerun with --resume to finish")
+        return 128 + next(signum for signum in caught if signum)
+    return 1 if batch.failed else 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def _install_signal_handlers(handler: Any) -> dict[int, Any]:
+    """Ctrl-C (and SIGTERM, as a batch scheduler's time limit sends) stop a batch cleanly."""
+    import contextlib
+    import signal
+
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Outside the main thread signal() refuses: Ctrl-C then stays a KeyboardInterrupt.
+        with contextlib.suppress(ValueError, OSError):
+            saved[signum] = signal.signal(signum, handler)
+    return saved
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
+    """Print one result as ``reduce`` always has: warnings, error or plot and line, ``--json``."""
+    summary: dict[str, Any] = {
+        "input": result.input,
+        "status": result.status,
+        "output": result.output,
+        "error": result.error,
+    }
+    if not args.quiet:
+        for warning in result.warnings:
+            progress.print(f"warning: {warning}", sys.stderr)
+    if result.status == "failed":
+        progress.print(f"error: {result.error}", sys.stderr)
+        if result.traceback:
+            progress.print(result.traceback.rstrip(), sys.stderr)
+    elif result.status == "skipped":
+        if not args.json and not args.quiet:
+            progress.print(f"{result.input}: skipped, reduced earlier with this recipe -> {result.output}")
+    else:
+        summary.update(result.summary)
+        if args.plot:
+            progress.print(render_plot(result.spectrum, title=f"{Path(result.input).name}"))
+        if not args.json and not args.quiet:
+            progress.print(_report_line(result.input, summary))
+    if args.json:
+        progress.print(json.dumps(summary))
 
 
 def _format_from_suffix(output: str | None) -> str | None:
@@ -211,40 +378,29 @@ def _format_from_suffix(output: str | None) -> str | None:
 
 
 def _output_name(source: str, fmt: str) -> str:
-    name = Path(source).name
-    for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return f"{name or 'frame'}_spectrum{_OUTPUT_SUFFIX.get(fmt, '.' + fmt)}"
+    from .batch.inputs import output_name
+
+    return output_name(source, fmt)
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    import numpy as np
+    from .batch.worker import summarize
 
-    spectrum = result.spectrum
-    good = ~spectrum.mask & np.isfinite(spectrum.flux)
-    snr = spectrum.flux[good] / spectrum.uncertainty[good] if good.any() else np.array([np.nan])
-    return {
-        "recipe": result.recipe.name,
-        "recipe_digest": result.recipe.digest(),
-        "columns": len(spectrum),
-        "masked_columns": int(spectrum.mask.sum()),
-        "cosmic_rays_replaced": result.cosmic.n_replaced,
-        "wavelength_unit": spectrum.wavelength_unit,
-        "wavelength_range": [float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])],
-        # None (JSON null) when no uncertainties are known: NaN is not valid JSON.
-        "median_snr": float(np.median(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else None,
-        "seconds": {r.step: round(r.seconds, 4) for r in result.records},
-        "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in result.records},
-    }
+    return summarize(result)
 
 
 def _report(source: str, summary: dict[str, Any]) -> None:
+    print(_report_line(source, summary))
+
+
+def _report_line(source: str, summary: dict[str, Any]) -> str:
+    from .errors import printable  # a newline in a file name must not split the line
+
     low, high = summary["wavelength_range"]
     unit = "A" if summary["wavelength_unit"] == "Angstrom" else "pix"
-    wrote = f" -> {summary['output']}" if summary["output"] else ""
-    print(
-        f"{source}{wrote}: {summary['columns']} columns, {low:.1f}-{high:.1f} {unit}, "
+    wrote = f" -> {printable(summary['output'])}" if summary["output"] else ""
+    return (
+        f"{printable(source)}{wrote}: {summary['columns']} columns, {low:.1f}-{high:.1f} {unit}, "
         f"{summary['cosmic_rays_replaced']} cosmic-ray pixels replaced, "
         f"{summary['masked_columns']} columns masked, median S/N {_number(summary['median_snr'])}"
     )
@@ -324,27 +480,42 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins.manager import get_registry
 
     registry = get_registry()
+    if not registry.entry_points_enabled:
+        selection = "off: built-in methods only (--no-plugins or LONGSLIT_NO_PLUGINS=1)"
+    elif registry.only is not None:
+        selection = f"only {', '.join(registry.only) or 'none'} (LONGSLIT_PLUGINS)"
+    else:
+        selection = "all installed"
     if args.json:
         print(
             json.dumps(
                 {
+                    "third_party": selection,
                     "plugins": [vars(p) | {"methods": list(p.methods)} for p in registry.plugins],
                     "problems": [vars(p) for p in registry.problems],
+                    "skipped": [vars(p) for p in registry.skipped],
                 },
                 indent=2,
             )
         )
         return 0
+    print(f"third-party plugins: {selection}")
     print("loaded:")
     for plugin in registry.plugins:
+        origin = f" from {plugin.source}" if plugin.source and plugin.source != plugin.name else ""
         print(
-            f"  {plugin.name} [{plugin.package} {plugin.version}]: "
+            f"  {plugin.name} [{plugin.package} {plugin.version}]{origin}: "
             f"{', '.join(plugin.methods) or 'no methods'}"
         )
+    if registry.skipped:
+        print("not loaded:")
+        for skipped in registry.skipped:
+            print(f"  {skipped.name} [{skipped.package} {skipped.version}]: {skipped.reason}")
     if registry.problems:
-        print("problems:")
+        print("failed:")
         for problem in registry.problems:
-            print(f"  {problem.name} [{problem.package}]: {problem.reason}")
+            package = f" [{problem.package}]" if problem.package and problem.package != problem.name else ""
+            print(f"  {problem.name}{package}: {problem.reason}")
     return 0
 
 

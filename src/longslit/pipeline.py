@@ -10,6 +10,7 @@ checks that what a method returns has the type and shape the next steps need.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from .errors import InputError, LongslitError, StepError
 from .frame import Frame
 from .geometry import Geometry
+from .limits import check_frame, limited
 from .plugins.manager import Registry, get_registry
 from .plugins.records import Method
 from .products import BackgroundFit, CosmicResult, Spectrum
@@ -137,10 +139,14 @@ class Pipeline:
     ----------
     registry : Registry, optional
         The methods to use; default the process-wide registry (built-ins and installed plugins).
+    memory_limit : str or int, optional
+        Refuse frames whose reduction would need more memory than this (``"4G"``, bytes, ``"none"``);
+        default ``$LONGSLIT_MEMORY_LIMIT``, else 3/4 of the physical memory (see ``longslit.limits``).
     """
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, *, memory_limit: str | int | None = None) -> None:
         self.registry = registry or get_registry()
+        self.memory_limit = memory_limit
         self._cache: dict[str, tuple[Any, Any, StepRecord]] = {}
         #: Steps actually computed (not taken from the cache) by the last run.
         self.computed: list[str] = []
@@ -195,9 +201,15 @@ class Pipeline:
 
     def _step(self, step: str, method: Method, params: dict, source: Any, products: dict, where: str) -> Any:
         if step == "read":
-            if isinstance(source, Frame):
-                return source
-            return self._call(method, step, where, Path(source), expect=Frame, **params)
+            # The budget is checked before a step allocates anything frame-sized (the built-in reader
+            # checks it from the header, before reading the data).
+            with limited(self.memory_limit) if self.memory_limit is not None else nullcontext():
+                if isinstance(source, Frame):
+                    frame = source
+                else:
+                    frame = self._call(method, step, where, Path(source), expect=Frame, **params)
+                check_frame(frame.shape, where)
+            return frame
         frame: Frame = products["read"]
         if step == "locate":
             geometry = self._call(method, step, where, frame, expect=Geometry, **params)
@@ -211,13 +223,24 @@ class Pipeline:
         geometry: Geometry = products["locate"]
         if step == "cosmic":
             result = self._call(method, step, where, frame, geometry, expect=CosmicResult, **params)
-            _check_shape(method, step, where, "cleaned", result.cleaned, frame.shape)
-            _check_shape(method, step, where, "mask", result.mask, frame.shape)
+            _check_shape(method, step, where, "cleaned", result.cleaned, frame.shape, kinds="fiu")
+            _check_shape(method, step, where, "mask", result.mask, frame.shape, kinds="b")
+            _check_finite(method, step, where, "cleaned", result.cleaned, np.isfinite(frame.sci))
             return result
         cleaned, _ = _derived(frame, products["cosmic"], None)
         if step == "background":
             fit = self._call(method, step, where, cleaned, geometry, expect=BackgroundFit, **params)
             _check_shape(method, step, where, "model", fit.model, frame.shape)
+            _check_finite(method, step, where, "model", fit.model, np.isfinite(cleaned.sci))
+            # basis and covariance are used by the extraction; check them here, against their maker.
+            nrows, ncols = frame.shape
+            if fit.basis is not None:
+                k = getattr(fit.basis, "shape", (0, 0))[-1]
+                _check_shape(method, step, where, "basis", fit.basis, (nrows, k))
+                if fit.covariance is not None:
+                    _check_shape(method, step, where, "covariance", fit.covariance, (ncols, k, k))
+            if fit.used is not None:
+                _check_shape(method, step, where, "used", fit.used, frame.shape, kinds="b")
             return fit
         _, subtracted = _derived(frame, products["cosmic"], products["background"])
         spectrum = self._call(
@@ -230,7 +253,9 @@ class Pipeline:
             expect=Spectrum,
             **params,
         )
-        _check_shape(method, step, where, "flux", spectrum.flux, (frame.shape[1],))
+        for name in ("flux", "uncertainty", "wavelength"):
+            _check_shape(method, step, where, name, getattr(spectrum, name), (frame.shape[1],))
+        _check_shape(method, step, where, "mask", spectrum.mask, (frame.shape[1],), kinds="b")
         return spectrum
 
     @staticmethod
@@ -251,7 +276,7 @@ class Pipeline:
             if exc.path is None:
                 exc.path = where
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the program
             raise StepError(step, method.name, method.package or "?", _reason(exc), path=where) from exc
         if expect is not None and not isinstance(result, expect):
             raise StepError(
@@ -272,7 +297,10 @@ def _derived(frame: Frame, cosmic: CosmicResult, background: BackgroundFit | Non
     return cleaned, frame.with_sci(cleaned.sci - background.model)
 
 
-def _check_shape(method: Method, step: str, where: str, name: str, array: Any, shape: tuple) -> None:
+def _check_shape(
+    method: Method, step: str, where: str, name: str, array: Any, shape: tuple, kinds: str = "fbiu"
+) -> None:
+    """A method's result array must have the shape the next steps need and a dtype of ``kinds``."""
     if not isinstance(array, np.ndarray) or array.shape != shape:
         got = getattr(array, "shape", type(array).__name__)
         raise StepError(
@@ -282,12 +310,26 @@ def _check_shape(method: Method, step: str, where: str, name: str, array: Any, s
             f"returned {name} of shape {got}, expected {shape}",
             path=where,
         )
-    if array.dtype.kind not in "fbiu":
+    if array.dtype.kind not in kinds:
+        expected = "booleans" if kinds == "b" else "numbers"
         raise StepError(
             step,
             method.name,
             method.package or "?",
-            f"returned {name} of dtype {array.dtype}, expected numbers",
+            f"returned {name} of dtype {array.dtype}, expected {expected}",
+            path=where,
+        )
+
+
+def _check_finite(method: Method, step: str, where: str, name: str, array: Any, finite: np.ndarray) -> None:
+    """NaN or inf where the input was finite would silently spoil the spectrum: name the method."""
+    bad = int((finite & ~np.isfinite(array)).sum())
+    if bad:
+        raise StepError(
+            step,
+            method.name,
+            method.package or "?",
+            f"returned {name} with {bad} non-finite values where its input was finite",
             path=where,
         )
 
