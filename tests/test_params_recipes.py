@@ -168,3 +168,12 @@ def test_duplicate_method_is_an_error_naming_both_packages(registry):
     with pytest.raises(PluginError, match=r"offered by both longslit 0\.1\.0 and longslit-fake 9\.9"):
         Recipe.preset("tutorial").resolve(registry)
     assert any("longslit-fake" in problem.reason for problem in registry.problems)
+
+
+def test_a_recipe_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path):
+    with pytest.raises(RecipeError, match="is not a regular file"):
+        Recipe.load("/dev/zero")  # would read forever
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(RecipeError, match="over 1 MB"):
+        Recipe.load(big)

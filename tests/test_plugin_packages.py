@@ -196,7 +196,7 @@ def test_no_plugins_leaves_only_the_builtins(runs):
     stderr = result(runs, "no_plugins", 2).stderr
     assert "cosmic.method = 'lacosmic' is not an installed method; available: median" in stderr
     steps = result(runs, "no_plugins_env").stdout
-    assert "lacosmic" not in steps and "skymedian" not in steps and "  median (default)" in steps
+    assert "lacosmic" not in steps and "skymedian" not in steps and "  median (preset auto)" in steps
 
 
 def test_longslit_plugins_selects_by_name(runs, versions):

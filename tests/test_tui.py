@@ -24,8 +24,15 @@ def run(coroutine):
 
 
 async def settle(pilot) -> None:
-    """Wait for the pipeline worker and the screen to catch up."""
-    await pilot.app.workers.wait_for_complete()
+    """Wait for the pipeline worker and the screen to catch up (a superseded run is cancelled)."""
+    from textual.worker import WorkerCancelled
+
+    for _ in range(5):
+        try:
+            await pilot.app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:
+            continue
     await pilot.pause()
 
 
@@ -304,5 +311,60 @@ def test_help_lists_every_key(example):
             await pilot.press("question_mark")
             await pilot.pause()
             assert app.screen.__class__.__name__ == "HelpScreen"
+
+    run(scenario())
+
+
+def test_keys_on_an_automatic_tilted_trace_keep_the_tilt(tmp_path):
+    source = make_frame(seed=5, tilt=0.03, n_cosmics=50).write(tmp_path / "tilted.fits")
+
+    async def scenario():
+        app = LongslitApp(str(source))  # the default preset: auto
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.session.recipe.steps["locate"].method == "auto"
+            before = app.session.reduction
+            await pilot.press("2", "up")
+            await settle(pilot)
+            params = app.session.params("locate")
+            assert app.session.recipe.steps["locate"].method == "trace"  # auto frozen into numbers
+            assert params["slope"] == pytest.approx(0.03, abs=0.002)
+            np.testing.assert_allclose(app.session.reduction.geometry.trace, before.geometry.trace + 1)
+            await pilot.press("plus", "full_stop", "plus")  # wider aperture, then a wider background
+            await settle(pilot)
+            after = app.session.params("locate")
+            assert after["aperture_below"] == params["aperture_below"] + 1
+            assert after["background_outer"] == params["background_outer"] + 1
+            assert after["background_inner"] == params["background_inner"] - 1
+            assert app.session.error is None
+
+    run(scenario())
+
+
+def test_an_installed_plugin_method_is_offered_with_its_parameters(example):
+    """Issue 'plugins': the lacosmic package, installed, appears in the cosmic picker with its form."""
+    import os
+
+    registry = Registry()
+    if "lacosmic" not in [m.name for m in registry.methods("cosmic")]:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("under CI the example plugin longslit-lacosmic must be installed")
+        pytest.skip("longslit-lacosmic is not installed")
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("3")
+            await settle(pilot)
+            picker = app.query_one(f"#{form_id(app, 'cosmic', 'method')}")
+            names = [str(option[0]) for option in picker._options]
+            assert "lacosmic" in names
+            app.change_method("cosmic", "lacosmic")
+            await settle(pilot)
+            for name in ("sigclip", "objlim", "gain", "readnoise", "niter"):
+                assert app.query(f"#{form_id(app, 'cosmic', name)}"), name
+            assert app.session.error is None
+            assert app.session.reduction.records[2].package == "longslit-lacosmic"
 
     run(scenario())

@@ -84,7 +84,7 @@ def reduce(
     source : path or Frame
         The frame, as a file or already read.
     recipe : Recipe, preset name or TOML path, optional
-        Default: the default preset (``tutorial`` for now).
+        Default: the ``auto`` preset (automatic trace, optimal extraction).
     **overrides : dict
         Per-step changes, e.g. ``cosmic={"threshold": 6.0}`` or ``extract={"method": "boxcar"}``.
 

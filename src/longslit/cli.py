@@ -17,6 +17,7 @@ from ._version import __version__
 
 _OUTPUT_SUFFIX = {"fits": ".fits", "ecsv": ".ecsv"}
 _COMMANDS = ("reduce", "steps", "plugins", "example", "recipe", "tui")
+_GLOBAL_FLAGS = ("--debug", "--no-plugins")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="input FITS frame(s), folders (their *.fits, *.fits.gz, *.fit) or quoted glob patterns",
     )
     reduce.add_argument(
-        "-r", "--recipe", default=None, help="preset name or recipe TOML file (default: tutorial)"
+        "-r", "--recipe", default=None, help="preset name or recipe TOML file (default: the auto preset)"
     )
     reduce.add_argument(
         "--set",
@@ -143,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and not argv[0].startswith("-") and argv[0] not in _COMMANDS:
-        argv = ["tui", *argv]  # `longslit FILE` opens FILE in the terminal UI
+    first = next((i for i, word in enumerate(argv) if word not in _GLOBAL_FLAGS), len(argv))
+    if first < len(argv) and not argv[first].startswith("-") and argv[first] not in _COMMANDS:
+        argv.insert(first, "tui")  # `longslit [--no-plugins] FILE` opens FILE in the terminal UI
     args = parser.parse_args(argv)
     if args.no_plugins:
         import os
@@ -174,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BrokenPipeError:  # `longslit steps | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug: say so in one line; --debug shows where
         if args.debug:
             raise
@@ -462,10 +469,15 @@ def cmd_steps(args: argparse.Namespace) -> int:
         }
         print(json.dumps(data, indent=2, default=str))
         return 0
+    from .recipe import DEFAULT_PRESET, Recipe
+
+    preset = Recipe.preset(DEFAULT_PRESET)
+    print(f"(preset {DEFAULT_PRESET}: the methods used when no recipe is given; a recipe table that")
+    print(" names no method uses: " + ", ".join(f"{k} {m}" for k, m in DEFAULT_METHODS.items()) + ")")
     for kind in STEP_KINDS:
         print(f"{kind}:")
         for method in registry.methods(kind):
-            default = " (default)" if method.name == DEFAULT_METHODS[kind] else ""
+            default = f" (preset {DEFAULT_PRESET})" if method.name == preset.steps[kind].method else ""
             print(f"  {method.name}{default} [{method.package} {method.version}]: {method.summary}")
             for param in method.params:
                 value = json.dumps(param.default)

@@ -41,6 +41,7 @@ DEFAULT_METHODS = {
 #: The preset used when no recipe is given.
 DEFAULT_PRESET = "auto"
 _TOP_KEYS = ("name", "description")
+_MAX_RECIPE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,13 @@ class Recipe:
         """Read a recipe file."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            if path.exists() and not path.is_file():  # a folder, /dev/zero, a pipe: never read those
+                raise RecipeError("is not a regular file; give a recipe TOML file", path=str(path))
+            with path.open("rb") as handle:
+                data = handle.read(_MAX_RECIPE_BYTES + 1)
+            if len(data) > _MAX_RECIPE_BYTES:
+                raise RecipeError("is over 1 MB; a recipe is a short TOML file", path=str(path))
+            text = data.decode("utf-8")
         except FileNotFoundError:
             raise RecipeError("recipe file not found; check the path", path=str(path)) from None
         except (OSError, UnicodeDecodeError) as exc:

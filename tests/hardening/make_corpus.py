@@ -218,11 +218,6 @@ def _missing(folder: Path) -> str:
     return "missing.fits"
 
 
-NAME_FIX = (
-    "steps/write.py puts the input's name into the FITS header, which takes printable ASCII only "
-    "(INFILE, LSINPUT); see docs/reliability.md, 'Known defects'"
-)
-
 CASES: tuple[Case, ...] = (
     # -- refused: not a frame ---------------------------------------------------------------------
     Case("missing", "a name that does not exist", _missing, "refused", ("not found",)),
@@ -515,14 +510,12 @@ CASES: tuple[Case, ...] = (
         "a name with spaces and non-ASCII letters, FITS output",
         _named("night 1 – Zürich.fits"),
         "reduced",
-        known_defect=NAME_FIX,
     ),
     Case(
         "newline in name",
         "a name with a newline in it",
         _named("two\nlines.fits"),
         "reduced",
-        known_defect=NAME_FIX,
     ),
 )
 

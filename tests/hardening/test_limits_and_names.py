@@ -189,10 +189,6 @@ def test_nothing_is_written_outside_the_output_folder(tmp_path, small):
     assert all(p.parent == work / "out" for p in new), sorted(map(str, new))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="longslit.batch.inputs.output_name does not pass derived names through output.safe_name yet",
-)
 @pytest.mark.parametrize(
     "source", ["night/-rf.fits", "two\nlines.fits", ".hidden.fits", "evil\u202efdp.fits"]
 )

@@ -131,10 +131,6 @@ def test_a_save_that_fails_keeps_the_previous_spectrum_and_recipe(files, tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["r.toml", "s.fits"]  # no temporary file left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/app.py renders file names and header values as Textual markup (see docs/reliability.md)",
-)
 def test_a_file_name_with_markup_is_shown_as_it_is(tmp_path):
     broken = tmp_path / "[bold]broken.fits"
     broken.write_bytes(b"not FITS at all" * 10)

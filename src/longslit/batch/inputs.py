@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..output import safe_name
 
 #: Suffixes of the files a folder contributes (compared case-insensitively).
 FRAME_SUFFIXES = (".fits", ".fits.gz", ".fit")
@@ -90,7 +91,7 @@ def folder_frames(folder: str | os.PathLike) -> list[str]:
 
 def output_name(source: str | os.PathLike, fmt: str) -> str:
     """``night1/frame.fits.gz`` -> ``frame_spectrum.fits`` (``.ecsv`` for ECSV, ``.<fmt>`` otherwise)."""
-    name = _strip(Path(source).name)
+    name = safe_name(_strip(Path(source).name))
     return f"{name or 'frame'}_spectrum{OUTPUT_SUFFIX.get(fmt, '.' + fmt)}"
 
 

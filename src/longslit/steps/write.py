@@ -100,7 +100,7 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> N
     header["ORIGIN"] = ("longslit", "software that made this file")
     header["LSVERS"] = (__version__, "longslit version")
     header["DATE"] = (info["date"], "UTC date this file was written")
-    header["INFILE"] = (Path(info["input"]).name, "input frame")
+    header["INFILE"] = (_header_text(Path(info["input"]).name), "input frame")
     header["RECIPE"] = (info["recipe_name"], "recipe name")
     header["RECHASH"] = (info["recipe_digest"], "hash of the recipe's steps")
     for record in reduction.records:
@@ -113,7 +113,7 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> N
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
     # The full recipe and input path as JSON (long strings continue over several cards).
     header["LSRECIPE"] = json.dumps(info["recipe"], separators=(",", ":"))
-    header["LSINPUT"] = info["input"]
+    header["LSINPUT"] = _header_text(info["input"])
     for line in reduction.recipe.to_toml().splitlines():
         header.add_history(f"recipe: {line}"[:72])
     for note in info["notes"]:
@@ -150,6 +150,13 @@ def _geometry_hdu(reduction: Reduction):
     for i, band in enumerate(geometry.background, start=1):
         table[f"BKG{i}_LOWER"], table[f"BKG{i}_UPPER"] = band.lower, band.upper
     return fits.BinTableHDU(table, name="GEOMETRY")
+
+
+def _header_text(text: str) -> str:
+    """FITS header values are printable ASCII: escape anything else (non-ASCII letters, newlines)."""
+    from ..errors import printable
+
+    return printable(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
 def write_ecsv(reduction: Reduction, path: Path) -> None:

@@ -67,7 +67,7 @@ class LongslitApp(App):
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
+        yield Static(id="status", markup=False)
         yield Static(id="steps")
         with ContentSwitcher(initial="frame", id="switcher"):
             yield FramePane(self.session, id="frame")
@@ -77,8 +77,8 @@ class LongslitApp(App):
             yield ExtractPane(self.session, id="extract")
             yield SavePane(self.session, id="save")
             with Vertical(id="error-view"):
-                yield Static(id="error-text")
-        yield Static(id="message")
+                yield Static(id="error-text", markup=False)
+        yield Static(id="message", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -135,7 +135,7 @@ class LongslitApp(App):
             bits.append(f"{frame.wavelength.min():.0f}-{frame.wavelength.max():.0f} Å")
         self.query_one("#status", Static).update(" · ".join(b for b in bits if b))
         for note in frame.notes:
-            self.notify(note, severity="warning", timeout=6)
+            self.notify(note, severity="warning", timeout=6, markup=False)
         self._pane("frame").update_from(self.session)
 
     def _load_failed(self, text: str) -> None:
@@ -178,7 +178,7 @@ class LongslitApp(App):
 
     def _failed(self, text: str) -> None:
         self.message(f"{text} (the last good result is still shown)", error=True)
-        self.notify(text, severity="error", timeout=8)
+        self.notify(text, severity="error", timeout=8, markup=False)
         self._pane(self.current).update_from(self.session)
 
     # -- changes from the panes -----------------------------------------------------------------

@@ -37,9 +37,10 @@ def overlays(session: Session, protected: bool = False) -> list[Overlay]:
         return []
     geometry = session.reduction.geometry
     selected = session.selected_region
+    traced = session.regions() is None  # one symmetric background pair, selected together
     marks = [Overlay(geometry.aperture, SELECTED if selected == 0 else APERTURE, "=")]
     marks += [
-        Overlay(band, SELECTED if selected == i else BACKGROUND, "-")
+        Overlay(band, SELECTED if selected == i or (traced and selected) else BACKGROUND, "-")
         for i, band in enumerate(geometry.background, start=1)
     ]
     if protected:
@@ -256,10 +257,13 @@ class LocatePane(StepPane):
             if session.reduction is None:
                 return ""
             geometry = session.reduction.geometry
+            mark = ["▶" if session.selected_region == i else " " for i in (0, 1)]
+            slope = (geometry.trace[-1] - geometry.trace[0]) / max(len(geometry.trace) - 1, 1)
             return (
-                f"trace {np.median(geometry.trace):.1f}\naperture {_band_text(geometry.aperture)}\n"
-                + "\n".join(f"bkg {_band_text(b)}" for b in geometry.background)
-                + "\n[r] edit by hand"
+                f" trace {np.median(geometry.trace):.2f}, slope {slope:+.4f}\n"
+                f"{mark[0]}aperture {_band_text(geometry.aperture)}\n"
+                + "\n".join(f"{mark[1]}bkg      {_band_text(b)}" for b in geometry.background)
+                + "\n(middle column) r: plain rows"
             )
         lines = []
         for i, rows in enumerate([regions.aperture, *regions.background]):

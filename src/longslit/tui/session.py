@@ -147,8 +147,42 @@ class Session:
     def nrows(self) -> int:
         return self.frame.shape[0] if self.frame is not None else 0
 
+    # -- traced geometries: keys edit the ``trace`` method's offsets, so a tilt is kept ------------
+    def _traced(self) -> dict[str, Any] | None:
+        """The ``trace`` parameters being edited; an ``auto`` result is frozen into them first."""
+        method = self.recipe.steps["locate"].method
+        if method == "auto":
+            if self.reduction is None:
+                raise InputError("nothing located yet")
+            from ..steps.locate import geometry_to_params
+
+            frozen = geometry_to_params(self.reduction.geometry)
+            self.recipe = self.recipe.with_overrides({"locate": frozen})
+            method = "trace"
+        return self.params("locate") if method == "trace" else None
+
+    def _edit_trace(self, shift: float, grow: float) -> bool:
+        params = self._traced()
+        if params is None:
+            return False
+        if self.selected_region == 0:
+            changes = {
+                "centre": params["centre"] + shift,
+                "aperture_below": max(params["aperture_below"] + grow, 0.5),
+                "aperture_above": max(params["aperture_above"] + grow, 0.5),
+            }
+        else:  # the background pair, symmetric about the trace: shift = farther, grow = wider
+            inner = max(params["background_inner"] + shift - grow, 0.0)
+            outer = max(params["background_outer"] + shift + grow, inner + 1.0)
+            changes = {"background_inner": inner, "background_outer": outer}
+        self.recipe = self.recipe.with_step("locate", "trace", **changes)
+        return True
+
     def select_region(self, step: int) -> int:
         """Select the next (+1) or previous (-1) region: aperture, then background regions."""
+        if self.regions() is None and self._traced() is not None:
+            self.selected_region = (self.selected_region + step) % 2
+            return self.selected_region
         regions = self._require_regions()
         regions.selected = (regions.selected + step) % (1 + len(regions.background))
         self._store(regions)
@@ -156,6 +190,8 @@ class Session:
 
     def shift_region(self, rows: int) -> None:
         """Move the selected region by ``rows`` (positive = up the slit), kept inside the frame."""
+        if self.regions() is None and self._edit_trace(rows, 0):
+            return
         regions = self._require_regions()
         start, stop = self._selected_range(regions)
         rows = max(-start, min(rows, self.nrows() - stop))
@@ -163,6 +199,8 @@ class Session:
 
     def resize_region(self, rows: int) -> None:
         """Grow (positive) or shrink the selected region by ``rows`` on each side (at least 1 row)."""
+        if self.regions() is None and self._edit_trace(0, rows):
+            return
         regions = self._require_regions()
         start, stop = self._selected_range(regions)
         start, stop = max(0, start - rows), min(self.nrows(), stop + rows)
@@ -229,7 +267,7 @@ class Session:
     def _require_regions(self) -> Regions:
         regions = self.regions()
         if regions is None:
-            raise InputError("regions are edited by hand with the 'rows' method; press r to switch")
+            raise InputError("a traced geometry has one background pair; press r to edit plain rows")
         return regions
 
     @staticmethod
