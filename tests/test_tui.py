@@ -368,3 +368,21 @@ def test_an_installed_plugin_method_is_offered_with_its_parameters(example):
             assert app.session.reduction.records[2].package == "longslit-lacosmic"
 
     run(scenario())
+
+
+def test_every_pane_draws_on_the_real_frame_with_the_default_preset(real_frame_path):
+    """3C 120's first columns have no usable background pixel: the panes must still draw."""
+    from longslit.tui.widgets.plot import PlotView
+
+    async def scenario():
+        app = LongslitApp(str(real_frame_path))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for key in "12345":
+                await pilot.press(key)
+                await settle(pilot)
+                for plot in app.query_one(f"#{app.current}").query(PlotView):
+                    text = str(plot.render())
+                    assert text.strip() and "cannot draw" not in text, (app.current, text[:80])
+
+    run(scenario())

@@ -411,11 +411,13 @@ class BackgroundPane(StepPane):
         model = result.background.model[:, column]
         kept = rows if used is None else np.flatnonzero(used)
         rejected = np.setdiff1d(rows, kept)
-        low, high = np.nanpercentile(data[rows], [1, 99]) if rows.size else (0, 1)
+        finite = data[rows][np.isfinite(data[rows])]
+        low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
         margin = (high - low) * 0.3 + 1e-9
 
         def draw(plt) -> None:
-            plt.scatter(kept.tolist(), data[kept].tolist(), marker="dot", color="cyan", label="used")
+            if kept.size:  # plotext cannot draw an empty series
+                plt.scatter(kept.tolist(), data[kept].tolist(), marker="dot", color="cyan", label="used")
             if rejected.size:
                 plt.scatter(
                     rejected.tolist(), data[rejected].tolist(), marker="x", color="red", label="clipped"
@@ -423,7 +425,8 @@ class BackgroundPane(StepPane):
             plt.plot(np.arange(model.size).tolist(), model.tolist(), color="yellow", label="fit")
             plt.ylim(float(low - margin), float(high + margin))
             unit = "A" if session.frame.calibrated else "col"
-            plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit})")
+            note = "" if kept.size else ": no usable pixels, fit from neighbours"
+            plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit}){note}")
             plt.xlabel("row")
 
         self.query_one("#background-fit", PlotView).plot(draw)
