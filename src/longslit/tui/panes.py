@@ -420,18 +420,20 @@ class BackgroundPane(StepPane):
                 plt.scatter(kept.tolist(), data[kept].tolist(), marker="dot", color="cyan", label="used")
             if rejected.size:
                 plt.scatter(
-                    rejected.tolist(), data[rejected].tolist(), marker="x", color="red", label="clipped"
+                    rejected.tolist(), data[rejected].tolist(), marker="x", color="red", label="left out"
                 )
             plt.plot(np.arange(model.size).tolist(), model.tolist(), color="yellow", label="fit")
             plt.ylim(float(low - margin), float(high + margin))
             unit = "A" if session.frame.calibrated else "col"
-            note = "" if kept.size else ": no usable pixels, fit from neighbours"
-            plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit}){note}")
+            if kept.size:
+                plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit})")
+            else:
+                plt.title(f"col {column}: all flagged, interpolated")
             plt.xlabel("row")
 
         self.query_one("#background-fit", PlotView).plot(draw)
         self.query_one("#background-figures", Static).update(
-            f"column {column}\n{kept.size} pixels used\n{rejected.size} clipped\n←→ column, H L ±25"
+            f"column {column}\n{kept.size} pixels used\n{rejected.size} left out\n←→ column, H L ±25"
         )
 
 
