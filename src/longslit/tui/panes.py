@@ -143,6 +143,16 @@ class StepPane(Horizontal):
         )
         caption.update(self.caption(self.view_layer))
 
+    def compose(self):
+        """The usual layout: a plot over the 2D view, the form and figures beside them."""
+        with Vertical():
+            yield PlotView(id=f"{self.step}-plot")
+            yield FrameView(id=f"{self.step}-view")
+            yield Static(id=f"{self.step}-caption", classes="caption")
+        with Vertical(classes="side"):
+            yield self.form_for(self.step)
+            yield Static(id=f"{self.step}-figures", classes="figures")
+
     def form_for(self, step: str) -> ParamForm:
         return ParamForm(step, id=f"form-{step}")
 
@@ -208,15 +218,6 @@ class LocatePane(StepPane):
         *StepPane.BINDINGS,
     ]
 
-    def compose(self):
-        with Vertical():
-            yield PlotView(id="locate-profile")
-            yield FrameView(id="locate-view")
-            yield Static(id="locate-caption", classes="caption")
-        with Vertical(classes="side"):
-            yield self.form_for("locate")
-            yield Static(id="locate-regions", classes="figures")
-
     def on_mount(self) -> None:
         self.zoom = 4.0
 
@@ -247,8 +248,8 @@ class LocatePane(StepPane):
             plt.title("spatial profile (median over columns)")
             plt.xlabel("row")
 
-        self.query_one("#locate-profile", PlotView).plot(draw)
-        self.query_one("#locate-regions", Static).update(self.regions_text(session))
+        self.query_one("#locate-plot", PlotView).plot(draw)
+        self.query_one("#locate-figures", Static).update(self.regions_text(session))
 
     @staticmethod
     def regions_text(session: Session) -> str:
@@ -317,15 +318,6 @@ class CosmicPane(StepPane):
         *StepPane.BINDINGS,
     ]
 
-    def compose(self):
-        with Vertical():
-            yield PlotView(id="cosmic-cut")
-            yield FrameView(id="cosmic-view")
-            yield Static(id="cosmic-caption", classes="caption")
-        with Vertical(classes="side"):
-            yield self.form_for("cosmic")
-            yield Static(id="cosmic-figures", classes="figures")
-
     def on_mount(self) -> None:
         self.first_column = 254  # the tutorial's plot of columns 254-258
         self.view_layer = "cleaned"
@@ -357,7 +349,7 @@ class CosmicPane(StepPane):
             plt.title(f"columns {first}-{first + 4}, max per row")
             plt.xlabel("row")
 
-        self.query_one("#cosmic-cut", PlotView).plot(draw)
+        self.query_one("#cosmic-plot", PlotView).plot(draw)
         in_view = int(result.cosmic.mask[:, columns].sum())
         self.query_one("#cosmic-figures", Static).update(
             f"{result.cosmic.n_replaced:,} pixels replaced\n{in_view} in columns {first}-{first + 4}\n"
@@ -376,15 +368,6 @@ class BackgroundPane(StepPane):
         Binding("L", "column(25)", "+25", show=False),
         *StepPane.BINDINGS,
     ]
-
-    def compose(self):
-        with Vertical():
-            yield PlotView(id="background-fit")
-            yield FrameView(id="background-view")
-            yield Static(id="background-caption", classes="caption")
-        with Vertical(classes="side"):
-            yield self.form_for("background")
-            yield Static(id="background-figures", classes="figures")
 
     def on_mount(self) -> None:
         self.column = 10  # the tutorial's single-column plot
@@ -431,7 +414,7 @@ class BackgroundPane(StepPane):
                 plt.title(f"col {column}: all flagged, interpolated")
             plt.xlabel("row")
 
-        self.query_one("#background-fit", PlotView).plot(draw)
+        self.query_one("#background-plot", PlotView).plot(draw)
         self.query_one("#background-figures", Static).update(
             f"column {column}\n{kept.size} pixels used\n{rejected.size} left out\n←→ column, H L ±25"
         )
