@@ -33,12 +33,27 @@ def fit_columns(
     sandwich ``N^-1 (B^T V B) N^-1`` with the pixels' known variance V, which is exact for an
     unweighted fit. Without a variance, the scatter of the residuals stands in for it.
     """
+    k = basis.shape[1]
+    # Products of basis functions per row, so every sum over rows below is one matrix product
+    # (BLAS) rather than a three-operand einsum: N_c = sum_r w_rc B_rk B_rl.
+    outer = (basis[:, :, None] * basis[:, None, :]).reshape(len(basis), k * k)
+    any_used = use.any(axis=1)
+    if np.array_equal(any_used, use.all(axis=1)):
+        return _fit_shared_rows(data, np.flatnonzero(any_used), basis, outer, variance)
+    return _fit_general(data, use, basis, outer, variance)
+
+
+def _fit_general(
+    data: np.ndarray, use: np.ndarray, basis: np.ndarray, outer: np.ndarray, variance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_columns` with a different set of rows in each column."""
+    k = basis.shape[1]
+    ncols = data.shape[1]
     weight = use.astype(np.float64)
     clean = np.where(use, data, 0.0)
-    normal = np.einsum("rc,rk,rl->ckl", weight, basis, basis)
+    normal = (weight.T @ outer).reshape(ncols, k, k)
     rhs = clean.T @ basis
     count = use.sum(axis=0)
-    k = basis.shape[1]
     good = count >= k
     coef = np.full((data.shape[1], k), np.nan)
     covariance = np.full((data.shape[1], k, k), np.nan)
@@ -47,13 +62,44 @@ def fit_columns(
         coef[good] = np.einsum("ckl,cl->ck", inverse, rhs[good])
         if variance is not None:
             var = np.where(use, variance, 0.0)[:, good]
-            middle = np.einsum("rc,rk,rl->ckl", var, basis, basis)
+            middle = (var.T @ outer).reshape(-1, k, k)
         else:
             residual = np.where(use, data - basis @ np.nan_to_num(coef.T), 0.0)[:, good]
             dof = np.maximum(count[good] - k, 1)
             scatter = (residual**2).sum(axis=0) / dof
             middle = normal[good] * scatter[:, None, None]
         covariance[good] = inverse @ middle @ inverse
+    return coef, covariance, count
+
+
+def _fit_shared_rows(
+    data: np.ndarray, rows: np.ndarray, basis: np.ndarray, outer: np.ndarray, variance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_columns` when every column uses the same rows (no flagged pixel among them).
+
+    One normal matrix serves all columns, and the sums over rows run over contiguous runs of rows
+    as views: no frame-sized temporary. Same fit and covariance as the general path (tested).
+    """
+    k = basis.shape[1]
+    ncols = data.shape[1]
+    count = np.full(ncols, rows.size)
+    if rows.size < k:
+        return np.full((ncols, k), np.nan), np.full((ncols, k, k), np.nan), count
+    # Runs of consecutive rows: [starts[i], stops[i]).
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = rows[np.r_[0, breaks]]
+    stops = rows[np.r_[breaks - 1, rows.size - 1]] + 1
+    runs = [slice(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+    inverse = np.linalg.inv(basis[rows].T @ basis[rows])
+    rhs = sum(basis[r].T @ data[r].astype(np.float64, copy=False) for r in runs)
+    coef = (inverse @ rhs).T
+    if variance is not None:
+        middle = sum(outer[r].T @ variance[r] for r in runs).T.reshape(ncols, k, k)
+    else:
+        scatter = sum(((data[r] - basis[r] @ coef.T) ** 2).sum(axis=0) for r in runs)
+        scatter = scatter / max(rows.size - k, 1)
+        middle = (basis[rows].T @ basis[rows])[None] * scatter[:, None, None]
+    covariance = inverse @ middle @ inverse
     return coef, covariance, count
 
 
@@ -86,7 +132,7 @@ def fit_polynomial(
         Leave out pixels the frame's mask flags (DQ bits, non-finite values). The tutorial does not.
     """
     nrows, ncols = frame.shape
-    data = frame.sci.astype(np.float64)
+    data = frame.sci
     use = geometry.background_mask(nrows) & np.isfinite(data)
     if use_mask:
         use &= ~frame.mask
@@ -96,7 +142,7 @@ def fit_polynomial(
     for _ in range(clip_iterations):
         from astropy.stats import sigma_clip
 
-        residual = np.ma.masked_array(data - basis @ np.nan_to_num(coef.T), mask=~use)
+        residual = np.ma.masked_array(data - basis @ np.nan_to_num(coef.T), mask=~use)  # float64
         clipped = sigma_clip(
             residual,
             sigma_lower=clip_sigma_lower,

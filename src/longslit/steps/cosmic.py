@@ -15,12 +15,12 @@ from ..products import CosmicResult
 def median_filter_zero_padded(image: np.ndarray, size: int) -> np.ndarray:
     """``size`` x ``size`` median filter with zeros beyond the edges, as ``scipy.signal.medfilt``.
 
-    Tests pin it to ``medfilt`` bit for bit. (In scipy 1.17 ``medfilt`` itself calls
-    ``ndimage.rank_filter``, so this is no faster; it is where a faster filter will go.)
+    Sizes 3, 5 and 9 run as min/max sorting networks on whole arrays (``longslit.numerics.median``,
+    about 25x faster than ``medfilt`` at size 5); tests pin the result to ``medfilt`` bit for bit.
     """
-    from scipy import ndimage
+    from ..numerics.median import median_filter
 
-    return ndimage.median_filter(image, size=size, mode="constant", cval=0.0)
+    return median_filter(image, size)
 
 
 def clean_median(
@@ -54,19 +54,64 @@ def clean_median(
     smooth = median_filter_zero_padded(data, size)
     if sigma is None:
         if frame.variance is not None:
-            sigma = float(np.median(np.sqrt(frame.variance)))
+            sigma = float(median_of_error(frame.variance))
         else:
             from astropy.stats import mad_std
 
             sigma = float(mad_std(data - smooth))
     if not sigma > 0:
         raise InputError(f"the noise level sigma is {sigma}; set cosmic.sigma to a positive value")
-    # Same arithmetic, in the data's own precision, as the tutorial: identical pixels are replaced.
+    # Same arithmetic, in the data's own precision, as the tutorial (|sci - median| / sigma >
+    # threshold): identical pixels are replaced. In place, to allocate one frame-sized array less.
     scale = np.asarray(sigma, dtype=sci.dtype)
-    hits = (np.abs(data - smooth) / scale) > threshold
+    deviation = np.subtract(data, smooth, dtype=sci.dtype)
+    np.abs(deviation, out=deviation)
+    np.divide(deviation, scale, out=deviation)
+    hits = deviation > threshold
+    del deviation
     hits &= ~geometry.protected_mask(sci.shape[0])
     cleaned = np.where(hits, smooth, sci)
     return CosmicResult(cleaned=cleaned, mask=hits, info={"sigma": sigma})
+
+
+def median_of_error(variance: np.ndarray) -> np.floating:
+    """``np.median(ERR)`` from the variance (ERR squared), as the tutorial's ``np.median(err)``.
+
+    The square root is monotonic, so the middle values of the variance are the squares of the
+    middle values of ERR: only those two are square-rooted, and their mean is taken in float32 as
+    numpy does for the tutorial's float32 ERR. Exact for float32 ERR, whose square float64 holds
+    exactly. The two middle values come from :func:`middle_values` (tests pin it to ``np.median``).
+    """
+    low, high = middle_values(variance.ravel())
+    return np.mean(np.sqrt(np.array([low, high])).astype(np.float32))
+
+
+def middle_values(values: np.ndarray, sample: int = 4096) -> tuple[float, float]:
+    """The two middle order statistics of a 1D array without NaN (the same one twice if its size is odd).
+
+    ``np.partition`` of a whole frame costs about 2.5 ms; instead, a strided sample brackets the
+    middle (ranks within about 5 standard deviations of the sample's middle), one pass counts what
+    lies below the bracket, and only the values inside it are partitioned. If the bracket misses
+    (it should about once in a few million calls), the whole array is partitioned. Exact either way.
+    """
+    n = values.size
+    half = n // 2
+    ranks = (half, half) if n % 2 else (half - 1, half)
+    step = n // sample
+    if step >= 4:
+        picked = np.sort(values[::step])
+        m = picked.size
+        spread = int(5 * np.sqrt(m) / 2) + 1
+        lo = picked[max(m // 2 - spread, 0)]
+        hi = picked[min(m // 2 + spread, m - 1)]
+        below = int(np.count_nonzero(values < lo))
+        inside = values[(values >= lo) & (values <= hi)]
+        first, last = ranks[0] - below, ranks[1] - below
+        if first >= 0 and last < inside.size:
+            part = np.partition(inside, (first, last))
+            return float(part[first]), float(part[last])
+    part = np.partition(values, ranks)
+    return float(part[ranks[0]]), float(part[ranks[1]])
 
 
 @hookimpl
