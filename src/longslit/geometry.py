@@ -58,8 +58,15 @@ class Band:
 
     def contains(self, nrows: int) -> np.ndarray:
         """Boolean (nrows, ncols): pixels whose centre lies inside the band."""
-        rows = np.arange(nrows, dtype=np.float64)[:, None]
-        return (rows >= self.lower[None, :]) & (rows < self.upper[None, :])
+        if not (np.isfinite(self.lower).all() and np.isfinite(self.upper).all()):
+            rows = np.arange(nrows, dtype=np.float64)[:, None]
+            return (rows >= self.lower[None, :]) & (rows < self.upper[None, :])
+        # Only the rows the band can reach are compared; the rest are outside.
+        inside = np.zeros((nrows, self.lower.shape[0]), dtype=bool)
+        span = self.row_span(nrows)
+        rows = np.arange(span.start, span.stop, dtype=np.float64)[:, None]
+        inside[span] = (rows >= self.lower[None, :]) & (rows < self.upper[None, :])
+        return inside
 
     def row_span(self, nrows: int) -> slice:
         """The smallest row slice holding the band in every column (clipped to the frame)."""

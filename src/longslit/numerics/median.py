@@ -222,89 +222,97 @@ class _Program:
     """
 
     def __init__(self, p: _Plan, stride: int, rows: int, dtype: np.dtype) -> None:
+        ops, slot, n_buffers, result = _layout(p, stride, rows)
         n = p.size
-        length = rows * stride  # positions (window corners) per block
-        span = length + n - 1  # positions whose sorted column some window reads
-        self.staging = np.zeros((rows + n - 1) * stride + n - 1, dtype=dtype)
-
-        # Symbolic pass: global value ids, each read as (value, offset, count).
-        ops: list[tuple[int, int, tuple[int, int, int], tuple[int, int, int], int]] = []
-        counter = [0]
-        external: dict[int, np.ndarray] = {}
-
-        def new() -> int:
-            counter[0] += 1
-            return counter[0]
-
-        def stage(st: _Stage, inputs: list[tuple[int, int, int]], count: int) -> list[int | None]:
-            local: dict[int, int] = {}
-            refs: dict[int, tuple[int, int, int]] = dict(enumerate(inputs))
-            for kind, out, a, b in st.ops:
-                local[out] = new()
-                refs[out] = (local[out], 0, count)
-                ops.append((kind, local[out], refs[a], refs[b], count))
-            result: list[int | None] = []
-            for v in st.outputs:
-                if v in local:
-                    result.append(local[v])
-                elif v < st.n_inputs and v in refs:  # passed through: copy (a max with itself)
-                    g = new()
-                    ops.append((1, g, refs[v], refs[v], count))
-                    result.append(g)
-                else:
-                    result.append(None)
-            return result
-
-        row_values = []
-        for k in range(n):
-            g = new()
-            external[g] = self.staging[k * stride : k * stride + span]
-            row_values.append((g, 0, span))
-        columns = stage(p.sort, row_values, span)
-        run = columns
-        shift = 1
-        for st in p.merges:
-            span -= shift
-            left = [(v, 0, span) if v is not None else None for v in run]
-            right = [(v, shift, span) if v is not None else None for v in run]
-            run = stage(st, left + right, span)  # type: ignore[arg-type]
-            shift *= 2
-        low = (n * n - 1) // 2 - n
-        kept = [(v, 0, length) for v in run[low : low + n + 1]]
-        last = [(v, n - 1, length) for v in columns]
-        (self._result,) = stage(p.select, kept + last, length)  # type: ignore[arg-type]
-
-        # Liveness: a buffer is reused once the last instruction reading its value has run.
-        last_read: dict[int, int] = {}
-        for i, (_, _, a, b, _) in enumerate(ops):
-            last_read[a[0]] = i
-            last_read[b[0]] = i
-        buffers: list[np.ndarray] = []
-        free: list[int] = []
-        slot: dict[int, int] = {}
         full = (rows + n - 1) * stride  # longest operand
-        for i, (_, out, a, b, _) in enumerate(ops):
-            if free:
-                slot[out] = free.pop()
-            else:
-                slot[out] = len(buffers)
-                buffers.append(np.empty(full, dtype=dtype))
-            for v in {a[0], b[0]}:  # freed after the output is placed: outputs never alias inputs
-                if last_read[v] == i and v in slot and v != self._result:
-                    free.append(slot[v])
+        self.staging = np.zeros((rows + n - 1) * stride + n - 1, dtype=dtype)
+        buffers = [np.empty(full, dtype=dtype) for _ in range(n_buffers)]
 
         def view(ref: tuple[int, int, int]) -> np.ndarray:
             v, offset, count = ref
-            base = external[v] if v in external else buffers[slot[v]]
-            return base[offset : offset + count]
+            if v < 0:  # row -v - 1 of the staged block
+                start = (-v - 1) * stride + offset
+                return self.staging[start : start + count]
+            return buffers[slot[v]][offset : offset + count]
 
         self.instructions = [
             (np.minimum if kind == 0 else np.maximum, view(a), view(b), buffers[slot[out]][:count])
             for kind, out, a, b, count in ops
         ]
-        self.result = buffers[slot[self._result]][:length]
+        self.result = buffers[slot[result]][: rows * stride]
 
     def run(self) -> np.ndarray:
         for ufunc, a, b, out in self.instructions:
             ufunc(a, b, out=out)
         return self.result
+
+
+@functools.cache
+def _layout(p: _Plan, stride: int, rows: int) -> tuple[list, dict[int, int], int, int]:
+    """The program of a plan for one block shape, with buffers assigned by liveness (cached).
+
+    Returns ``(ops, slot, n_buffers, result)``: ops are ``(kind, out, a, b, count)`` with operands
+    ``(value, offset, count)``; negative values are the staged rows (``-1`` the first), the others
+    live in buffer ``slot[value]``.
+    """
+    n = p.size
+    length = rows * stride  # positions (window corners) per block
+    span = length + n - 1  # positions whose sorted column some window reads
+    ops: list[tuple[int, int, tuple[int, int, int], tuple[int, int, int], int]] = []
+    counter = [0]
+
+    def new() -> int:
+        counter[0] += 1
+        return counter[0]
+
+    def stage(st: _Stage, inputs: list[tuple[int, int, int]], count: int) -> list[int | None]:
+        local: dict[int, int] = {}
+        refs: dict[int, tuple[int, int, int]] = dict(enumerate(inputs))
+        for kind, out, a, b in st.ops:
+            local[out] = new()
+            refs[out] = (local[out], 0, count)
+            ops.append((kind, local[out], refs[a], refs[b], count))
+        result: list[int | None] = []
+        for v in st.outputs:
+            if v in local:
+                result.append(local[v])
+            elif v < st.n_inputs and v in refs:  # passed through: copy (a max with itself)
+                g = new()
+                ops.append((1, g, refs[v], refs[v], count))
+                result.append(g)
+            else:
+                result.append(None)
+        return result
+
+    columns = stage(p.sort, [(-k - 1, 0, span) for k in range(n)], span)
+    run = columns
+    shift = 1
+    for st in p.merges:
+        span -= shift
+        left = [(v, 0, span) for v in run]
+        right = [(v, shift, span) for v in run]
+        run = stage(st, left + right, span)  # type: ignore[arg-type]
+        shift *= 2
+    low = (n * n - 1) // 2 - n
+    kept = [(v, 0, length) for v in run[low : low + n + 1]]
+    last = [(v, n - 1, length) for v in columns]
+    (result,) = stage(p.select, kept + last, length)  # type: ignore[arg-type]
+
+    # Liveness: a buffer is reused once the last instruction reading its value has run.
+    last_read: dict[int, int] = {}
+    for i, (_, _, a, b, _) in enumerate(ops):
+        last_read[a[0]] = i
+        last_read[b[0]] = i
+    n_buffers = 0
+    free: list[int] = []
+    slot: dict[int, int] = {}
+    for i, (_, out, a, b, _) in enumerate(ops):
+        if free:
+            slot[out] = free.pop()
+        else:
+            slot[out] = n_buffers
+            n_buffers += 1
+        for v in {a[0], b[0]}:  # freed after the output is placed: outputs never alias inputs
+            if last_read[v] == i and v in slot and v != result:
+                free.append(slot[v])
+    return ops, slot, n_buffers, result  # type: ignore[return-value]
