@@ -31,12 +31,16 @@ sizes without a network) go to ``ndimage.median_filter`` instead.
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 #: Sizes with a fast network (n - 1 must be a power of two for the pairwise merge tree).
 FAST_SIZES = (3, 5, 9)
+#: Frames from this many pixels up are filtered by several threads.
+THREADED_PIXELS = 1 << 21
 #: Elements per block of rows: the ~40 live temporaries of size 5 then stay in a 2 MiB L2 cache.
 BLOCK_ELEMENTS = 1 << 14
 
@@ -192,16 +196,37 @@ def median_filter(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _network_median(image: np.ndarray, p: _Plan) -> np.ndarray:
+    height, width = image.shape
+    stride = width + p.size - 1  # padded row length
+    # Big frames: the blocks are split between threads (numpy's loops release the GIL), each with
+    # its own buffers; blocks 4x larger there, else the threads queue for the GIL between calls
+    # (measured on 4096 x 4096, 2 cores: 0.25 s in one thread, 0.31 s in two with small blocks,
+    # 0.16 s with large ones). Every block is computed the same way whichever thread runs it.
+    threads = min(os.cpu_count() or 1, 4) if image.size >= THREADED_PIXELS else 1
+    elements = BLOCK_ELEMENTS * (4 if threads > 1 else 1)
+    rows = max(1, min(height, elements // stride))
+    out = np.empty_like(image)
+    starts = list(range(0, height, rows))
+    threads = min(threads, len(starts))
+    shares = [starts[i::threads] for i in range(threads)]
+    if threads == 1:
+        _median_blocks(image, p, rows, shares[0], out)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda share: _median_blocks(image, p, rows, share, out), shares))
+    return out
+
+
+def _median_blocks(image: np.ndarray, p: _Plan, rows: int, tops: list[int], out: np.ndarray) -> None:
+    """The median of the blocks of ``rows`` rows starting at ``tops``, written into ``out``."""
     n = p.size
     pad = n // 2
     height, width = image.shape
-    stride = width + n - 1  # padded row length
-    rows = max(1, min(height, BLOCK_ELEMENTS // stride))
+    stride = width + n - 1
     program = _Program(p, stride, rows, image.dtype)
     # The block's rows of the zero-padded frame; the pad columns (and the spare tail) stay zero.
     grid = program.staging[: (rows + n - 1) * stride].reshape(rows + n - 1, stride)[:, pad : pad + width]
-    out = np.empty_like(image)
-    for top in range(0, height, rows):
+    for top in tops:
         first, stop = top - pad, top + rows + n - 1 - pad  # image rows this block reads
         lo, hi = max(first, 0), min(stop, height)
         grid[: lo - first] = 0
@@ -210,7 +235,6 @@ def _network_median(image: np.ndarray, p: _Plan) -> np.ndarray:
         result = program.run()
         count = min(rows, height - top)
         out[top : top + count] = result[: count * stride].reshape(count, stride)[:, :width]
-    return out
 
 
 class _Program:

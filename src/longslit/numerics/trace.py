@@ -13,7 +13,9 @@ from the trace the source can be told from the sky (its extent).
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,19 +115,70 @@ def block_profiles(data: np.ndarray, bad: np.ndarray, width: int) -> tuple[np.nd
     1.25 in sigma), which a faint source needs. Returns the profiles (nrows, nblocks), NaN where a
     row has no good pixel in a block, and each block's centre column.
     """
-    clean = np.where(bad | ~np.isfinite(data), np.nan, data.astype(np.float64))
     blocks = column_blocks(data.shape[1], width)
     profiles = np.empty((data.shape[0], len(blocks)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (bad columns) give NaN, as wanted
-        for b, (start, stop) in enumerate(blocks):
-            block = clean[:, start:stop]
-            median = np.nanmedian(block, axis=1, keepdims=True)
-            spread = 1.4826 * np.nanmedian(np.abs(block - median), axis=1, keepdims=True)
-            keep = np.abs(block - median) <= 3.5 * np.where(spread > 0, spread, np.inf)
-            profiles[:, b] = np.nanmean(np.where(keep, block, np.nan), axis=1)
+
+    def profile(b: int) -> None:
+        start, stop = blocks[b]
+        # One block at a time: a float64 copy of the whole frame would be twice its size.
+        block = data[:, start:stop].astype(np.float64)
+        block[bad[:, start:stop] | ~np.isfinite(block)] = np.nan
+        median = nanmedian_rows(block)
+        deviation = np.abs(block - median)
+        spread = 1.4826 * nanmedian_rows(deviation)
+        keep = deviation <= 3.5 * np.where(spread > 0, spread, np.inf)  # False for NaN
+        with np.errstate(invalid="ignore", divide="ignore"):  # rows with no good pixel: NaN, as wanted
+            profiles[:, b] = np.where(keep, block, 0.0).sum(axis=1) / keep.sum(axis=1)  # = nanmean
+
+    # The partitions dominate and release the GIL: the blocks are shared between threads.
+    threads = min(len(blocks), os.cpu_count() or 1, 4)
+    if threads > 1 and data.size >= 1 << 20:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(profile, range(len(blocks))))
+    else:
+        for b in range(len(blocks)):
+            profile(b)
     columns = np.array([(start + stop - 1) / 2.0 for start, stop in blocks])
     return profiles, columns
+
+
+def nanmedian_rows(values: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(values, axis=1, keepdims=True)`` for a 2D array, without its slow path.
+
+    For rows shorter than 600, numpy's nanmedian goes through masked arrays and argsort (about 20x
+    slower than a partition). Here one ``np.partition`` along the rows, at every rank some row's
+    median needs (NaN sorts last, so a row with n values has its middle at ranks (n-1)//2 and
+    n//2), gives the same values; all-NaN rows give NaN. Tests pin it to ``np.nanmedian``.
+    """
+    count = np.count_nonzero(~np.isnan(values), axis=1)
+    if values.shape[1] == 0 or count.min() == values.shape[1]:
+        return np.median(values, axis=1, keepdims=True)
+    low, high = np.maximum((count - 1) // 2, 0), count // 2
+    ranks = np.unique(np.concatenate([low, np.minimum(high, values.shape[1] - 1)]))
+    part = np.partition(values, ranks, axis=1)
+    middle = np.take_along_axis(part, np.stack([low, np.minimum(high, values.shape[1] - 1)], 1), axis=1)
+    median = middle.mean(axis=1, keepdims=True)
+    median[count == 0] = np.nan
+    return median
+
+
+def binned_median(values: np.ndarray, index: np.ndarray, nbins: int) -> np.ndarray:
+    """The median of ``values`` in each bin ``0 .. nbins - 1`` (NaN where empty).
+
+    ``scipy.ndimage.median(values, labels=index, index=range(nbins))`` gives the same numbers (tested),
+    but sorts every value by (label, value): 0.2 s for the 740,000 pixels near the trace of a 4096 x
+    4096 frame. Grouping by bin (one integer argsort) and partitioning each bin takes a fifth of it.
+    """
+    # A stable sort of 16-bit keys is a radix sort in numpy: several times faster than of intp.
+    keys = index.astype(np.int16) if nbins <= np.iinfo(np.int16).max else index
+    order = np.argsort(keys, kind="stable")
+    grouped = values[order]
+    counts = np.bincount(index, minlength=nbins)
+    stops = np.cumsum(counts)
+    medians = np.full(nbins, np.nan)
+    for b in np.flatnonzero(counts):
+        medians[b] = np.median(grouped[stops[b] - counts[b] : stops[b]])
+    return medians
 
 
 def _filled(profile: np.ndarray) -> np.ndarray:
@@ -361,16 +414,19 @@ def spatial_profile(
     trace gives the same profile as a straight one. The sky is a straight line fitted (with rejection)
     to the bins far from the trace, beyond ``max(10 * fwhm, 30)`` rows where the frame allows.
     """
-    from scipy import ndimage
 
     nrows, ncols = data.shape
     halfwidth = float(min(max(90.0, 25.0 * fwhm), nrows))
-    delta = np.arange(nrows, dtype=np.float64)[:, None] - trace[None, :]
+    # Only rows within halfwidth of the trace somewhere can be selected: look at those alone.
+    first = max(int(np.floor(np.min(trace) - halfwidth)), 0)
+    stop = min(int(np.ceil(np.max(trace) + halfwidth)) + 1, nrows)
+    data, bad = data[first:stop], bad[first:stop]
+    delta = np.arange(first, stop, dtype=np.float64)[:, None] - trace[None, :]
     select = (np.abs(delta) < halfwidth) & ~bad & np.isfinite(data)
     nbins = int(np.ceil(2 * halfwidth / step))
     index = np.floor((delta[select] + halfwidth) / step).astype(np.intp)
     counts = np.bincount(index, minlength=nbins)
-    values = np.asarray(ndimage.median(data[select].astype(np.float64), labels=index, index=np.arange(nbins)))
+    values = binned_median(data[select].astype(np.float64), index, nbins)
     offsets = -halfwidth + (np.arange(nbins) + 0.5) * step
     filled = counts >= max(3, ncols // 20)
     if filled.sum() >= 2:

@@ -103,6 +103,31 @@ def _fit_shared_rows(
     return coef, covariance, count
 
 
+def evaluate_model(basis: np.ndarray, coef: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``basis @ coef.T`` in the data's precision, a block of rows at a time.
+
+    For float32 data (the tutorial's, and HST's) the model is float32 as the tutorial's ``bkg`` is:
+    the full-frame float64 product would be twice the frame's size in fresh memory, and the
+    subtracted frame after it twice again; on a 4096 x 4096 frame first-touching that memory costs
+    more than the fit.
+    """
+    nrows, ncols = basis.shape[0], coef.shape[0]
+    model = np.empty((nrows, ncols), dtype=dtype)
+    step = max(1, (1 << 18) // max(ncols, 1))
+    for start in range(0, nrows, step):
+        model[start : start + step] = basis[start : start + step] @ coef.T
+    return model
+
+
+def rows_reached(bands, nrows: int) -> slice:
+    """The smallest slice of rows holding every band (empty when there are none)."""
+    spans = [band.row_span(nrows) for band in bands]
+    spans = [s for s in spans if s.stop > s.start]
+    if not spans:
+        return slice(0, 0)
+    return slice(min(s.start for s in spans), max(s.stop for s in spans))
+
+
 def fit_polynomial(
     frame: Frame,
     geometry: Geometry,
@@ -132,12 +157,16 @@ def fit_polynomial(
         Leave out pixels the frame's mask flags (DQ bits, non-finite values). The tutorial does not.
     """
     nrows, ncols = frame.shape
-    data = frame.sci
-    use = geometry.background_mask(nrows) & np.isfinite(data)
+    # Only the rows some background region reaches take part; the rest have no weight in any fit,
+    # so leaving them out changes nothing (tested) and spares passes over the whole frame.
+    span = rows_reached(geometry.background, nrows)
+    data = frame.sci[span]
+    use = geometry.background_mask(nrows)[span] & np.isfinite(data)
     if use_mask:
-        use &= ~frame.mask
-    variance = frame.variance
-    basis = row_basis(nrows, order)
+        use &= ~frame.mask[span]
+    variance = None if frame.variance is None else frame.variance[span]
+    full_basis = row_basis(nrows, order)
+    basis = full_basis[span]
     coef, covariance, count = fit_columns(data, use, basis, variance)
     for _ in range(clip_iterations):
         from astropy.stats import sigma_clip
@@ -176,12 +205,13 @@ def fit_polynomial(
             coef[empty, j] = np.interp(empty, fitted, coef[fitted, j])
             for i in range(basis.shape[1]):
                 covariance[empty, i, j] = np.interp(empty, fitted, covariance[fitted, i, j])
-    model = basis @ coef.T
+    used = np.zeros((nrows, ncols), dtype=bool)
+    used[span] = use
     return BackgroundFit(
-        model=model,
-        basis=basis,
+        model=evaluate_model(full_basis, coef, np.result_type(frame.sci.dtype, np.float32)),
+        basis=full_basis,
         covariance=covariance,
-        used=use,
+        used=used,
         info={"interpolated_columns": empty.tolist(), "pixels_used": int(use.sum())},
     )
 

@@ -1,0 +1,128 @@
+"""Speed never changes results: each fast path against the straightforward code it replaced."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import longslit
+from longslit.geometry import Band
+from longslit.numerics import median as fast_median
+from longslit.numerics import trace as T
+from longslit.steps import background as B
+from longslit.testing import make_frame
+
+
+def reference_block_profiles(data, bad, width):
+    """block_profiles as first written: a float64 NaN-masked copy of the frame and np.nanmedian."""
+    clean = np.where(bad | ~np.isfinite(data), np.nan, data.astype(np.float64))
+    blocks = T.column_blocks(data.shape[1], width)
+    profiles = np.empty((data.shape[0], len(blocks)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for b, (start, stop) in enumerate(blocks):
+            block = clean[:, start:stop]
+            median = np.nanmedian(block, axis=1, keepdims=True)
+            spread = 1.4826 * np.nanmedian(np.abs(block - median), axis=1, keepdims=True)
+            keep = np.abs(block - median) <= 3.5 * np.where(spread > 0, spread, np.inf)
+            profiles[:, b] = np.nanmean(np.where(keep, block, np.nan), axis=1)
+    return profiles
+
+
+@pytest.mark.parametrize("shape", [(200, 180), (1100, 1000)])  # the second runs threaded
+def test_block_profiles_equal_reference(shape):
+    frame = longslit.Frame.from_arrays(make_frame(shape, trace_center=shape[0] / 2).hdul[1].data)
+    bad = np.zeros(shape, dtype=bool)
+    bad[:, 40:43] = True  # bad columns: all-NaN rows in part of a block
+    bad[7] = True  # a whole bad row: NaN in every block
+    bad[np.random.default_rng(0).random(shape) < 0.01] = True
+    profiles, _ = T.block_profiles(frame.sci, bad, 23)
+    assert np.array_equal(profiles, reference_block_profiles(frame.sci, bad, 23), equal_nan=True)
+
+
+def test_nanmedian_rows_equal_numpy():
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        values = rng.normal(size=(rng.integers(1, 30), rng.integers(1, 40)))
+        values[rng.random(values.shape) < rng.random()] = np.nan
+        if trial % 4 == 0:
+            values[0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(values, axis=1, keepdims=True)
+        assert np.array_equal(T.nanmedian_rows(values), expected, equal_nan=True)
+
+
+def test_binned_median_equals_ndimage():
+    rng = np.random.default_rng(2)
+    for _ in range(100):
+        n, nbins = rng.integers(1, 3000), rng.integers(1, 60)
+        values, index = rng.normal(size=n), rng.integers(0, nbins, size=n)
+        expected = np.asarray(ndimage.median(values, labels=index, index=np.arange(nbins)))
+        got = T.binned_median(values, index, nbins)
+        filled = np.bincount(index, minlength=nbins) > 0
+        assert np.array_equal(got[filled], expected[filled])  # ndimage's value for an empty bin is junk
+        assert np.isnan(got[~filled]).all()
+
+
+def test_band_contains_equals_the_formula():
+    rng = np.random.default_rng(3)
+    for trial in range(500):
+        nrows, ncols = int(rng.integers(1, 40)), int(rng.integers(1, 6))
+        lower = rng.uniform(-10, 50, ncols)
+        upper = lower + rng.uniform(0, 30, ncols)
+        if trial % 3 == 0:  # whole rows, edges at half-integers
+            lower, upper = np.round(lower) - 0.5, np.round(upper) - 0.5
+        rows = np.arange(nrows, dtype=np.float64)[:, None]
+        expected = (rows >= lower[None]) & (rows < upper[None])
+        assert np.array_equal(Band(lower, upper).contains(nrows), expected)
+
+
+@pytest.mark.parametrize("use_variance", [True, False])
+def test_shared_rows_fit_equals_general_fit(use_variance):
+    rng = np.random.default_rng(4)
+    data = (rng.normal(size=(200, 50)) + 5).astype(np.float32)
+    variance = rng.uniform(0.5, 2, size=(200, 50)) if use_variance else None
+    use = np.zeros((200, 50), dtype=bool)
+    use[5:60] = use[120:190] = True
+    basis = B.row_basis(200, 3)
+    outer = (basis[:, :, None] * basis[:, None, :]).reshape(200, 16)
+    shared = B._fit_shared_rows(data, np.flatnonzero(use.any(axis=1)), basis, outer, variance)
+    general = B._fit_general(data, use, basis, outer, variance)
+    for a, b in zip(shared, general, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["auto", "tutorial"])
+def test_background_over_reached_rows_equals_whole_frame(monkeypatch, preset, tmp_path):
+    path = make_frame((512, 200), trace_center=254.5, tilt=0.03, bad_columns=(50,)).write(tmp_path / "f.fits")
+    reduction = longslit.reduce(path, preset)
+    fit = reduction.background
+    monkeypatch.setattr(B, "rows_reached", lambda bands, nrows: slice(0, nrows))
+    params = reduction.recipe.steps["background"].params
+    whole = B.fit_polynomial(reduction.cleaned, reduction.geometry, **params)
+    assert np.array_equal(fit.used, whole.used)
+    # The same sums, less rows of zero weight: equal up to BLAS's order of summation.
+    np.testing.assert_allclose(fit.model, whole.model, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(fit.covariance, whole.covariance, rtol=1e-10, atol=1e-15)
+
+
+def test_float32_model_is_the_rounded_float64_model():
+    basis = B.row_basis(1000, 2)
+    coef = np.random.default_rng(5).normal(size=(700, 3)) * 100
+    expected = basis @ coef.T
+    # Row blocks may change BLAS's kernel, hence its rounding, by an ulp or so.
+    np.testing.assert_allclose(B.evaluate_model(basis, coef, np.float64), expected, rtol=1e-13, atol=1e-11)
+    single = B.evaluate_model(basis, coef, np.float32)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, expected, rtol=2e-7, atol=1e-4)
+
+
+def test_threaded_median_equals_single_thread(monkeypatch):
+    image = np.random.default_rng(6).normal(size=(700, 650)).astype(np.float32)
+    monkeypatch.setattr(fast_median, "THREADED_PIXELS", 1)
+    threaded = fast_median.median_filter(image, 5)
+    assert np.array_equal(threaded, ndimage.median_filter(image, 5, mode="constant", cval=0))
