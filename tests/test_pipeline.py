@@ -56,10 +56,40 @@ def test_changing_a_step_reruns_only_it_and_the_steps_after(source):
     assert pipeline.computed == []
     moved_recipe = recipe.with_overrides({"locate": {"aperture": [251, 261]}})
     moved = pipeline.run(source, moved_recipe)
-    assert pipeline.computed == ["locate", "cosmic", "background", "extract"]
+    # The median cleaning reads only the protected rows, the polynomial only the background rows.
+    assert pipeline.computed == ["locate", "extract"]
     assert not np.allclose(moved.spectrum.flux, first.spectrum.flux)
+    fresh = Pipeline().run(source, moved_recipe)  # the cached steps give what a fresh run gives
+    np.testing.assert_array_equal(moved.spectrum.flux, fresh.spectrum.flux)
     pipeline.run(source, moved_recipe.with_overrides({"background": {"order": 1}}))
     assert pipeline.computed == ["background", "extract"]
+    pipeline.run(source, moved_recipe.with_overrides({"locate": {"background": [[10, 190], [300, 480]]}}))
+    assert pipeline.computed == ["locate", "background", "extract"]
+    pipeline.run(source, moved_recipe.with_overrides({"locate": {"protected": [[231, 281]]}}))
+    assert pipeline.computed == ["locate", "cosmic", "background", "extract"]
+
+
+def test_a_method_that_does_not_declare_what_it_reads_reruns_on_any_geometry_change(source):
+    from longslit.plugins.hookspecs import hookimpl
+    from longslit.plugins.manager import Registry
+    from longslit.plugins.records import Method
+    from longslit.products import CosmicResult
+
+    def keep(frame, geometry):
+        return CosmicResult(cleaned=frame.sci.copy(), mask=np.zeros(frame.shape, dtype=bool))
+
+    class Plugin:
+        @hookimpl
+        def longslit_cosmic_methods(self):
+            return [Method("cosmic", "keep", "Change nothing.", keep)]
+
+    registry = Registry(entry_points=False)
+    registry.register(Plugin(), name="keep")
+    pipeline = Pipeline(registry)
+    recipe = Recipe.preset("tutorial").with_overrides({"cosmic": {"method": "keep"}})
+    pipeline.run(source, recipe)
+    pipeline.run(source, recipe.with_overrides({"locate": {"aperture": [251, 261]}}))
+    assert pipeline.computed == ["locate", "cosmic", "background", "extract"]
 
 
 def test_an_aperture_outside_the_frame_is_refused(source):

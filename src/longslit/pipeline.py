@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputError, LongslitError, StepError
 from .frame import Frame
-from .geometry import Geometry
+from .geometry import Band, Geometry
 from .limits import check_frame, limited
 from .plugins.manager import Registry, get_registry
 from .plugins.records import Method
@@ -171,16 +171,24 @@ class Pipeline:
         where = source.source if isinstance(source, Frame) else str(source)
         self.computed = []
         records: list[StepRecord] = []
-        key: tuple = (_source_key(source),)
+        keys: dict[str, tuple] = {}
         products: dict[str, Any] = {}
         for step in COMPUTE_STEPS:
             config = recipe.steps[step]
-            key = (*key, step, config.method, _freeze(config.params))
+            method = self.registry.method(step, config.method, source=recipe.source)
+            # A step's key holds what its result depends on: its method and parameters, the key of
+            # the step whose product it takes, and (after locate) the geometry it reads, not the
+            # locate parameters that made it. Moving the aperture then reruns only the extraction.
+            upstream = keys[_UPSTREAM[step]] if step in _UPSTREAM else (_source_key(source),)
+            key = (upstream, step, config.method, _freeze(config.params))
+            if step in _UPSTREAM and step != "locate":
+                uses = None if step == "extract" else method.uses
+                key = (*key, _geometry_key(products["locate"], uses))
+            keys[step] = key
             cached = self._cache.get(step)
             if cached is not None and cached[0] == key:
                 products[step], record = cached[1], cached[2]
             else:
-                method = self.registry.method(step, config.method, source=recipe.source)
                 started = time.perf_counter()
                 products[step] = self._step(step, method, config.params, source, products, where)
                 record = StepRecord(
@@ -299,6 +307,25 @@ class Pipeline:
                 path=where,
             )
         return result
+
+
+#: The step whose product each step takes (besides the geometry).
+_UPSTREAM = {"locate": "read", "cosmic": "read", "background": "cosmic", "extract": "background"}
+
+
+def _geometry_key(geometry: Geometry, uses: tuple[str, ...] | None) -> tuple:
+    """The values of the geometry parts ``uses`` (None: all of them), as comparable bytes."""
+
+    def value(part: Any) -> Any:
+        if isinstance(part, np.ndarray):
+            return part.tobytes()
+        if isinstance(part, Band):
+            return (part.lower.tobytes(), part.upper.tobytes())
+        return tuple(value(p) for p in part)
+
+    every = ("trace", "aperture", "background", "protected")
+    names = uses if uses is not None and set(uses) <= set(every) else every  # unknown names: all
+    return tuple((name, value(getattr(geometry, name))) for name in names)
 
 
 def _derived(frame: Frame, cosmic: CosmicResult, background: BackgroundFit | None):

@@ -241,6 +241,11 @@ class Method:
     summary: str
     func: Callable[..., Any]
     params: tuple[Param, ...] = ()
+    #: The parts of the geometry a cosmic or background method reads (``"trace"``, ``"aperture"``,
+    #: ``"background"``, ``"protected"``); None, the default, means all of it. The pipeline reruns a
+    #: step when what it reads changes, so declaring less keeps it cached when, say, only the
+    #: aperture moves. Declare only what ``func`` really reads: a stale result is worse than a slow one.
+    uses: tuple[str, ...] | None = None
     #: Filled in by the plugin manager: the distribution that registered the method, and its version.
     package: str = field(default="", compare=False)
     version: str = field(default="", compare=False)

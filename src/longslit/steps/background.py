@@ -261,5 +261,6 @@ def longslit_background_methods() -> list[Method]:
                 ),
                 Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
             ),
+            uses=("background",),
         )
     ]

@@ -150,5 +150,6 @@ def longslit_cosmic_methods() -> list[Method]:
                     nullable=True,
                 ),
             ),
+            uses=("protected",),
         )
     ]

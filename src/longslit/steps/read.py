@@ -413,6 +413,8 @@ def _wavelength(header: Any, ncols: int) -> tuple[np.ndarray, str, str | None]:
     note = None
     if not unit_text:
         wavelength, note = axis, "CUNIT1 missing: wavelengths assumed to be in Angstrom"
+    elif unit_text.lower() == "angstrom":  # the common case, without importing astropy.units
+        wavelength = axis
     else:
         from astropy import units as u
 

@@ -90,6 +90,49 @@ def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str]):
     return table
 
 
+#: TUNIT spellings of the units longslit writes most, as astropy's Table writes them (its FITS
+#: format, else its generic one): the FITS writer then needs neither astropy.table nor
+#: astropy.units, a third of a second of imports. tests/test_cli.py checks this against astropy.
+FITS_UNIT_SPELLINGS = {
+    "ct": "count",
+    "electron": "electron",
+    "adu": "adu",
+    "Angstrom": "Angstrom",
+    "pix": "pixel",
+}
+
+
+def fits_unit(text: str | None) -> str | None:
+    """A unit as a FITS table's TUNIT keyword holds it (what astropy's Table would write)."""
+    if not text:
+        return None
+    if text in FITS_UNIT_SPELLINGS:
+        return FITS_UNIT_SPELLINGS[text]
+    from astropy import units as u
+
+    unit = u.Unit(text)
+    try:
+        return unit.to_string("fits")
+    except ValueError:  # not a FITS unit (e.g. electron): astropy's Table writes the generic string
+        return unit.to_string()
+
+
+def spectrum_hdu(reduction: Reduction):
+    """The SPECTRUM binary table (WAVELENGTH, FLUX, UNCERTAINTY, MASK)."""
+    from astropy.io import fits
+
+    spectrum = reduction.spectrum
+    unit = fits_unit(flux_unit(reduction))
+    wave_unit = fits_unit("Angstrom" if spectrum.wavelength_unit == "Angstrom" else "pix")
+    columns = [
+        fits.Column("WAVELENGTH", "D", wave_unit, array=np.asarray(spectrum.wavelength, dtype=np.float64)),
+        fits.Column("FLUX", "D", unit, array=np.asarray(spectrum.flux, dtype=np.float64)),
+        fits.Column("UNCERTAINTY", "D", unit, array=np.asarray(spectrum.uncertainty, dtype=np.float64)),
+        fits.Column("MASK", "L", array=np.asarray(spectrum.mask, dtype=bool)),
+    ]
+    return fits.BinTableHDU.from_columns(columns, name="SPECTRUM")
+
+
 def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> None:
     """FITS: primary header with provenance, a SPECTRUM binary table, optional 2D products."""
     from astropy.io import fits
@@ -118,9 +161,7 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> N
         header.add_history(f"recipe: {line}"[:72])
     for note in info["notes"]:
         header.add_comment(f"note: {note}"[:72])
-    table = fits.BinTableHDU(
-        spectrum_table(reduction, ("WAVELENGTH", "FLUX", "UNCERTAINTY", "MASK")), name="SPECTRUM"
-    )
+    table = spectrum_hdu(reduction)
     for key in _COPIED_KEYS:
         if key in reduction.frame.header:
             table.header[key] = reduction.frame.header[key]

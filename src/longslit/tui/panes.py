@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from ..numerics.trace import nanmedian_rows
 from .widgets.frame_view import FrameView, Overlay
 from .widgets.params import ParamForm
 from .widgets.plot import PlotView
@@ -231,7 +232,7 @@ class LocatePane(StepPane):
             self.query_one("#locate-caption", Static),
             protected=True,
         )
-        profile = np.nanmedian(frame.sci, axis=1)
+        profile = nanmedian_rows(frame.sci)[:, 0]  # = np.nanmedian(axis=1), without its slow path
         rows = np.arange(frame.shape[0])
         result = session.reduction
         r0, r1, _, _ = self.window()

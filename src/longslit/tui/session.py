@@ -276,10 +276,16 @@ class Session:
 
     def _set_selected(self, regions: Regions, rows: list[int]) -> None:
         if regions.selected == 0:
-            # The protected rows travel with the aperture they protect.
+            # The protected rows stay with the source while they still cover the aperture (so a
+            # nudge reruns only the extraction: the cleaning is the same); when the aperture leaves
+            # them, they travel with it.
             shift = rows[0] - regions.aperture[0]
+            covered = regions.protected is not None and any(
+                a <= rows[0] and rows[1] <= b for a, b in regions.protected
+            )
             if (
                 regions.protected is not None
+                and not covered
                 and rows[1] - rows[0] == regions.aperture[1] - regions.aperture[0]
             ):
                 regions.protected = [

@@ -7,6 +7,8 @@ to the widget's size; masks are binned with "any" so a single cosmic ray stays v
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,11 +38,39 @@ def bin_edges(start: int, stop: int, count: int) -> np.ndarray:
     return np.linspace(start, stop, count + 1)
 
 
-def _block_sums(source: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
-    """Sums of ``source`` over the blocks ``[r0:r1, c0:c1]`` via a summed-area table: O(pixels)."""
+def _table(source: np.ndarray) -> np.ndarray:
+    """The summed-area table of ``source``: ``table[r, c]`` is the sum of ``source[:r, :c]``."""
     table = np.zeros((source.shape[0] + 1, source.shape[1] + 1))
     table[1:, 1:] = source.cumsum(0).cumsum(1)
+    return table
+
+
+def _block_sums(table: np.ndarray, r0, r1, c0, c1) -> np.ndarray:
+    """Sums over the blocks ``[r0:r1, c0:c1]`` from a summed-area table: four lookups per block."""
     return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+
+
+#: Summed-area tables of the last few images shown, by identity: moving a region or the zoom window
+#: redraws the same image, and the tables (two cumulative sums of the whole frame) are most of a
+#: redraw's cost. Weak references, so a replaced frame is not kept alive.
+_TABLES: dict[tuple[int, str], tuple[weakref.ref, tuple[np.ndarray, ...]]] = {}
+
+
+def _tables(image: np.ndarray, how: str) -> tuple[np.ndarray, ...]:
+    key = (id(image), how)
+    entry = _TABLES.get(key)
+    if entry is not None and entry[0]() is image:
+        return entry[1]
+    if how == "any":
+        tables: tuple[np.ndarray, ...] = (_table(image.astype(np.float64)),)
+    else:
+        finite = np.isfinite(image)
+        tables = (_table(np.where(finite, image, 0.0).astype(np.float64)), _table(finite.astype(np.float64)))
+    if len(_TABLES) >= 8:
+        _TABLES.pop(next(iter(_TABLES)))
+    with contextlib.suppress(TypeError):  # not weak-referenceable: no caching
+        _TABLES[key] = (weakref.ref(image), tables)
+    return tables
 
 
 def binned(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, how: str = "mean") -> np.ndarray:
@@ -55,10 +85,11 @@ def binned(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, how: str = "me
     c1 = np.maximum(np.ceil(cols[1:]).astype(int), c0 + 1)[None, :]
     r0, c0 = r0[:, None], c0[None, :]
     if how == "any":
-        return _block_sums(image.astype(np.float64), r0, r1, c0, c1) > 0
-    finite = np.isfinite(image)
-    total = _block_sums(np.where(finite, image, 0.0).astype(np.float64), r0, r1, c0, c1)
-    count = _block_sums(finite.astype(np.float64), r0, r1, c0, c1)
+        (table,) = _tables(image, "any")
+        return _block_sums(table, r0, r1, c0, c1) > 0
+    total_table, count_table = _tables(image, "mean")
+    total = _block_sums(total_table, r0, r1, c0, c1)
+    count = _block_sums(count_table, r0, r1, c0, c1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
@@ -134,7 +165,15 @@ class FrameView(Widget):
         pixel_rows = height if ramp else 2 * height
         row_edges = bin_edges(r0, r1, pixel_rows)
         col_edges = bin_edges(c0, c1, width)
-        values = binned(self.image, row_edges, col_edges)
+        # The binning is the costly part of a render (a summed-area table of the frame): an edit that
+        # only moves a region redraws the same pixels, so the last binning is kept for reuse.
+        key = (self.image, r0, r1, c0, c1, pixel_rows, width)
+        cached = getattr(self, "_binned", None)
+        if cached is not None and cached[0][0] is self.image and cached[0][1:] == key[1:]:
+            values = cached[1]
+        else:
+            values = binned(self.image, row_edges, col_edges)
+            self._binned = (key, values)
         low, high = self.limits
         level = np.clip((values - low) / (high - low), 0.0, 1.0)
         level = np.where(np.isfinite(level), level, 0.0)
