@@ -126,3 +126,20 @@ def test_threaded_median_equals_single_thread(monkeypatch):
     monkeypatch.setattr(fast_median, "THREADED_PIXELS", 1)
     threaded = fast_median.median_filter(image, 5)
     assert np.array_equal(threaded, ndimage.median_filter(image, 5, mode="constant", cval=0))
+
+
+def test_neighbour_median_equals_nanmedian():
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from longslit.numerics.optimal import _neighbour_median
+
+    rng = np.random.default_rng(7)
+    residual = rng.normal(size=(40, 60))
+    residual[rng.random(residual.shape) < 0.5] = np.nan
+    residual[:, 10:13] = np.nan  # all-NaN neighbourhoods
+    padded = np.pad(residual, 1, constant_values=np.nan)
+    neighbours = np.delete(sliding_window_view(padded, (3, 3)).reshape(*residual.shape, 9), 4, axis=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nan_to_num(np.nanmedian(neighbours, axis=2))
+    assert np.array_equal(_neighbour_median(residual), expected)

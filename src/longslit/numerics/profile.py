@@ -122,16 +122,16 @@ def running_profile(data: np.ndarray, use: np.ndarray, window: np.ndarray, width
     Crude on a tilted trace (a row is not a constant offset from it), but robust to cosmic rays and
     flagged pixels, which is what the first flux estimate needs.
     """
-    import warnings
-
     from numpy.lib.stride_tricks import sliding_window_view
+
+    from .trace import nanmedian_rows
 
     half = width // 2
     clean = np.where(use, data, np.nan)
     padded = np.pad(clean, ((0, 0), (half, half)), mode="edge")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows (bad columns) give NaN
-        smooth = np.nanmedian(sliding_window_view(padded, width, axis=1), axis=2)
+    windows = sliding_window_view(padded, width, axis=1)
+    # = np.nanmedian(axis=2) (all-NaN windows, bad columns, give NaN), without its warning per window
+    smooth = nanmedian_rows(windows.reshape(-1, width)).reshape(windows.shape[:2])
     smooth = np.where(window & np.isfinite(smooth), np.maximum(smooth, 0.0), 0.0)
     total = smooth.sum(axis=0)
     flat = total <= 0
