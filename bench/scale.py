@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="512,1024,2048,4096")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tmp", type=Path, default=None, help="folder for the frames (default: a temporary one)")
+    parser.add_argument(
+        "--tmp", type=Path, default=None, help="folder for the frames (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
@@ -84,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             last = data["steps"][-1]
             rows.append((n, data["times"][0], median, data["peak"], last))
     print(f"auto preset, synthetic frames, median of runs 2..{args.repeats} in one process (first run apart)")
-    print(f"  {'size':>11} {'first s':>8} {'median s':>9} {'s/Mpix':>7} {'exponent':>8} {'peak MiB':>9} {'x frame':>8}")
+    header = ("size", "first s", "median s", "s/Mpix", "exponent", "peak MiB", "x frame")
+    widths = (11, 8, 9, 7, 8, 9, 8)
+    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     previous = None
     for n, first, median, peak, _ in rows:
         pixels = n * n
-        exponent = "" if previous is None else f"{math.log(median / previous[1]) / math.log(pixels / previous[0]):.2f}"
+        exponent = ""
+        if previous is not None:
+            exponent = f"{math.log(median / previous[1]) / math.log(pixels / previous[0]):.2f}"
         print(
             f"  {n:>5} x {n:<5}{first:8.2f} {median:9.2f} {median / pixels * 1e6:7.3f} {exponent:>8} "
             f"{peak / 2**20:9.0f} {peak / (pixels * 10):8.1f}"
