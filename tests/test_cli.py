@@ -26,7 +26,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
-from longslit.testing import make_frame
+from longslit.testing import make_frame, write_example
 
 LONGSLIT = Path(sys.executable).parent / "longslit"
 ENV = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")} | {"COLUMNS": "100"}
@@ -402,3 +402,24 @@ def test_cli_import_loads_no_heavy_modules():
     names = [line.rsplit("|", 1)[-1].strip() for line in lines]
     assert "longslit.cli" in names
     assert not {name.split(".")[0] for name in names} & {"textual", "plotext", "numpy", "astropy"}
+
+
+@pytest.mark.parametrize("preset", ["auto", "tutorial"])
+def test_reduce_of_one_file_leaves_out_the_modules_it_does_not_need(tmp_path, preset):
+    # Start-up is most of a one-file reduction (issue 6): scipy.ndimage (a fifth of a second: its
+    # array-API wrappers parse docstrings on import) and astropy.table (a tenth, with astropy.io.ascii)
+    # are not needed for the default FITS output of either preset.
+    frame = tmp_path / "frame.fits"
+    write_example(frame)
+    script = (
+        "import sys\nfrom longslit.cli import main\n"
+        f"code = main(['reduce', {str(frame)!r}, '-r', {preset!r}, '-o', {str(tmp_path / 'out.fits')!r}])\n"
+        "unneeded = ('scipy.ndimage', 'astropy.table', 'astropy.io.ascii')\n"
+        "print(sorted(m for m in unneeded if m in sys.modules))\n"
+        "sys.exit(code)"
+    )
+    command = [sys.executable, "-c", script]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.fits").is_file()
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -143,3 +143,46 @@ def test_neighbour_median_equals_nanmedian():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = np.nan_to_num(np.nanmedian(neighbours, axis=2))
     assert np.array_equal(_neighbour_median(residual), expected)
+
+
+@pytest.mark.parametrize("shape", [(511,), (64, 23), (1024, 24), (3,), (1,)])
+@pytest.mark.parametrize("size", [1, 3, 9, 65, 129])
+def test_running_median_equals_ndimage(shape, size):
+    values = np.random.default_rng(size).normal(size=shape) * 10
+    values[: shape[0] // 3] = np.round(values[: shape[0] // 3])  # ties
+    expected = ndimage.median_filter(values, size=(size,) + (1,) * (values.ndim - 1), mode="nearest")
+    assert np.array_equal(fast_median.running_median(values, size), expected)
+
+
+def test_running_median_falls_back_where_numpy_would_differ(monkeypatch):
+    values = np.random.default_rng(8).normal(size=(300, 4))
+    values[5, 1] = np.nan  # NaN: no order; even size: ndimage's own choice of rank
+    for size in (4, 9):
+        expected = ndimage.median_filter(values, size=(size, 1), mode="nearest")
+        assert np.array_equal(fast_median.running_median(values, size), expected, equal_nan=True)
+    monkeypatch.setattr(fast_median, "RUNNING_ELEMENTS", 10)  # too big for numpy: ndimage, same values
+    clean = np.nan_to_num(values)
+    expected = ndimage.median_filter(clean, size=(9, 1), mode="nearest")
+    assert np.array_equal(fast_median.running_median(clean, 9), expected)
+
+
+def test_spectrum_table_without_astropy_table_writes_the_same_bytes(tmp_path):
+    from astropy.io import fits
+
+    from longslit.steps.write import spectrum_hdu
+
+    reduction = longslit.reduce(make_frame().write(tmp_path / "frame.fits"), "auto")
+    ours = spectrum_hdu(reduction)
+    theirs = fits.BinTableHDU.from_columns(ours.columns, name="SPECTRUM")
+    for hdu, name in ((ours, "ours.fits"), (theirs, "theirs.fits")):
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / name)
+    assert (tmp_path / "ours.fits").read_bytes() == (tmp_path / "theirs.fits").read_bytes()
+    assert ours.data["FLUX"].tolist() == reduction.spectrum.flux.tolist()
+
+
+@pytest.mark.parametrize("grow", [1, 2, 5, 40])
+def test_grow_rows_equals_binary_dilation(grow):
+    hits = np.random.default_rng(grow).random((30, 17)) < 0.05
+    hits[0, 3] = hits[-1, 4] = True  # at the edges
+    expected = ndimage.binary_dilation(hits, structure=np.ones((2 * grow + 1, 1), dtype=bool))
+    assert np.array_equal(B.grow_rows(hits, grow), expected)

@@ -263,13 +263,13 @@ def _profile_scale(flux: np.ndarray, flux_variance: np.ndarray, width: int = 9) 
     blends the two by its S/N: its own flux where S/N is high (the correlation goes as 1 / S/N**2),
     the neighbours' where it is low.
     """
-    from scipy import ndimage
+    from .median import running_median
 
     finite = np.isfinite(flux)
     if not finite.any():
         return np.zeros_like(flux)
     filled = np.interp(np.arange(flux.size), np.flatnonzero(finite), flux[finite])
-    smooth = ndimage.median_filter(filled, size=min(width, flux.size), mode="nearest")
+    smooth = running_median(filled, min(width, flux.size))
     with np.errstate(divide="ignore", invalid="ignore"):
         snr2 = np.where(flux_variance > 0, filled**2 / flux_variance, 0.0)
     own = np.nan_to_num(snr2 / (snr2 + 100.0))  # half and half at S/N 10

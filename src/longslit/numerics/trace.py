@@ -192,12 +192,12 @@ def _filled(profile: np.ndarray) -> np.ndarray:
     return np.interp(rows, rows[finite], profile[finite])
 
 
-def _highpass(profile: np.ndarray, size: int) -> np.ndarray:
-    """The profile minus its running median: the slowly varying sky goes, a narrow source stays."""
-    from scipy import ndimage
+def _highpass(profiles: np.ndarray, size: int) -> np.ndarray:
+    """Each profile (column) minus its running median: the slowly varying sky goes, a narrow source stays."""
+    from .median import running_median
 
-    filled = _filled(profile)
-    return filled - ndimage.median_filter(filled, size=size, mode="nearest")
+    filled = np.column_stack([_filled(profiles[:, b]) for b in range(profiles.shape[1])])
+    return filled - running_median(filled, size)
 
 
 def _smooth3(values: np.ndarray) -> np.ndarray:
@@ -322,7 +322,7 @@ def trace_source(
     width = block or max(8, int(np.ceil(ncols / 24)))
     profiles, columns = block_profiles(data, bad, width)
     size = min(2 * max(10, nrows // 16) + 1, nrows - (1 - nrows % 2))
-    highpassed = np.column_stack([_highpass(profiles[:, b], size) for b in range(profiles.shape[1])])
+    highpassed = _highpass(profiles, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_profile = _smooth3(

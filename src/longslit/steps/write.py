@@ -130,7 +130,13 @@ def spectrum_hdu(reduction: Reduction):
         fits.Column("UNCERTAINTY", "D", unit, array=np.asarray(spectrum.uncertainty, dtype=np.float64)),
         fits.Column("MASK", "L", array=np.asarray(spectrum.mask, dtype=bool)),
     ]
-    return fits.BinTableHDU.from_columns(columns, name="SPECTRUM")
+    # ``BinTableHDU.from_columns`` gives the same HDU, but BinTableHDU's constructor imports
+    # astropy.table (and with it astropy.io.ascii: a tenth of a second) whenever it is given data, to
+    # check for a Table. An empty HDU given its FITS_rec through the public ``data`` setter skips that;
+    # tests/test_fast_paths.py checks the two write the same bytes.
+    hdu = fits.BinTableHDU(name="SPECTRUM")
+    hdu.data = fits.FITS_rec.from_columns(columns)
+    return hdu
 
 
 def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> None:
