@@ -202,6 +202,17 @@ def _error(text: str) -> None:
 
 
 # -- reduce ---------------------------------------------------------------------------------------
+def _local_pool_likely(args: argparse.Namespace) -> bool:
+    """Whether this run will most likely reduce several files in local worker processes."""
+    import os
+
+    from ._pool import available_cores
+
+    if args.scheduler or (args.jobs or available_cores()) < 2:
+        return False
+    return len(args.inputs) > 1 or any(os.path.isdir(p) or set("*?[") & set(p) for p in args.inputs)
+
+
 def cmd_reduce(args: argparse.Namespace) -> int:
     """Reduce one input in this process, or several as a batch (``longslit.batch``).
 
@@ -212,6 +223,11 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     exit code is 1 if any file failed (errors found before the batch starts still exit 2).
     """
     import os
+
+    if _local_pool_likely(args):
+        from . import _pool
+
+        _pool.start()  # the workers' fork server: its imports run alongside ours
 
     import astropy  # noqa: F401  (its logger hooks warnings on import: do it before they are captured)
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .._pool import available_cores
 from ..errors import InputError, OutputError
 from .engine import Batch
 from .inputs import expand_inputs, output_name
@@ -45,10 +46,7 @@ __all__ = [
 
 def default_jobs() -> int:
     """The number of cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 def reduce_many(

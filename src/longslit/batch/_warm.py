@@ -1,7 +1,10 @@
 """Preloaded by the process pool's fork server, so every worker forked from it starts warm.
 
-Importing numpy, scipy and astropy and loading the plugins costs more than reducing a small frame;
-done here once, each worker inherits them instead of paying again (and again after a crash).
+Importing numpy and astropy's FITS module and loading the plugins costs more than reducing a small
+frame; done here once, each worker inherits them instead of paying again (and again after a crash).
+Only what every reduction needs: the modules a particular recipe needs on top (scipy's optimizer and
+splines for ``auto``) load in the workers, side by side. The fork server starts while the command line
+is still importing (:func:`longslit._pool.start`), so this runs alongside.
 """
 
 from __future__ import annotations
@@ -10,10 +13,6 @@ import contextlib
 import warnings
 
 import astropy.io.fits
-import astropy.table
-import astropy.units
-import scipy.ndimage
-import scipy.special
 
 from ..plugins.manager import Registry
 from . import worker
@@ -22,4 +21,4 @@ with warnings.catch_warnings(), contextlib.suppress(Exception):
     warnings.simplefilter("ignore")
     Registry()  # imports the installed plugins' modules; each worker builds its own registry
 
-__all__ = ["astropy", "scipy", "worker"]
+__all__ = ["astropy", "worker"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -23,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import _pool
 from .worker import FileResult, Task, reduce_file
 
 
@@ -109,18 +109,6 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _mp_context():
-    import multiprocessing
-
-    if sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    # Not "fork": the parent may have threads (a Dask client, a user's application), and forking
-    # those is unsafe. The fork server imports the engine once; each worker forks from it warm.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["longslit.batch._warm"])
-    return context
-
-
 class ProcessBackend(Backend):
     """A pool of ``jobs`` local worker processes, recreated if a worker dies.
 
@@ -136,7 +124,7 @@ class ProcessBackend(Backend):
         if self._pool is not None and self._size != size:
             self._discard()
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(size, mp_context=_mp_context(), initializer=_worker_init)
+            self._pool = ProcessPoolExecutor(size, mp_context=_pool.context(), initializer=_worker_init)
             self._size = size
         return self._pool
 

@@ -1,0 +1,43 @@
+"""The multiprocessing context of local worker pools, and starting its fork server early.
+
+Light on purpose (the standard library only): the command line imports it first thing, so the fork
+server's start-up (a new interpreter importing numpy, astropy's FITS module and the plugins: about half
+a second) runs while the command line itself is still importing and planning, not after it. It lives
+outside ``longslit.batch``, whose package imports numpy first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def context():
+    """Fork server where there is one (Linux, macOS), else spawn.
+
+    Not "fork": the parent may have threads (a Dask client, a user's application), and forking those
+    is unsafe. The fork server imports the engine once; each worker forks from it warm.
+    """
+    if sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["longslit.batch._warm"])
+    return ctx
+
+
+def start() -> None:
+    """Start the fork server now, without waiting for its imports (a pool started later uses it)."""
+    ctx = context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
