@@ -444,3 +444,37 @@ def test_warnings_are_captured_per_thread():
     assert seen == {"a": ["a 0", "a 1", "a 2"], "b": ["b 0", "b 1", "b 2"]}
     with pytest.raises(UserWarning):  # the test's own filter ("error") is back in force
         warnings.warn("after", UserWarning, stacklevel=1)
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS")
+POOL_ENV_SCRIPT = """
+import json, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from longslit import _pool
+
+if __name__ == "__main__":
+    _pool.start()
+    with ProcessPoolExecutor(1, mp_context=_pool.context()) as pool:
+        worker = {n: pool.submit(os.getenv, n).result() for n in sys.argv[1:]}
+    print(json.dumps({"worker": worker, "parent": {n: os.getenv(n) for n in sys.argv[1:]}}))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork server on Windows")
+@pytest.mark.parametrize("user", [None, "3"])
+def test_pool_workers_get_single_threaded_blas_unless_the_user_chose(tmp_path, user):
+    env = {k: v for k, v in ENV.items() if k not in BLAS_THREADS}
+    if user:
+        env["OMP_NUM_THREADS"] = user
+    script = tmp_path / "pool_env.py"
+    script.write_text(POOL_ENV_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), *BLAS_THREADS[:3]], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    if user:  # the user's choice stands, and nothing is added to it
+        assert seen["worker"] == {**dict.fromkeys(BLAS_THREADS[:3]), "OMP_NUM_THREADS": user}
+    else:
+        assert seen["worker"] == dict.fromkeys(BLAS_THREADS[:3], "1")
+    assert seen["parent"] == {n: env.get(n) for n in BLAS_THREADS[:3]}  # the parent's own is untouched

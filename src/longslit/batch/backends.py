@@ -124,6 +124,7 @@ class ProcessBackend(Backend):
         if self._pool is not None and self._size != size:
             self._discard()
         if self._pool is None:
+            _pool.start()  # if the command line has not started it already (single-threaded BLAS)
             self._pool = ProcessPoolExecutor(size, mp_context=_pool.context(), initializer=_worker_init)
             self._size = size
         return self._pool
