@@ -2,11 +2,11 @@
 
 Usage::
 
-    python bench/batch.py [--files 120] [--unique 12] [--repeats 1] [--no-dask] [--no-cli]
+    python bench/batch.py [--files 120] [--unique 12] [--repeats 1] [--no-dask] [--no-cli] [--recipe auto]
 
 It writes ``--files`` synthetic frames the size of the example (512 x 511, ``longslit.testing``;
 ``--unique`` different seeds, copied round to make up the number) into a temporary folder and reduces
-them all with the ``tutorial`` preset, writing FITS spectra, in these ways:
+them all with the ``tutorial`` preset (or ``--recipe``), writing FITS spectra, in these ways:
 
 * **direct loop**: ``Pipeline.run`` + ``Reduction.write`` per file in this process, no batch machinery:
   the floor;
@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="rounds of every case, best kept (default 2)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster case")
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line cases")
+    parser.add_argument("--recipe", default=RECIPE, help=f"preset or recipe file (default {RECIPE!r})")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="longslit-bench-") as tmp:
         root = Path(tmp)
         inputs = make_inputs(root / "in", args.files, args.unique)
-        recipe = Recipe.coerce(RECIPE).resolve(get_registry())
+        recipe = Recipe.coerce(args.recipe).resolve(get_registry())
         # Warm this process (imports, plugin registry, caches) so the first case is not penalised.
         Pipeline().run(inputs[0], recipe).write(root / "warm.fits")
 
@@ -77,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not args.no_cli:
             for jobs in (1, 2):
-                cases.append(
-                    (f"longslit reduce --jobs {jobs}", lambda out, jobs=jobs: cli(root / "in", out, jobs))
-                )
+                run_cli = lambda out, jobs=jobs: cli(root / "in", out, jobs, args.recipe)  # noqa: E731
+                cases.append((f"longslit reduce --jobs {jobs}", run_cli))
         with contextlib.ExitStack() as stack:
             if not args.no_dask:
                 client = start_dask(stack)
@@ -192,8 +192,8 @@ def batch(inputs: list[Path], recipe: Recipe, out: Path, **options) -> str:
     return f"first result after {first:.2f} s"
 
 
-def cli(folder: Path, out: Path, jobs: int) -> str:
-    command = [str(LONGSLIT), "reduce", str(folder), "-r", RECIPE, "--outdir", str(out), "--jobs", str(jobs)]
+def cli(folder: Path, out: Path, jobs: int, recipe: str) -> str:
+    command = [str(LONGSLIT), "reduce", str(folder), "-r", recipe, "--outdir", str(out), "--jobs", str(jobs)]
     proc = subprocess.run([*command, "-q"], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"longslit reduce failed: {proc.stderr}")
@@ -217,7 +217,7 @@ def report(rows, files: int, direct: float, serial: float, args) -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
-        f"{files} frames of 512 x 511, recipe {RECIPE!r}, FITS outputs; best of {args.repeats}; "
+        f"{files} frames of 512 x 511, recipe {args.recipe!r}, FITS outputs; best of {args.repeats}; "
         f"{datetime.date.today()}, {cores} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}, longslit {longslit.__version__}"
     )
