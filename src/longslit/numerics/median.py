@@ -350,7 +350,8 @@ RUNNING_ELEMENTS = 1 << 22
 def running_median(values: np.ndarray, size: int) -> np.ndarray:
     """Median over ``size`` (odd) consecutive values along axis 0, edges repeated beyond the ends.
 
-    The same values as ``scipy.ndimage.median_filter(values, size=(size, 1, ...), mode="nearest")``.
+    The same values as ``scipy.ndimage.median_filter(column, size=size, mode="nearest")`` on each
+    column (for data without NaN, also the same as the 2D filter with a ``(size, 1)`` footprint).
     For the short profiles and spectra the locate and extract steps filter, numpy's partition of all
     windows at once takes a millisecond, and a reduction without it does not import ``scipy.ndimage``
     (a fifth of a second of start-up). Long inputs with wide windows, NaN or even sizes go to ndimage.
@@ -368,7 +369,15 @@ def running_median(values: np.ndarray, size: int) -> np.ndarray:
     if not fast:
         from scipy import ndimage
 
-        return ndimage.median_filter(values, size=(size,) + (1,) * (values.ndim - 1), mode="nearest")
+        if values.ndim != 2:
+            return ndimage.median_filter(values, size=(size,) + (1,) * (values.ndim - 1), mode="nearest")
+        # Column by column: ndimage's 1D median keeps its window sorted (0.02 s for 24 columns of
+        # 4096 with a 513 window); the 2D filter with a (size, 1) footprint sorts each window afresh
+        # (0.54 s on the same input). Same values.
+        out = np.empty_like(values)
+        for column in range(values.shape[1]):
+            out[:, column] = ndimage.median_filter(values[:, column], size=size, mode="nearest")
+        return out
     if values.shape[0] == 0:
         return values.copy()
     padded = np.pad(values, [(half, half)] + [(0, 0)] * (values.ndim - 1), mode="edge")
