@@ -25,8 +25,7 @@ SMOOTHING = 1e-5
 def _design(delta: np.ndarray, x: np.ndarray, knots: np.ndarray, order: int):
     """Sparse design matrix: B-spline in offset times Legendre polynomial in scaled column.
 
-    The straightforward construction, kept as the reference that :class:`ProfileBasis` (which builds
-    the same matrix directly, 3x faster) is tested against.
+    The straightforward construction: what :class:`ProfileBasis` means, and what tests hold it to.
     """
     from scipy import sparse
     from scipy.interpolate import BSpline
@@ -37,14 +36,19 @@ def _design(delta: np.ndarray, x: np.ndarray, knots: np.ndarray, order: int):
 
 
 class ProfileBasis:
-    """The profile model's design matrix over the window's pixels, built once per extraction.
+    """The profile model over the window's pixels, built once per extraction, and its normal equations.
 
-    Row ``i`` belongs to the ``i``-th pixel of ``window`` (row-major order) and holds the four cubic
-    B-splines that are nonzero at its offset times each Legendre polynomial in column: ``4 (order + 1)``
-    values, the same matrix (same values, same order) as :func:`_design`. Built from the B-spline
-    values directly, it costs a third of the generic sparse products; and a fit over a subset of the
-    window's pixels takes its rows by indexing instead of evaluating the splines again (an extraction
-    fits the profile 3 times with up to 3 rounds of clipping each).
+    The model of pixel ``i`` (offset ``delta_i`` in column ``c_i``) is
+    ``sum_j sum_a C[j, a] L_j(x_c) B_a(delta_i)``: cubic B-splines ``B_a`` in offset (four of them
+    nonzero at any offset, from ``base_i`` on) times Legendre polynomials ``L_j`` in column. That is
+    the design matrix of :func:`_design`, which :meth:`matrix` builds (tested equal).
+
+    A fit never forms that matrix. Pixels of one column share ``L_j`` and the flux scale, so the
+    normal matrix is ``sum_c s_c**2 (L_c L_c^T) (x) G_c`` with ``G_c = sum_{i in c} w_i B_i B_i^T``, a
+    band of 4 diagonals: one ``bincount`` gathers every ``G_c``, and one small matrix product sums
+    them over columns. On 3C 120 that is 4x faster than the sparse products (0.8 ms against 3.6 ms
+    a fit; an extraction fits the profile 3 times with up to 3 rounds of clipping each). The sums run
+    in another order, so results agree with the sparse ones to rounding (tested), not to the bit.
     """
 
     def __init__(self, delta: np.ndarray, window: np.ndarray, order: int) -> None:
@@ -60,42 +64,84 @@ class ProfileBasis:
         self.order = order
         self.ncoef = self.nbasis * (order + 1)
         self.window = window
-        cols = np.nonzero(window)[1]
+        self.ncols = ncols
+        #: Column of each window pixel (row-major order), and the Legendre polynomials of each column.
+        self.columns = np.nonzero(window)[1]
         x = 2.0 * np.arange(ncols) / max(ncols - 1, 1) - 1.0
-        spline = BSpline.design_matrix(delta[window], self.knots, 3)
-        n = cols.size
-        legendre = np.polynomial.legendre.legvander(x[cols], order)  # (n, order + 1)
-        self.generic = None
-        if np.array_equal(spline.indptr, np.arange(n + 1) * 4):
-            values = spline.data.reshape(n, 4)
-            indices = spline.indices.reshape(n, 4).astype(np.int64)
-            # Block j (Legendre order j) holds the splines' values times L_j, at columns j * nbasis + i.
-            self.data = (values[:, None, :] * legendre[:, :, None]).reshape(n, -1)
-            blocks = self.nbasis * np.arange(order + 1)
-            self.indices = (indices[:, None, :] + blocks[None, :, None]).reshape(n, -1)
-        else:  # not 4 entries a row (a scipy that stores them otherwise): the generic matrix
-            self.generic = _design(delta[window], x[cols], self.knots, order)
+        self.legendre = np.polynomial.legendre.legvander(x, order)  # (ncols, order + 1)
+        # Each pixel's four nonzero B-splines, from ``base`` on. design_matrix stores exactly these,
+        # four a row; read through the row pointers, so that any storage order would do.
+        spline = BSpline.design_matrix(delta[window], self.knots, 3).tocsr()
+        n = self.columns.size
+        if np.array_equal(spline.indptr, np.arange(n + 1) * 4) and spline.has_sorted_indices:
+            self.base = spline.indices[::4].astype(np.int64)
+            if np.array_equal(
+                spline.indices.reshape(n, 4) - self.base[:, None], np.tile(np.arange(4), (n, 1))
+            ):
+                self.splines = spline.data.reshape(n, 4).copy()
+                return
+        owner = np.repeat(np.arange(n), np.diff(spline.indptr))
+        first = np.full(n, self.nbasis, dtype=np.int64)
+        np.minimum.at(first, owner, spline.indices)
+        self.base = np.minimum(first, self.nbasis - 4)
+        self.splines = np.zeros((n, 4))
+        np.add.at(self.splines, (owner, spline.indices - self.base[owner]), spline.data)
 
-    def matrix(self, select: np.ndarray | None = None, *scales: np.ndarray):
-        """The design's rows for the window pixels ``select`` (all: None), times each of ``scales``.
+    def normal_equations(
+        self, select: np.ndarray, scale: np.ndarray, weight: np.ndarray, data: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(A^T W A, A^T W d)`` for the window pixels ``select``, ``A`` the design times ``scale``.
 
-        The factors are applied one after the other, as ``design.multiply(a).multiply(b)`` would, so
-        the values are the same to the last bit.
+        ``scale`` is per column (the flux the profile is scaled by); ``weight`` and ``data`` are per
+        selected pixel.
         """
+        nb, ncols, k = self.nbasis, self.ncols, self.order + 1
+        base, splines, cols = self.base[select], self.splines[select], self.columns[select]
+        start = cols * nb + base
+        # G[c, a, d] = sum over the column's pixels of w B_a B_(a+d), d = 0..3 (the band).
+        keys, values = [], []
+        for p in range(4):
+            for q in range(p, 4):
+                keys.append((start + p) * 4 + (q - p))
+                values.append(weight * splines[:, p] * splines[:, q])
+        band = np.bincount(np.concatenate(keys), np.concatenate(values), minlength=ncols * nb * 4)
+        per_column = (scale**2)[:, None, None] * self.legendre[:, :, None] * self.legendre[:, None, :]
+        summed = (per_column.reshape(ncols, k * k).T @ band.reshape(ncols, nb * 4)).reshape(k, k, nb, 4)
+        normal = np.zeros((k, nb, k, nb))
+        for d in range(4):
+            a = np.arange(nb - d)
+            normal[:, a, :, a + d] = np.moveaxis(summed[:, :, : nb - d, d], 2, 0)
+            if d:
+                normal[:, a + d, :, a] = np.moveaxis(summed[:, :, : nb - d, d], 2, 0)
+        # H[c, a] = sum over the column's pixels of w d B_a; the right-hand side sums s_c L_j(c) H[c, a].
+        held = np.bincount(
+            (start[:, None] + np.arange(4)).ravel(),
+            (weight * data)[:, None].repeat(4, axis=1).ravel() * splines.ravel(),
+            minlength=ncols * nb,
+        ).reshape(ncols, nb)
+        rhs = (scale[:, None] * self.legendre).T @ held
+        return normal.reshape(k * nb, k * nb), rhs.ravel()
+
+    def evaluate(self, coefficients: np.ndarray, select: np.ndarray | None = None) -> np.ndarray:
+        """The model (unscaled) at the window pixels ``select`` (all: None)."""
+        per_column = self.legendre @ coefficients.reshape(self.order + 1, self.nbasis)  # (ncols, nb)
+        base, splines, cols = self.base, self.splines, self.columns
+        if select is not None:
+            base, splines, cols = base[select], splines[select], cols[select]
+        values = per_column[cols[:, None], base[:, None] + np.arange(4)]
+        return (splines * values).sum(axis=1)
+
+    def matrix(self):
+        """The design matrix itself (sparse): what the model means, for tests and inspection."""
         from scipy import sparse
 
-        if self.generic is not None:
-            matrix = self.generic if select is None else self.generic[select]
-            for factor in scales:
-                matrix = matrix.multiply(factor[:, None]).tocsr()
-            return matrix
-        data = self.data if select is None else self.data[select]
-        indices = self.indices if select is None else self.indices[select]
-        for factor in scales:
-            data = data * factor[:, None]
-        n, width = data.shape
-        indptr = np.arange(n + 1) * width
-        return sparse.csr_array((data.ravel(), indices.ravel(), indptr), shape=(n, self.ncoef))
+        n, k = self.columns.size, self.order + 1
+        values = self.splines[:, None, :] * self.legendre[self.columns][:, :, None]  # (n, k, 4)
+        indices = self.base[:, None, None] + np.arange(4) + self.nbasis * np.arange(k)[:, None]
+        rows = np.repeat(np.arange(n), 4 * k)
+        return sparse.csr_array(
+            (values.ravel(), (rows, np.broadcast_to(indices, values.shape).ravel())), shape=(n, self.ncoef)
+        )
 
 
 def fit_profile(
@@ -153,14 +199,11 @@ def fit_profile(
     if fit_use.sum() >= nbasis:
         for _ in range(iterations):
             select = fit_use[window]
-            samples = flux[columns[fit_use]]
-            scaled = basis.matrix(select, samples)
             weight = 1.0 / variance[fit_use]
-            normal = (scaled.T @ basis.matrix(select, samples, weight)).toarray()
-            rhs = scaled.T @ (weight * data[fit_use])
+            normal, rhs = basis.normal_equations(select, flux, weight, data[fit_use])
             scale = float(np.mean(np.diag(normal))) or 1.0
             coefficients = np.linalg.solve(normal + SMOOTHING * scale * penalty, rhs)
-            model = scaled @ coefficients
+            model = flux[columns[fit_use]] * basis.evaluate(coefficients, select)
             z = (data[fit_use] - model) * np.sqrt(weight)
             keep = np.abs(z) <= clip
             if keep.all():
@@ -172,7 +215,7 @@ def fit_profile(
     # Not clipped at zero, as Horne does: where the source is faint, the wings are noise about zero,
     # and clipping their negative half widens the profile and biases every flux high (by 0.04 sigma
     # on a faint source, measured). Normalization still needs a positive sum.
-    profile[window] = basis.matrix() @ coefficients
+    profile[window] = basis.evaluate(coefficients)
     total = profile.sum(axis=0)
     flat = total <= 0
     if flat.any():

@@ -142,22 +142,41 @@ def block_profiles(data: np.ndarray, bad: np.ndarray, width: int) -> tuple[np.nd
     return profiles, columns
 
 
+#: Rows up to this long take their median from a full sort (faster than a partition there, measured).
+SORT_WIDTH = 256
+
+
 def nanmedian_rows(values: np.ndarray) -> np.ndarray:
     """``np.nanmedian(values, axis=1, keepdims=True)`` for a 2D array, without its slow path.
 
     For rows shorter than 600, numpy's nanmedian goes through masked arrays and argsort (about 20x
     slower than a partition). Here one ``np.partition`` along the rows, at every rank some row's
     median needs (NaN sorts last, so a row with n values has its middle at ranks (n-1)//2 and
-    n//2), gives the same values; all-NaN rows give NaN. Tests pin it to ``np.nanmedian``.
+    n//2), gives the same values; all-NaN rows give NaN. Rows of up to :data:`SORT_WIDTH` values are
+    sorted instead, which is faster there. Tests pin both paths to ``np.nanmedian``.
     """
     count = np.count_nonzero(~np.isnan(values), axis=1)
+    if 0 < values.shape[1] <= SORT_WIDTH:
+        # Short rows (the 8 neighbours of a pixel, a 15-column running window): numpy's vectorized
+        # sort beats a partition at several ranks by 3-8x (and np.median's partition by 2-3x).
+        ordered = np.sort(values, axis=1)
+        low = np.maximum((count - 1) // 2, 0)[:, None]
+        high = np.minimum(count // 2, values.shape[1] - 1)[:, None]
+        with np.errstate(invalid="ignore"):  # -inf and +inf in the middle: NaN, as numpy gives
+            median = (
+                np.take_along_axis(ordered, low, axis=1) + np.take_along_axis(ordered, high, axis=1)
+            ) / 2
+        median[count == 0] = np.nan
+        return median
     if values.shape[1] == 0 or count.min() == values.shape[1]:
-        return np.median(values, axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            return np.median(values, axis=1, keepdims=True)
     low, high = np.maximum((count - 1) // 2, 0), count // 2
     ranks = np.unique(np.concatenate([low, np.minimum(high, values.shape[1] - 1)]))
     part = np.partition(values, ranks, axis=1)
     middle = np.take_along_axis(part, np.stack([low, np.minimum(high, values.shape[1] - 1)], 1), axis=1)
-    median = middle.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        median = middle.mean(axis=1, keepdims=True)
     median[count == 0] = np.nan
     return median
 
