@@ -340,7 +340,16 @@ def test_keys_on_an_automatic_tilted_trace_keep_the_tilt(tmp_path):
             params = app.session.params("locate")
             assert app.session.recipe.steps["locate"].method == "trace"  # auto frozen into numbers
             assert params["slope"] == pytest.approx(0.03, abs=0.002)
-            np.testing.assert_allclose(app.session.reduction.geometry.trace, before.geometry.trace + 1)
+            # The aperture moved one row up along the trace; the trace, the background and the
+            # protected band stayed, so only the extraction reran (issue 'speed', goal 4).
+            geometry = app.session.reduction.geometry
+            np.testing.assert_array_equal(geometry.trace, before.geometry.trace)
+            np.testing.assert_allclose(geometry.aperture.lower, before.geometry.aperture.lower + 1)
+            np.testing.assert_allclose(geometry.aperture.upper, before.geometry.aperture.upper + 1)
+            for moved, kept in zip(geometry.background, before.geometry.background, strict=True):
+                np.testing.assert_array_equal(moved.lower, kept.lower)
+            assert app.session.computed == ["locate", "extract"]
+            assert app.session.reduction.cosmic is before.cosmic
             await pilot.press("plus", "full_stop", "plus")  # wider aperture, then a wider background
             await settle(pilot)
             after = app.session.params("locate")
@@ -397,3 +406,53 @@ def test_every_pane_draws_on_the_real_frame_with_the_default_preset(real_frame_p
                     assert text.strip() and "cannot draw" not in text, (app.current, text[:80])
 
     run(scenario())
+
+
+def test_a_traced_aperture_moves_along_the_trace_and_takes_the_protected_band_when_it_leaves_it(tmp_path):
+    """Keys on an automatic geometry: the aperture moves, the rest stays until the aperture leaves it."""
+    from longslit.tui.session import Session
+
+    synthetic = make_frame((200, 300), seed=12, tilt=0.02, n_cosmics=100, trace_center=100.0)
+    frame = longslit.read(synthetic.write(tmp_path / "tilted.fits"))
+    session = Session(Recipe.coerce("auto"), source=frame)
+    session.load()
+    first = session.run()
+    protected = first.geometry.protected[0]
+    session.shift_region(2)
+    frozen = session.params("locate")
+    session.run()
+    assert session.computed == ["locate", "extract"]
+    np.testing.assert_array_equal(session.reduction.geometry.trace, first.geometry.trace)
+    np.testing.assert_allclose(session.reduction.geometry.aperture.upper, first.geometry.aperture.upper + 2)
+    # Up and past the protected band (the background pair moved out of the way first, or the run
+    # would say the aperture overlaps it): the band grows by as much as the aperture went past it.
+    margin = frozen["protect"] - frozen["aperture_above"]
+    steps = int(np.ceil(margin)) + 3
+    assert session.select_region(1) == 1
+    session.shift_region(steps + 10)
+    assert session.params("locate")["background_inner"] == frozen["background_inner"] + steps + 10
+    assert session.select_region(1) == 0
+    session.shift_region(steps)
+    moved = session.params("locate")
+    assert moved["aperture_above"] == frozen["aperture_above"] + steps
+    assert moved["protect"] == pytest.approx(moved["aperture_above"] + margin)
+    session.run()
+    assert "cosmic" in session.computed
+    band = session.reduction.geometry.protected[0]
+    assert np.all(band.upper >= session.reduction.geometry.aperture.upper)
+    assert np.all(band.upper > protected.upper)
+    # The aperture may leave the trace altogether (an off-nuclear region) ...
+    session.shift_region(int(np.ceil(frozen["aperture_below"])) + 2)
+    assert session.params("locate")["aperture_below"] < 0
+    result = session.run()
+    assert np.all(result.geometry.aperture.lower > result.geometry.trace)
+    assert np.isfinite(result.spectrum.flux).all()
+    # ... but keeps a width of one row at least, and a recipe with none is refused in one sentence.
+    for _ in range(20):
+        session.resize_region(-1)
+    width = session.params("locate")["aperture_below"] + session.params("locate")["aperture_above"]
+    assert 1.0 <= width < 3.0
+    session.recipe = session.recipe.with_step("locate", "trace", aperture_below=-3.0, aperture_above=2.0)
+    with pytest.raises(longslit.errors.InputError, match="needs a positive width"):
+        session.run()
+    assert session.reduction is result

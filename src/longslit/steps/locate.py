@@ -169,7 +169,9 @@ def locate_trace(
 
     The trace row in column ``c`` is ``centre + slope * x + curvature * x**2 + cubic * x**3`` with
     ``x = c - (ncols - 1) / 2`` (the middle column). Every region is an offset from it in each column;
-    pixels cut by an aperture edge count by their covered fraction.
+    pixels cut by an aperture edge count by their covered fraction. The aperture need not be centred
+    on the trace, nor hold it: a negative ``aperture_below`` puts its lower edge above the trace (an
+    off-nuclear region of a galaxy, say, extracted along the nucleus's trace).
     """
     if centre is None:
         raise InputError("locate method 'trace' needs locate.centre, the trace row at the middle column")
@@ -178,10 +180,16 @@ def locate_trace(
             f"locate.background_outer = {background_outer:g} must exceed locate.background_inner = "
             f"{background_inner:g} (both in rows from the trace)"
         )
+    if aperture_below + aperture_above <= 0:
+        raise InputError(
+            f"locate.aperture_below + locate.aperture_above = {aperture_below + aperture_above:g} rows, "
+            "but the aperture needs a positive width: raise one of them"
+        )
     if background_inner < max(aperture_below, aperture_above):
         raise InputError(
-            f"locate.background_inner = {background_inner:g} rows from the trace lies inside the aperture; "
-            "background rows must lie outside it"
+            f"locate.background_inner = {background_inner:g} rows from the trace lies inside the aperture, "
+            f"which reaches {max(aperture_below, aperture_above):g} rows from it: raise background_inner "
+            "or bring the aperture back"
         )
     if protect is None:
         protect = max(aperture_below, aperture_above) + 3.0
@@ -393,8 +401,20 @@ _TRACE_PARAMS = (
     Param("slope", "float", 0.0, "Trace slope.", unit="rows/column"),
     Param("curvature", "float", 0.0, "Quadratic term of the trace.", unit="rows/column^2"),
     Param("cubic", "float", 0.0, "Cubic term of the trace.", unit="rows/column^3"),
-    Param("aperture_below", "float", 5.0, "Aperture edge below the trace.", minimum=0.01, unit="rows"),
-    Param("aperture_above", "float", 5.0, "Aperture edge above the trace.", minimum=0.01, unit="rows"),
+    Param(
+        "aperture_below",
+        "float",
+        5.0,
+        "Aperture's lower edge, rows below the trace (negative: above it).",
+        unit="rows",
+    ),
+    Param(
+        "aperture_above",
+        "float",
+        5.0,
+        "Aperture's upper edge, rows above the trace (negative: below it).",
+        unit="rows",
+    ),
     Param(
         "background_inner",
         "float",

@@ -162,15 +162,28 @@ class Session:
         return self.params("locate") if method == "trace" else None
 
     def _edit_trace(self, shift: float, grow: float) -> bool:
+        """Move or resize the selected region of a traced geometry; the trace itself stays.
+
+        As with plain rows, the keys move the selected region and leave the others where they are:
+        the aperture moves along the trace (its edges are offsets from it, so it may leave the trace
+        for an off-nuclear region), the background pair stays, and so does the band protected from
+        cosmic-ray cleaning while it still covers the aperture (then a nudge reruns only the
+        extraction). To move the trace, edit ``centre``, or press ``a`` to locate it again.
+        """
         params = self._traced()
         if params is None:
             return False
         if self.selected_region == 0:
-            changes = {
-                "centre": params["centre"] + shift,
-                "aperture_below": max(params["aperture_below"] + grow, 0.5),
-                "aperture_above": max(params["aperture_above"] + grow, 0.5),
-            }
+            below = params["aperture_below"] - shift + grow
+            above = params["aperture_above"] + shift + grow
+            if below + above < 1.0:  # one row at least, as for plain rows
+                return True
+            changes = {"aperture_below": below, "aperture_above": above}
+            protect = params.get("protect")
+            if protect is not None and max(below, above) > protect:
+                # The aperture leaves the protected band: the band grows by as much, keeping its margin.
+                margin = max(protect - max(params["aperture_below"], params["aperture_above"]), 0.0)
+                changes["protect"] = max(below, above) + margin
         else:  # the background pair, symmetric about the trace: shift = farther, grow = wider
             inner = max(params["background_inner"] + shift - grow, 0.0)
             outer = max(params["background_outer"] + shift + grow, inner + 1.0)
