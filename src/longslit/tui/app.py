@@ -25,6 +25,9 @@ from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import UI_STEPS, Session
 from .widgets.params import ParamForm
 
+#: Seconds a run may take before the message bar says "running …".
+RUNNING_NOTICE_DELAY = 0.15
+
 STEP_TITLES = {
     "frame": "Frame",
     "locate": "Locate",
@@ -64,6 +67,7 @@ class LongslitApp(App):
         self.session = Session(self.recipe, source=source, **extra)
         self.current = "frame"
         self.load_error: str | None = None
+        self._running_notice = None  # the timer that shows "running …" for a run that takes a while
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -148,8 +152,14 @@ class LongslitApp(App):
         self.message(text, error=True)
 
     def rerun(self) -> None:
-        """Run the pipeline on the current recipe in a worker."""
-        self.message("running …")
+        """Run the pipeline on the current recipe in a worker.
+
+        "running …" shows only if the run is still going after a moment: an aperture nudge is done
+        within a frame or two, and redrawing the message bar first would only delay its result.
+        """
+        if self._running_notice is not None:
+            self._running_notice.stop()
+        self._running_notice = self.set_timer(RUNNING_NOTICE_DELAY, lambda: self.message("running …"))
         self._rerun_worker()
 
     @work(thread=True, exclusive=True, group="pipeline")
@@ -169,7 +179,13 @@ class LongslitApp(App):
         if not worker.is_cancelled:
             self.call_from_thread(self._ran)
 
+    def _stop_running_notice(self) -> None:
+        if self._running_notice is not None:
+            self._running_notice.stop()
+            self._running_notice = None
+
     def _ran(self) -> None:
+        self._stop_running_notice()
         session = self.session
         computed = ", ".join(session.computed) or "nothing (cached)"
         result = session.reduction
@@ -177,6 +193,7 @@ class LongslitApp(App):
         self._pane(self.current).update_from(session)
 
     def _failed(self, text: str) -> None:
+        self._stop_running_notice()
         self.message(f"{text} (the last good result is still shown)", error=True)
         self.notify(text, severity="error", timeout=8, markup=False)
         self._pane(self.current).update_from(self.session)
@@ -209,8 +226,7 @@ class LongslitApp(App):
         except LongslitError as exc:
             self.message(exc.message, error=True)
             return
-        if rerun:
-            self._pane("locate").update_form()
+        if rerun:  # the form shows the new numbers with the result (one redraw, not two)
             self.rerun()
 
     # -- saving ---------------------------------------------------------------------------------

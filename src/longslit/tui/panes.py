@@ -221,6 +221,7 @@ class LocatePane(StepPane):
 
     def on_mount(self) -> None:
         self.zoom = 4.0
+        self._profile: tuple | None = None  # (frame, its median spatial profile)
 
     def update_from(self, session: Session) -> None:
         self.update_form()
@@ -232,7 +233,10 @@ class LocatePane(StepPane):
             self.query_one("#locate-caption", Static),
             protected=True,
         )
-        profile = nanmedian_rows(frame.sci)[:, 0]  # = np.nanmedian(axis=1), without its slow path
+        if self._profile is None or self._profile[0] is not frame:  # once per frame, not per nudge
+            # = np.nanmedian(axis=1), without its slow path
+            self._profile = (frame, nanmedian_rows(frame.sci)[:, 0])
+        profile = self._profile[1]
         rows = np.arange(frame.shape[0])
         result = session.reduction
         r0, r1, _, _ = self.window()

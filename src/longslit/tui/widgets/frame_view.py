@@ -131,6 +131,7 @@ class FrameView(Widget):
         self.window: tuple[int, int, int, int] | None = None  # row0, row1, col0, col1
         self.limits = (0.0, 1.0)
         self.stretch_method = "zscale"
+        self._stretched: tuple | None = None  # (image, window, method) the limits were computed for
 
     def show(
         self,
@@ -148,7 +149,12 @@ class FrameView(Widget):
         if image is not None:
             self.window = window or (0, image.shape[0], 0, image.shape[1])
             r0, r1, c0, c1 = self.window
-            self.limits = stretch(image[r0:r1, c0:c1], self.stretch_method)
+            key = (self.window, self.stretch_method)
+            # The same layer in the same window (an aperture nudge redraws only the overlays): the
+            # same limits, without zscale's fit over every pixel again.
+            if self._stretched is None or self._stretched[0] is not image or self._stretched[1] != key:
+                self.limits = stretch(image[r0:r1, c0:c1], self.stretch_method)
+                self._stretched = (image, key)
         self.refresh()
 
     def _ramp_mode(self) -> bool:
