@@ -114,6 +114,8 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
             await settle(pilot)
             assert app.session.params("locate")["aperture"] == [251, 261]
             assert app.session.params("locate")["protected"] == [[230, 280]]  # still covers it
+            field = app.query_one(f"#{form_id(app, 'locate', 'aperture')}")
+            assert field.value == "251:261"  # the form shows it too
             # The cleaning and the background read no aperture: they come from the cache.
             assert app.session.computed == ["locate", "extract"]
             after = app.session.reduction.spectrum.flux
@@ -152,6 +154,47 @@ def _fill(frame, geometry, *, fill: float = 0.0):
     hits = np.zeros(frame.shape, dtype=bool)
     hits[0, :4] = True
     return CosmicResult(cleaned=np.where(hits, fill, frame.sci), mask=hits)
+
+
+def _slow(frame, geometry, *, seconds: float = 0.6):
+    import time
+
+    time.sleep(seconds)
+    return CosmicResult(cleaned=frame.sci.copy(), mask=np.zeros(frame.shape, dtype=bool))
+
+
+def test_running_shows_only_for_a_run_that_takes_a_while(example):
+    registry = Registry(entry_points=False)
+    registry._add(
+        Method(
+            "cosmic",
+            "slow",
+            "Takes its time.",
+            _slow,
+            (Param("seconds", "float", 0.6, "How long.", unit="s"),),
+            package="longslit-testplugin",
+            version="1.0",
+        )
+    )
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial", registry=registry)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            shown: list[str] = []
+            message = app.message
+            app.message = lambda text, **kw: (shown.append(text), message(text, **kw))[1]
+            await pilot.press("2", "up")  # a nudge: done before the notice is due
+            await settle(pilot)
+            assert app.session.computed == ["locate", "extract"]
+            assert shown and not any("running" in text for text in shown)
+            app.change_method("cosmic", "slow")
+            await pilot.pause(0.4)
+            assert "running" in str(app.query_one("#message").render())
+            await settle(pilot)
+            assert "recomputed cosmic" in str(app.query_one("#message").render())
+
+    run(scenario())
 
 
 def _explode(frame, geometry, *, when: str = "now"):
