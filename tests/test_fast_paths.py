@@ -372,3 +372,21 @@ def test_optimal_extraction_with_the_fast_paths_equals_the_reference(monkeypatch
     assert np.array_equal(fast[2], reference[2])  # the same pixels used
     for a, b in zip(fast, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-15)
+
+
+def test_fit_profile_ignores_columns_it_cannot_use_as_the_reference_does():
+    """NaN or non-positive fluxes leave their columns out of the fit; they must not spoil the sums."""
+    from longslit.numerics import profile as P
+
+    rng = np.random.default_rng(10)
+    delta, window = tilted_window()
+    truth = np.exp(-0.5 * (delta / 1.3) ** 2)
+    flux = rng.uniform(50, 100, window.shape[1])
+    data = truth * flux + rng.normal(size=window.shape)
+    variance = np.ones(window.shape)
+    flux[[3, 50, 51]] = np.nan
+    flux[[7, 90]] = -1.0
+    fast = P.fit_profile(data, variance, window, flux, delta, window)
+    reference = reference_fit_profile(data, variance, window, flux, delta, window)
+    assert np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-14)

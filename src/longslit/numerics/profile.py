@@ -98,6 +98,8 @@ class ProfileBasis:
         nb, ncols, k = self.nbasis, self.ncols, self.order + 1
         base, splines, cols = self.base[select], self.splines[select], self.columns[select]
         start = cols * nb + base
+        # Columns without a selected pixel add nothing (a NaN scale there must not reach the sums).
+        scale = np.where(np.bincount(cols, minlength=ncols) > 0, scale, 0.0)
         # G[c, a, d] = sum over the column's pixels of w B_a B_(a+d), d = 0..3 (the band).
         keys, values = [], []
         for p in range(4):
