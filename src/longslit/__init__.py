@@ -40,6 +40,7 @@ _LAZY = {
     "Reduction": "pipeline",
     "Method": "plugins.records",
     "Param": "plugins.records",
+    "declare": "plugins.records",
     "hookimpl": "plugins.hookspecs",
     "Registry": "plugins.manager",
     "get_registry": "plugins.manager",

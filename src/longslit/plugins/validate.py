@@ -90,4 +90,29 @@ def _signature_problem(record: Method) -> str | None:
     except TypeError as exc:
         call = ", ".join([*inputs, *(f"{name}=..." for name in values)])
         return f"method {record.name!r}: its function cannot be called as f({call}): {exc}"
+    # A default stated in the function and again in the Param must agree: the Param is what recipes,
+    # the CLI and the TUI show and pass, so a function default that differs is never used and misleads
+    # whoever calls the function directly. (``declare`` states them once.)
+    for param in record.params:
+        own = signature.parameters.get(param.name)
+        if own is None or own.default is inspect.Parameter.empty:
+            continue
+        if not _same_default(own.default, param.default):
+            return (
+                f"method {record.name!r}: parameter {param.name!r} defaults to {own.default!r} in its "
+                f"function but to {param.default!r} in its Param; state the default once, in the Param "
+                "(longslit.declare does that)"
+            )
     return None
+
+
+def _same_default(a: Any, b: Any) -> bool:
+    """Whether two declared defaults are the same value (of the plain kinds parameters have)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_default(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return bool(a == b)
+    except Exception:  # an object whose == does not give a truth value: cannot tell, so not the same
+        return False

@@ -16,15 +16,143 @@ from ..frame import Frame
 from ..geometry import Band, Geometry
 from ..numerics.trace import spatial_profile, trace_source
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
+
+_AUTO_PARAMS = (
+    Param(
+        "block",
+        "int",
+        None,
+        "Columns per block when tracing (auto: ncols/24, at least 8).",
+        minimum=3,
+        unit="columns",
+        nullable=True,
+    ),
+    Param("trace_order", "int", 2, "Polynomial order of the trace in column.", minimum=0, maximum=3),
+    Param(
+        "min_snr",
+        "float",
+        5.0,
+        "Blocks fainter than this are bridged by the polynomial.",
+        minimum=0.0,
+        unit="sigma",
+    ),
+    Param(
+        "aperture_fwhm",
+        "float",
+        1.5,
+        "Aperture half-width at least this many FWHM.",
+        minimum=0.1,
+        maximum=50.0,
+        unit="FWHM",
+    ),
+    Param(
+        "aperture_level",
+        "float",
+        0.005,
+        "...and out to where the profile falls below this fraction of its peak (0: FWHM only).",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Param(
+        "background_gap",
+        "float",
+        None,
+        "Rows between aperture and background (auto: the source's extent, at least 2 FWHM).",
+        minimum=0.0,
+        unit="rows",
+        nullable=True,
+    ),
+    Param("background_width", "float", 60.0, "Rows of background each side.", minimum=1.0, unit="rows"),
+    Param(
+        "protect_fwhm",
+        "float",
+        2.0,
+        "Protect from cosmic-ray cleaning the aperture plus this many FWHM (or the source's extent).",
+        minimum=0.0,
+        unit="FWHM",
+    ),
+)
+
+_TRACE_PARAMS = (
+    Param("centre", "float", None, "Trace row at the middle column.", unit="rows", required=True),
+    Param("slope", "float", 0.0, "Trace slope.", unit="rows/column"),
+    Param("curvature", "float", 0.0, "Quadratic term of the trace.", unit="rows/column^2"),
+    Param("cubic", "float", 0.0, "Cubic term of the trace.", unit="rows/column^3"),
+    Param(
+        "aperture_below",
+        "float",
+        5.0,
+        "Aperture's lower edge, rows below the trace (negative: above it).",
+        unit="rows",
+    ),
+    Param(
+        "aperture_above",
+        "float",
+        5.0,
+        "Aperture's upper edge, rows above the trace (negative: below it).",
+        unit="rows",
+    ),
+    Param(
+        "background_inner",
+        "float",
+        15.0,
+        "Background starts this far from the trace.",
+        minimum=0.0,
+        unit="rows",
+    ),
+    Param(
+        "background_outer",
+        "float",
+        75.0,
+        "Background ends this far from the trace.",
+        minimum=0.0,
+        unit="rows",
+    ),
+    Param(
+        "protect",
+        "float",
+        None,
+        "Rows each side of the trace cosmic-ray cleaning leaves alone (auto: aperture + 3).",
+        minimum=0.0,
+        unit="rows",
+        nullable=True,
+    ),
+)
 
 
+@declare(
+    Param(
+        "aperture",
+        "rows",
+        None,
+        "Rows summed into the spectrum (stop excluded).",
+        unit="rows",
+        required=True,
+    ),
+    Param(
+        "background",
+        "rows_list",
+        None,
+        "Row ranges the background is fitted over.",
+        unit="rows",
+        required=True,
+    ),
+    Param(
+        "protected",
+        "rows_list",
+        None,
+        "Row ranges cosmic-ray cleaning leaves alone (auto: aperture +- its width).",
+        unit="rows",
+        nullable=True,
+    ),
+)
 def locate_rows(
     frame: Frame,
     *,
     aperture: list[int] | None,
     background: list[list[int]] | None,
-    protected: list[list[int]] | None = None,
+    protected: list[list[int]] | None,
 ) -> Geometry:
     """The tutorial's hand-chosen rows, as a per-column geometry.
 
@@ -72,17 +200,18 @@ def locate_rows(
     )
 
 
+@declare(*_AUTO_PARAMS)
 def locate_auto(
     frame: Frame,
     *,
-    block: int | None = None,
-    trace_order: int = 2,
-    min_snr: float = 5.0,
-    aperture_fwhm: float = 1.5,
-    aperture_level: float = 0.005,
-    background_gap: float | None = None,
-    background_width: float = 60.0,
-    protect_fwhm: float = 2.0,
+    block: int | None,
+    trace_order: int,
+    min_snr: float,
+    aperture_fwhm: float,
+    aperture_level: float,
+    background_gap: float | None,
+    background_width: float,
+    protect_fwhm: float,
 ) -> Geometry:
     """Find the source, trace it, and set the aperture, background and protected regions around it.
 
@@ -152,18 +281,19 @@ def locate_auto(
         raise InputError(f"locate method 'auto': {exc}") from None
 
 
+@declare(*_TRACE_PARAMS)
 def locate_trace(
     frame: Frame,
     *,
     centre: float | None,
-    slope: float = 0.0,
-    curvature: float = 0.0,
-    cubic: float = 0.0,
-    aperture_below: float = 5.0,
-    aperture_above: float = 5.0,
-    background_inner: float = 15.0,
-    background_outer: float = 75.0,
-    protect: float | None = None,
+    slope: float,
+    curvature: float,
+    cubic: float,
+    aperture_below: float,
+    aperture_above: float,
+    background_inner: float,
+    background_outer: float,
+    protect: float | None,
 ) -> Geometry:
     """Regions around a trace given as numbers: the ``auto`` method's result, frozen into a recipe.
 
@@ -296,148 +426,17 @@ def longslit_locate_methods() -> list[Method]:
             "rows",
             "Fixed row ranges for the aperture, background and cosmic-ray-protected regions.",
             locate_rows,
-            (
-                Param(
-                    "aperture",
-                    "rows",
-                    None,
-                    "Rows summed into the spectrum (stop excluded).",
-                    unit="rows",
-                    required=True,
-                ),
-                Param(
-                    "background",
-                    "rows_list",
-                    None,
-                    "Row ranges the background is fitted over.",
-                    unit="rows",
-                    required=True,
-                ),
-                Param(
-                    "protected",
-                    "rows_list",
-                    None,
-                    "Row ranges cosmic-ray cleaning leaves alone (auto: aperture +- its width).",
-                    unit="rows",
-                    nullable=True,
-                ),
-            ),
         ),
         Method(
             "locate",
             "auto",
             "Find and trace the source; aperture, background and protected rows follow the trace.",
             locate_auto,
-            _AUTO_PARAMS,
         ),
         Method(
             "locate",
             "trace",
             "Regions around a trace given as numbers (what 'auto' freezes into a recipe).",
             locate_trace,
-            _TRACE_PARAMS,
         ),
     ]
-
-
-_AUTO_PARAMS = (
-    Param(
-        "block",
-        "int",
-        None,
-        "Columns per block when tracing (auto: ncols/24, at least 8).",
-        minimum=3,
-        unit="columns",
-        nullable=True,
-    ),
-    Param("trace_order", "int", 2, "Polynomial order of the trace in column.", minimum=0, maximum=3),
-    Param(
-        "min_snr",
-        "float",
-        5.0,
-        "Blocks fainter than this are bridged by the polynomial.",
-        minimum=0.0,
-        unit="sigma",
-    ),
-    Param(
-        "aperture_fwhm",
-        "float",
-        1.5,
-        "Aperture half-width at least this many FWHM.",
-        minimum=0.1,
-        maximum=50.0,
-        unit="FWHM",
-    ),
-    Param(
-        "aperture_level",
-        "float",
-        0.005,
-        "...and out to where the profile falls below this fraction of its peak (0: FWHM only).",
-        minimum=0.0,
-        maximum=1.0,
-    ),
-    Param(
-        "background_gap",
-        "float",
-        None,
-        "Rows between aperture and background (auto: the source's extent, at least 2 FWHM).",
-        minimum=0.0,
-        unit="rows",
-        nullable=True,
-    ),
-    Param("background_width", "float", 60.0, "Rows of background each side.", minimum=1.0, unit="rows"),
-    Param(
-        "protect_fwhm",
-        "float",
-        2.0,
-        "Protect from cosmic-ray cleaning the aperture plus this many FWHM (or the source's extent).",
-        minimum=0.0,
-        unit="FWHM",
-    ),
-)
-
-_TRACE_PARAMS = (
-    Param("centre", "float", None, "Trace row at the middle column.", unit="rows", required=True),
-    Param("slope", "float", 0.0, "Trace slope.", unit="rows/column"),
-    Param("curvature", "float", 0.0, "Quadratic term of the trace.", unit="rows/column^2"),
-    Param("cubic", "float", 0.0, "Cubic term of the trace.", unit="rows/column^3"),
-    Param(
-        "aperture_below",
-        "float",
-        5.0,
-        "Aperture's lower edge, rows below the trace (negative: above it).",
-        unit="rows",
-    ),
-    Param(
-        "aperture_above",
-        "float",
-        5.0,
-        "Aperture's upper edge, rows above the trace (negative: below it).",
-        unit="rows",
-    ),
-    Param(
-        "background_inner",
-        "float",
-        15.0,
-        "Background starts this far from the trace.",
-        minimum=0.0,
-        unit="rows",
-    ),
-    Param(
-        "background_outer",
-        "float",
-        75.0,
-        "Background ends this far from the trace.",
-        minimum=0.0,
-        unit="rows",
-    ),
-    Param(
-        "protect",
-        "float",
-        None,
-        "Rows each side of the trace cosmic-ray cleaning leaves alone (auto: aperture + 3).",
-        minimum=0.0,
-        unit="rows",
-        nullable=True,
-    ),
-)

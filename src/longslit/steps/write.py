@@ -11,7 +11,7 @@ import numpy as np
 
 from .._version import __version__
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 
 if TYPE_CHECKING:
     from ..pipeline import Reduction
@@ -139,7 +139,15 @@ def spectrum_hdu(reduction: Reduction):
     return hdu
 
 
-def write_fits(reduction: Reduction, path: Path, *, products: bool = False) -> None:
+@declare(
+    Param(
+        "products",
+        "bool",
+        False,
+        "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
+    ),
+)
+def write_fits(reduction: Reduction, path: Path, *, products: bool) -> None:
     """FITS: primary header with provenance, a SPECTRUM binary table, optional 2D products."""
     from astropy.io import fits
 
@@ -221,19 +229,13 @@ def longslit_write_methods() -> list[Method]:
             "fits",
             "FITS binary table WAVELENGTH/FLUX/UNCERTAINTY/MASK; specutils reads it directly.",
             write_fits,
-            (
-                Param(
-                    "products",
-                    "bool",
-                    False,
-                    "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
-                ),
-            ),
+            suffix=".fits",
         ),
         Method(
             "write",
             "ecsv",
             "ECSV table with units, the recipe and provenance in its header.",
             write_ecsv,
+            suffix=".ecsv",
         ),
     ]
