@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import limits
-from ..errors import FrameError, LongslitError, printable
+from ..errors import FrameError, LongslitError, LongslitWarning, printable
 from ..fitslayout import HduLayout, scan_layout
 from ..frame import Frame
 from ..plugins.hookspecs import hookimpl
@@ -52,10 +52,6 @@ SUMMARY_KEYS = (
 )
 
 _DISPERSION_CTYPES = ("WAVE", "AWAV", "LAMBDA", "LINEAR", "FREQ", "ENER", "WAVN", "")
-
-
-class LongslitWarning(UserWarning):
-    """Something was assumed about the input; the reduction goes on."""
 
 
 @declare(
