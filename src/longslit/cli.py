@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--json", action="store_true", help="print a JSON summary line per file")
     reduce.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     reduce.add_argument("--no-write", action="store_true", help="reduce without writing a file")
+    reduce.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings (a trace that scatters, a cosmic step that replaced much of the frame, a "
+        "median S/N below 2, an assumption about the input) as failures: exit 1",
+    )
     batch = reduce.add_argument_group(
         "batches",
         "Several inputs (or a folder, or a pattern) make a batch: a file that fails is recorded and the "
@@ -290,6 +296,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         )
         result = reduce_file(task, registry)
         _show_result(result, args, Progress(1, enabled=False))
+        if args.strict and result.ok and result.warnings:
+            _error(f"--strict: {len(result.warnings)} warning(s) above; the reduction counts as failed")
+            return 1
         return result.exit_code
 
     batch = reduce_many(
@@ -310,6 +319,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     received: dict[int, Any] = {}  # results wait here to be shown in input order
     shown = 0
     failures: list[Any] = []
+    warned = 0  # files reduced with warnings (--strict fails the batch for them)
     caught: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -330,6 +340,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             progress.update(result)
             if result.status == "failed":
                 failures.append(result)
+            elif result.warnings:
+                warned += 1
             received[result.index] = result
             while shown in received:
                 _show_result(received.pop(shown), args, progress)
@@ -348,6 +360,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         left = len(batch.unfinished)
         _error(f"interrupted: {left} input{'s' * (left != 1)} not reduced; rerun with --resume to finish")
         return 128 + next(signum for signum in caught if signum)
+    if args.strict and warned:
+        _error(f"--strict: {warned} file(s) reduced with warnings count as failed")
+        return 1
     return 1 if batch.failed else 0
 
 
@@ -388,6 +403,7 @@ def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
         "status": result.status,
         "output": result.output,
         "error": result.error,
+        "warnings": list(result.warnings),
     }
     if not args.quiet:
         for warning in result.warnings:

@@ -71,6 +71,9 @@ class Reduction:
     products: dict[str, Any]
     records: list[StepRecord] = field(default_factory=list)
     registry: Registry | None = None
+    #: What the steps found suspicious in results they could still use, one sentence each, with the
+    #: step's name first ("locate: the trace scatters ..."); ``--strict`` fails a reduction that has any.
+    warnings: list[str] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names that are not attributes: the products, by name.
@@ -178,7 +181,7 @@ class Pipeline:
     def __init__(self, registry: Registry | None = None, *, memory_limit: str | int | None = None) -> None:
         self.registry = registry or get_registry()
         self.memory_limit = memory_limit
-        self._cache: dict[str, tuple[Any, Any, StepRecord]] = {}
+        self._cache: dict[str, tuple[Any, Any, StepRecord, list[str]]] = {}
         #: Steps actually computed (not taken from the cache) by the last run.
         self.computed: list[str] = []
         #: Derived views (the cleaned and subtracted frames), by the key of what they derive from: a
@@ -199,6 +202,7 @@ class Pipeline:
         where = source.source if isinstance(source, Frame) else str(source)
         self.computed = []
         records: list[StepRecord] = []
+        warnings: list[str] = []
         #: product name -> (value, the key later steps compare, the kind that made it)
         made: dict[str, tuple[Any, Any, StepKind | None]] = {"source": (source, _source_key(source), None)}
         for kind in self.registry.kinds:
@@ -218,10 +222,10 @@ class Pipeline:
                 key = (*key, (name, input_key))
             cached = self._cache.get(kind.name)
             if cached is not None and cached[0] == key:
-                product, record = cached[1], cached[2]
+                product, record, found = cached[1], cached[2], cached[3]
             else:
                 started = time.perf_counter()
-                product = self._step(kind, method, config.params, made, where)
+                product, found = self._step(kind, method, config.params, made, where)
                 record = StepRecord(
                     kind.name,
                     method.name,
@@ -230,9 +234,10 @@ class Pipeline:
                     dict(config.params),
                     time.perf_counter() - started,
                 )
-                self._cache[kind.name] = (key, product, record)
+                self._cache[kind.name] = (key, product, record, found)
                 self.computed.append(kind.name)
             records.append(record)
+            warnings += [f"{kind.name}: {text}" for text in found]
             made[kind.provides] = (product, key, kind)
             if kind.derive is not None:
                 for name, value in self._derive(kind, product, key, made).items():
@@ -242,9 +247,12 @@ class Pipeline:
             products={name: value for name, (value, _, _) in made.items() if name != "source"},
             records=records,
             registry=self.registry,
+            warnings=warnings,
         )
 
-    def _step(self, kind: StepKind, method: Method, params: dict, made: dict, where: str) -> Any:
+    def _step(
+        self, kind: StepKind, method: Method, params: dict, made: dict, where: str
+    ) -> tuple[Any, list[str]]:
         products = {name: value for name, (value, _, _) in made.items()}
         source = products["source"]
         reads = "source" in kind.inputs
@@ -259,9 +267,11 @@ class Pipeline:
                 result = call_method(
                     method, *args, step=kind.name, where=where, expect=kind.product, **params
                 )
+            check = Check(kind.name, method, where, products)
             if kind.check is not None:
-                kind.check(result, Check(kind.name, method, where, products))
-        return result
+                kind.check(result, check)
+            found = list(kind.warn(result, check)) if kind.warn is not None else []
+        return result, found
 
     def _derive(self, kind: StepKind, product: Any, key: Any, made: dict) -> dict[str, Any]:
         remembered = self._views.get(kind.name)

@@ -83,6 +83,11 @@ class StepKind:
     check : callable, optional
         ``check(result, Check)``: the post-condition of a method's result, raising through
         ``Check.fail`` (a ``StepError``) or an ``InputError`` for a result that does not fit the frame.
+    warn : callable, optional
+        ``warn(result, Check) -> list of str``: what is suspicious about a result that is usable (a
+        trace that scatters, a cosmic step that replaced much of the frame, a spectrum with no
+        signal); each sentence reaches the user (stderr, ``--json``, the manifest, the TUI), and
+        ``--strict`` turns them into a failure.
     derive : callable, optional
         ``derive(result, products) -> {name: value}``: views of the result later steps take as inputs.
     fingerprint : callable, optional
@@ -107,6 +112,7 @@ class StepKind:
     product: type | None
     default_method: str
     check: Callable[[Any, Check], None] | None = None
+    warn: Callable[[Any, Check], list[str]] | None = None
     derive: Callable[[Any, Mapping[str, Any]], dict[str, Any]] | None = None
     fingerprint: Callable[[Any, tuple[str, ...] | None], tuple] | None = None
     runs: bool = True
@@ -162,6 +168,65 @@ def _check_spectrum(spectrum: Spectrum, check: Check) -> None:
     check.shape("mask", spectrum.mask, (ncols,), kinds="b")
 
 
+#: A trace whose block centres scatter about the fit by more than this part of the FWHM is suspect.
+TRACE_RMS_FWHM = 0.5
+#: A cosmic-ray step that replaced more than this fraction of the frame's pixels is suspect.
+COSMIC_FRACTION = 0.03
+#: A spectrum whose median S/N is below this carries little signal.
+MIN_MEDIAN_SNR = 2.0
+
+
+def _warn_geometry(geometry: Geometry, check: Check) -> list[str]:
+    found = []
+    nrows = check.products["frame"].shape[0]
+    fwhm, rms = geometry.info.get("fwhm"), geometry.info.get("trace_rms")
+    if isinstance(fwhm, float) and isinstance(rms, float) and fwhm > 0 and rms > TRACE_RMS_FWHM * fwhm:
+        found.append(
+            f"the trace scatters by {rms:.2f} rows about its fit, more than {TRACE_RMS_FWHM:g} of the "
+            f"source's FWHM ({fwhm:.2f} rows): it may follow noise or jump between sources; check it "
+            "on the Locate screen or give the rows (locate.method = rows)"
+        )
+    centres = np.asarray(geometry.info.get("block_centres", []), dtype=np.float64)
+    if isinstance(fwhm, float) and centres.size > 2 and np.all(np.isfinite(centres)):
+        jump = float(np.max(np.abs(np.diff(centres))))
+        if jump > 3.0 * fwhm:
+            found.append(
+                f"the traced centres jump by {jump:.1f} rows between neighbouring blocks (FWHM "
+                f"{fwhm:.2f}): there may be several sources or orders; check the trace"
+            )
+    trace = geometry.trace
+    if trace.size and (trace.min() < 0 or trace.max() > nrows - 1):
+        outside = int(((trace < 0) | (trace > nrows - 1)).sum())
+        found.append(
+            f"the trace leaves the frame in {outside} columns; the spectrum there is not of the source"
+        )
+    return found
+
+
+def _warn_cosmic(result: CosmicResult, check: Check) -> list[str]:
+    fraction = float(result.mask.mean()) if result.mask.size else 0.0
+    if fraction > COSMIC_FRACTION:
+        return [
+            f"the cosmic-ray step replaced {100 * fraction:.1f}% of the pixels (more than "
+            f"{100 * COSMIC_FRACTION:g}%): it is probably cleaning real features (sky or arc lines, the "
+            "source); raise cosmic.threshold or check the frame is a science exposure"
+        ]
+    return []
+
+
+def _warn_spectrum(spectrum: Spectrum, check: Check) -> list[str]:
+    good = ~spectrum.mask & np.isfinite(spectrum.flux) & (spectrum.uncertainty > 0)
+    if not good.any():
+        return []  # no uncertainty known: nothing to judge the signal by
+    snr = float(np.median(spectrum.flux[good] / spectrum.uncertainty[good]))
+    if snr < MIN_MEDIAN_SNR:
+        return [
+            f"the spectrum's median S/N is {snr:.2f}, below {MIN_MEDIAN_SNR:g}: there is little or no "
+            "source in the aperture; check the aperture on the Locate screen"
+        ]
+    return []
+
+
 def _cleaned(result: CosmicResult, products: Mapping[str, Any]) -> dict[str, Any]:
     return {"cleaned": products["frame"].with_sci(result.cleaned)}
 
@@ -211,6 +276,7 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         product=Geometry,
         default_method="rows",
         check=_check_geometry,
+        warn=_warn_geometry,
         fingerprint=geometry_fingerprint,
         module="longslit.steps.locate",
     ),
@@ -223,6 +289,7 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         product=CosmicResult,
         default_method="median",
         check=_check_cosmic,
+        warn=_warn_cosmic,
         derive=_cleaned,
         module="longslit.steps.cosmic",
     ),
@@ -247,6 +314,7 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         product=Spectrum,
         default_method="boxcar",
         check=_check_spectrum,
+        warn=_warn_spectrum,
         module="longslit.steps.extract",
     ),
     StepKind(

@@ -145,6 +145,7 @@ class FileResult:
             "error": self.error,
             "timings": self.timings,
             "recipe_hash": self.recipe_digest,
+            "warnings": self.warnings,
             "versions": self.versions,
             "worker": self.worker,
         }
@@ -171,9 +172,11 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     registry = registry or _registry(task.plugins)
     result.versions = versions(registry)
     timings: dict[str, Any] = {}
+    found: list[str] = []  # what the steps found suspicious (Reduction.warnings)
     with capture_warnings() as caught:
         try:
             reduction = Pipeline(registry).run(task.input, task.recipe)
+            found = list(reduction.warnings)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
             if task.output is not None:
                 began = time.perf_counter()
@@ -191,7 +194,7 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
             if task.raise_errors:
                 raise
             _fail(result, exc, task)
-    result.warnings = [str(w.message) for w in caught]
+    result.warnings = [str(w.message) for w in caught] + found
     timings["total"] = round(time.perf_counter() - started, 6)
     timings["started"] = started_wall.isoformat(timespec="milliseconds")
     timings["finished"] = datetime.now(UTC).isoformat(timespec="milliseconds")
