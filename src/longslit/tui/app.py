@@ -40,6 +40,7 @@ class LongslitApp(App):
         Binding("q", "quit_app", "quit"),
         Binding("n", "step(1)", "next"),
         Binding("p", "step(-1)", "prev"),
+        Binding("e", "edit_form", "form"),
         Binding("o", "open", "open", show=False),
     ]
 
@@ -179,12 +180,16 @@ class LongslitApp(App):
         self.message(
             f"{summary['cosmic_rays_replaced']:,} cosmic-ray pixels replaced · recomputed {computed}"
         )
+        for warning in session.new_warnings():
+            self.notify(warning, title="warning", severity="warning", timeout=10, markup=False)
         self._pane(self.current).update_from(session)
 
     def _failed(self, text: str) -> None:
         self._stop_running_notice()
         self.message(f"{text} (the last good result is still shown)", error=True)
+        self.clear_notifications()  # one error toast at a time: the newest replaces the last
         self.notify(text, severity="error", timeout=8, markup=False)
+        self._pane(self.current).update_form()  # the recipe went back to the last good result's
         self._pane(self.current).update_from(self.session)
 
     # -- changes from the panes -----------------------------------------------------------------
@@ -193,6 +198,9 @@ class LongslitApp(App):
             self.session.set_param(event.step, event.name, event.text)
         except (ValueError, LongslitError) as exc:
             self.message(f"{event.step}.{event.name} = {event.text!r} {exc}", error=True)
+            for form in self.query(ParamForm):
+                if form.step == event.step:
+                    form.show_values()  # refused at the field: it shows the recipe's value again
             return
         self.rerun()
 
@@ -288,10 +296,29 @@ class LongslitApp(App):
         lines.append("In a form: Tab moves between fields, Enter applies a value, Esc returns to the keys.")
         return "\n".join(lines)
 
+    def action_edit_form(self) -> None:
+        """Focus the first field of this screen's form (Tab moves on, Esc returns to the keys)."""
+        forms = self._pane(self.current).query(ParamForm)
+        if not forms:
+            self.message("this screen has no parameters to edit")
+            return
+        fields = [w for w in forms.first().query("Input, Select, Checkbox") if w.focusable]
+        if fields:
+            fields[0].focus()
+
     def action_open(self) -> None:
+        if self.session.unsaved:
+            self.push_screen(
+                ConfirmScreen("The result is not saved. Open another file anyway? (y/n)"),
+                lambda yes: self._ask_path() if yes else None,
+            )
+            return
+        self._ask_path()
+
+    def _ask_path(self) -> None:
         def chosen(path: str | None) -> None:
             if path:
-                self.session = self.session.reopen(path)
+                self.session = self.session.reopen(Path(path).expanduser())
                 for pane in self.query(StepPane):
                     pane.session = self.session
                 self.load_error = None

@@ -25,9 +25,9 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question: y or Enter answers yes; n or Esc answers no."""
+    """A yes/no question: y answers yes; n, Esc or Enter answer no (a stray Enter never overwrites)."""
 
-    BINDINGS = [Binding("y,enter", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape,enter", "answer(False)", "no")]
 
     def __init__(self, question: str) -> None:
         super().__init__()

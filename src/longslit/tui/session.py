@@ -72,6 +72,9 @@ class Session:
         #: The recipe the session started from: what another file opened with ``o`` starts from too.
         self.start_recipe = self.recipe
         self._profile: tuple[Frame, np.ndarray] | None = None
+        self._shown_warnings: set[str] = set()
+        #: The recipe that made :attr:`reduction` (as edited, before defaults were filled in).
+        self.good_recipe = self.recipe
 
     def reopen(self, source: str | Path) -> Session:
         """A new session on ``source``, from the recipe this one started from."""
@@ -103,21 +106,35 @@ class Session:
     def run(self) -> Reduction:
         """Reduce the frame with the current recipe; only changed steps recompute.
 
-        On failure the last good reduction stays in :attr:`reduction` and the message in
-        :attr:`error`; the exception is re-raised for the caller to show.
+        On failure the last good reduction stays in :attr:`reduction`, the message in :attr:`error`,
+        and the recipe goes back to the one that made that reduction (unless it was edited again
+        meanwhile), so the form, the result and a saved recipe never disagree; the exception is
+        re-raised for the caller to show.
         """
         if self.frame is None:
             raise InputError("no frame is open")
         with self._lock:  # one run at a time: the pipeline's cache is not thread-safe
+            tried = self.recipe
             try:
-                result = self.pipeline.run(self.frame, self.recipe.resolve(self.registry))
+                result = self.pipeline.run(self.frame, tried.resolve(self.registry))
             except LongslitError as exc:
                 self.error = exc.message
+                if self.reduction is not None and self.recipe is tried:
+                    self.recipe = self.good_recipe
                 raise
             self.reduction = result
+            self.good_recipe = tried
             self.error = None
             self.unsaved = True
             return result
+
+    def new_warnings(self) -> list[str]:
+        """The last result's warnings not yet shown (each is shown once, not after every nudge)."""
+        if self.reduction is None:
+            return []
+        fresh = [w for w in self.reduction.warnings if w not in self._shown_warnings]
+        self._shown_warnings.update(fresh)
+        return fresh
 
     @property
     def computed(self) -> list[str]:

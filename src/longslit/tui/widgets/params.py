@@ -11,20 +11,42 @@ from typing import Any
 
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Checkbox, Input, Label, Select
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from ...plugins.records import Method, Param
 
 
 def format_value(param: Param, value: Any) -> str:
-    """The text a user edits for ``value`` (the inverse of ``Param.parse``)."""
+    """The text a user edits for ``value`` (the inverse of ``Param.parse``, up to rounding).
+
+    Numbers show six significant digits (``%.6g``): a trace curvature of -1.9545780891047328e-08 reads
+    ``-1.95458e-08``, not a 16-digit string cut at the field's edge. The recipe keeps the exact value:
+    submitting the text unchanged changes nothing (see :meth:`ParamForm.on_input_submitted`).
+    """
     if value is None:
         return "auto"
     if param.kind == "rows":
         return f"{value[0]}:{value[1]}"
     if param.kind == "rows_list":
         return ",".join(f"{a}:{b}" for a, b in value)
+    if param.kind == "float" and isinstance(value, float):
+        return f"{value:.6g}"
     return str(value)
+
+
+#: Width of the parameter names in the form; longer names end in an ellipsis, in full in the help line.
+NAME_WIDTH = 13
+
+
+def short_name(name: str) -> str:
+    """``name`` to fit :data:`NAME_WIDTH` columns, an ellipsis marking a cut."""
+    return name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
+
+
+def help_line(param: Param) -> str:
+    """What the help line under the form says of the focused field: full name, help, unit, allowed."""
+    unit = f" [{param.unit}]" if param.unit else ""
+    return f"{param.name}{unit}: {param.help} Allowed: {param.allowed()}."
 
 
 class ParamForm(Vertical):
@@ -37,6 +59,7 @@ class ParamForm(Vertical):
     ParamForm Input { width: 1fr; }
     ParamForm Select { width: 1fr; }
     ParamForm .method-row { height: 1; margin-bottom: 1; }
+    ParamForm .param-help { height: auto; color: $text-muted; margin-top: 1; }
     """
 
     @dataclass
@@ -57,12 +80,17 @@ class ParamForm(Vertical):
         # The current form's fields by parameter name: updating them after every run must not walk
         # the DOM (a query per field cost 7 ms a run, a seventh of an aperture move's budget).
         self._fields: dict[str, Any] = {}
+        #: The values the form was last given (the recipe's), by parameter name.
+        self._values: dict[str, Any] = {}
+        self._params: dict[str, Param] = {}
         # Removal of old children completes later; fresh ids per rebuild never collide with them.
         self._generation = 0
 
     def set_method(self, methods: list[Method], current: Method, values: dict[str, Any]) -> None:
         """Show ``current`` among ``methods`` with ``values``; rebuilds only when the method changed."""
         signature = (current.name, tuple(m.name for m in methods))
+        self._values = dict(values)
+        self._params = {param.name: param for param in current.params}
         if signature == self._signature:
             self._update_values(current, values)
             return
@@ -82,11 +110,12 @@ class ParamForm(Vertical):
         for param in current.params:
             rows.append(
                 Horizontal(
-                    Label(param.name[:13], classes="param-name"),
+                    Label(short_name(param.name), classes="param-name"),
                     self._field(param, values.get(param.name)),
                     classes="param-row",
                 )
             )
+        rows.append(Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False))
         self.mount(*rows)
 
     def _field(self, param: Param, value: Any):
@@ -99,7 +128,8 @@ class ParamForm(Vertical):
                 [(c, c) for c in param.choices], value=value, allow_blank=False, compact=True, id=name
             )
         else:
-            widget = Input(format_value(param, value), compact=True, id=name, select_on_focus=False)
+            # Selected on focus, so typing replaces the value ("5" into "8.0" gives 5, not 8.05).
+            widget = Input(format_value(param, value), compact=True, id=name, select_on_focus=True)
         widget.tooltip = tip
         self._fields[param.name] = widget
         return widget
@@ -127,11 +157,38 @@ class ParamForm(Vertical):
             return widget_id[len(prefix) :]
         return None
 
+    def show_values(self) -> None:
+        """Put the recipe's values back in every field (after an edit was refused)."""
+        for name, widget in self._fields.items():
+            param = self._params.get(name)
+            if param is None or not widget.is_attached:
+                continue
+            value = self._values.get(name)
+            if isinstance(widget, Input):
+                widget.value = format_value(param, value)
+            elif isinstance(widget, Checkbox) and widget.value != bool(value):
+                with widget.prevent(Checkbox.Changed):
+                    widget.value = bool(value)
+            elif isinstance(widget, Select) and value is not None and widget.value != value:
+                with widget.prevent(Select.Changed):
+                    widget.value = value
+
+    def on_descendant_focus(self, event) -> None:
+        name = self._param_name(getattr(event.widget, "id", None))
+        param = self._params.get(name or "")
+        if param is not None and self.query(f"#{self._field_id('help')}"):
+            self.query_one(f"#{self._field_id('help')}", Static).update(help_line(param))
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         name = self._param_name(event.input.id)
-        if name:
-            self.post_message(self.ParamChanged(self.step, name, event.value))
+        if not name:
+            return
+        event.input.select_all()  # the next value typed replaces this one, as on focus
+        param = self._params.get(name)
+        if param is not None and event.value.strip() == format_value(param, self._values.get(name)):
+            return  # the shown (rounded) text of the recipe's value: keep the exact value
+        self.post_message(self.ParamChanged(self.step, name, event.value))
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()

@@ -1,0 +1,175 @@
+"""The terminal UI's forms and questions, by keys (issue 21's form items), at 80x24."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from textual.widgets import Input, Static
+
+from longslit.testing import make_frame
+from longslit.tui.app import LongslitApp
+from longslit.tui.screens import ConfirmScreen, OpenScreen
+from longslit.tui.widgets.params import ParamForm
+
+SIZE = (80, 24)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def settle(pilot) -> None:
+    from textual.worker import WorkerCancelled
+
+    for _ in range(5):
+        try:
+            await pilot.app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:
+            continue
+    await pilot.pause()
+
+
+def field(app, step: str, name: str):
+    form = app.query_one(f"#form-{step}", ParamForm)
+    return app.query_one(f"#{form._field_id(name)}")
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    return make_frame(seed=0).write(tmp_path_factory.mktemp("forms") / "example.fits")
+
+
+def test_every_form_is_reached_by_a_key_and_tab_walks_it(example):
+    async def scenario():
+        app = LongslitApp(str(example), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for number, step in (("2", "locate"), ("3", "cosmic"), ("4", "background"), ("5", "extract")):
+                await pilot.press(number)
+                await settle(pilot)
+                await pilot.press("e")
+                await pilot.pause()
+                form = app.query_one(f"#form-{step}", ParamForm)
+                first = app.focused
+                assert first is not None and form in first.ancestors, step
+                await pilot.press("tab")
+                await pilot.pause()
+                assert app.focused is not first and form in app.focused.ancestors, step  # Tab moves on
+                await pilot.press("escape")
+                await pilot.pause()
+                assert app.focused is app.query_one(f"#{step}"), step  # back to the screen's keys
+            await pilot.press("1", "e")  # the frame screen has no form: said, not silent
+            await pilot.pause()
+            assert "no parameters" in str(app.query_one("#message", Static).render())
+
+    run(scenario())
+
+
+def test_numbers_show_six_digits_while_the_recipe_keeps_every_one(example):
+    curvature = -1.9545780891047328e-08
+    locate = {"method": "trace", "centre": 254.5, "curvature": curvature}
+
+    async def scenario():
+        app = LongslitApp(str(example), "auto")
+        app.session.recipe = app.session.recipe.with_overrides({"locate": locate})
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("2")
+            await settle(pilot)
+            shown = field(app, "locate", "curvature")
+            assert shown.value == "-1.95458e-08"  # the exponent kept, not "-1.95457808910473"
+            shown.focus()
+            await pilot.press("enter")  # submitting the shown text changes nothing
+            await settle(pilot)
+            assert app.session.params("locate")["curvature"] == curvature
+            # The name that does not fit is cut with an ellipsis; the help line names it in full.
+            inner = field(app, "locate", "background_inner")
+            inner.focus()
+            await pilot.pause()
+            form = app.query_one("#form-locate", ParamForm)
+            help_text = str(app.query_one(f"#{form._field_id('help')}", Static).render())
+            assert help_text.startswith("background_inner [rows]: Background starts")
+            labels = [str(label.render()) for label in form.query(".param-name")]
+            assert "background_i…" in labels
+
+    run(scenario())
+
+
+def test_an_invalid_value_is_refused_at_the_field_and_typing_replaces_the_text(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("3", "e")
+            await pilot.pause()
+            threshold = field(app, "cosmic", "threshold")
+            threshold.focus()
+            await pilot.pause()
+            await pilot.press("5", "enter")  # selected on focus: "5" replaces "8.0"
+            await settle(pilot)
+            assert app.session.params("cosmic")["threshold"] == 5.0
+            threshold.focus()
+            await pilot.pause()
+            await pilot.press(*"-3", "enter")  # out of range: refused at the field
+            await settle(pilot)
+            assert app.session.params("cosmic")["threshold"] == 5.0
+            assert threshold.value == "5"
+            assert "out of range" in str(app.query_one("#message", Static).render())
+
+    run(scenario())
+
+
+def test_a_key_edit_that_fails_leaves_form_result_and_saved_recipe_agreeing(example, tmp_path):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("2")
+            await settle(pilot)
+            for _ in range(60):  # widen the aperture until it runs into the background rows
+                await pilot.press("plus")
+            await settle(pilot)
+            made = app.session.reduction.recipe.steps["locate"].params["aperture"]
+            assert app.session.params("locate")["aperture"] == made  # no drift past the last good
+            assert field(app, "locate", "aperture").value == f"{made[0]}:{made[1]}"
+            assert "overlap the aperture" in str(app.query_one("#message", Static).render())
+            assert len(app._notifications) == 1  # one toast, the newest, not one per key
+            app.session.save(tmp_path / "s.fits", "fits", False, tmp_path / "r.toml", overwrite=False)
+            saved = (tmp_path / "r.toml").read_text()
+            assert f"aperture = [{made[0]}, {made[1]}]" in saved
+
+    run(scenario())
+
+
+def test_open_asks_when_unsaved_and_save_names_follow_the_new_frame(example, tmp_path):
+    other = make_frame(seed=2).write(tmp_path / "night2_0042.fits")
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("6")
+            await pilot.pause()
+            assert app.query_one("#save-spectrum", Input).value == "example_spectrum.fits"
+            await pilot.press("o")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)  # unsaved result: asks first
+            await pilot.press("enter")  # Enter is not yes
+            await pilot.pause()
+            assert not isinstance(app.screen, (ConfirmScreen, OpenScreen))
+            await pilot.press("o")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert isinstance(app.screen, OpenScreen)
+            app.screen.query_one(Input).value = str(other)
+            await pilot.press("enter")
+            await settle(pilot)
+            await settle(pilot)
+            assert app.session.frame.source == str(other)
+            assert app.query_one("#save-spectrum", Input).value == "night2_0042_spectrum.fits"
+            assert app.query_one("#save-recipe", Input).value == "night2_0042_recipe.toml"
+
+    run(scenario())
