@@ -220,10 +220,9 @@ def _fit_gaussians(
         normal = np.einsum("nki,nkj->nij", jtw, jac)
         grad = np.einsum("nki,nk->ni", jtw, r)
         damp = normal + lam[:, None, None] * np.einsum("nii->ni", normal)[:, :, None] * np.eye(4)
-        try:
-            step = np.linalg.solve(damp, grad[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            break
+        # pinv, not solve: one degenerate window (a flat top, a zero amplitude) must not stop the others.
+        with np.errstate(all="ignore"):
+            step = np.einsum("nij,nj->ni", np.linalg.pinv(damp), grad)
         trial = p + step
         trial[:, 2] = np.clip(trial[:, 2], 0.2, 4.0 * half)
         new = chi2(trial)
@@ -238,11 +237,9 @@ def _fit_gaussians(
     )
     normal = np.einsum("nki,nkj->nij", jac * w[:, :, None], jac)
     with np.errstate(all="ignore"):
-        try:
-            cov = np.linalg.inv(normal)
-        except np.linalg.LinAlgError:
-            cov = np.full_like(normal, np.nan)
+        cov = np.linalg.pinv(normal)
         mu_err = np.sqrt(np.abs(cov[:, 1, 1]))
+        mu_err[~np.isfinite(mu_err) | (mu_err == 0)] = np.nan
     ok = (
         np.isfinite(p).all(axis=1)
         & (np.abs(p[:, 1] - x0) < max(1.0, 0.5 * half))
@@ -387,6 +384,10 @@ class WavelengthSolution:
         Identified lines the clipping rejected.
     rms_angstrom, rms_pixel : float
         RMS of the used lines' residuals, in Angstrom and in pixels (Angstrom over the local dispersion).
+    arc : ndarray of int
+        For each used line, which arc spectrum it was measured on (0 for a single arc).
+    meta : dict
+        What else the caller may want to show (detected lines, number of hypotheses).
     """
 
     kind: str
@@ -400,6 +401,7 @@ class WavelengthSolution:
     rejected_wavelengths: np.ndarray
     rms_angstrom: float
     rms_pixel: float
+    arc: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     meta: dict = field(default_factory=dict)
 
     @property
@@ -461,6 +463,7 @@ def fit_solution(
     clip_sigma: float = 3.0,
     clip_iterations: int = 5,
     medium: str = "vacuum",
+    arc: np.ndarray | None = None,
 ) -> WavelengthSolution:
     """Fit wavelength against pixel with iterative sigma clipping.
 
@@ -482,6 +485,8 @@ def fit_solution(
         Maximum number of clipping passes.
     medium : str, optional
         The medium of ``wavelengths``, recorded in the solution.
+    arc : ndarray of int, optional
+        Which arc spectrum each line is from, recorded in the solution.
 
     Returns
     -------
@@ -529,6 +534,7 @@ def fit_solution(
         rejected_wavelengths=wavelengths[~keep],
         rms_angstrom=float(np.sqrt(np.mean(res_a**2))),
         rms_pixel=float(np.sqrt(np.mean(resid_px[keep] ** 2))),
+        arc=(np.zeros(n, int) if arc is None else np.asarray(arc, int))[keep],
     )
 
 
@@ -764,6 +770,10 @@ def identify(
     else:
         dmin, dmax = dispersion_range
         lam0 = d0 = wtol = np.nan
+    x_lo = min(x[0] for x in xs_all if x.size)
+    x_hi = max(x[-1] for x in xs_all if x.size)
+    cat_lo = min(c[0] for c in cats)
+    cat_hi = max(c[-1] for c in cats)
     # Hypotheses from every arc: (x_c, lambda_c, dispersion), from matched triplets.
     hx, hl, hd = [], [], []
     for xs, cat in zip(xs_all, cats, strict=True):
@@ -794,6 +804,13 @@ def identify(
         xc = x3[:, 1]
         lc_ = l3[:, 1]
         keep = (disp >= dmin) & (disp <= dmax)
+        # Every detected line must fall inside the catalogues' range (a line beyond it could match
+        # nothing): that bounds the dispersion from above without a guess. A margin of a fifth of the
+        # lines' span allows for the non-linearity the local linear model does not see.
+        span = disp * (x_hi - x_lo)
+        keep &= (lc_ + disp * (x_lo - xc) >= cat_lo - 0.2 * span) & (
+            lc_ + disp * (x_hi - xc) <= cat_hi + 0.2 * span
+        )
         if guess is not None:
             keep &= np.abs(lc_ - (lam0 + d0 * (xc - centre))) <= wtol
         hx.append(xc[keep])
@@ -963,19 +980,21 @@ def solve_arc(
         order=order,
         kind=kind,
         errors=ident.errors,
+        arc=ident.arc,
         clip_sigma=clip_sigma,
         medium=media.pop(),
     )
     # One more matching pass with the fitted solution picks up lines the growing missed.
-    px, wl, er = [], [], []
-    for f, ll in zip(found, lamps, strict=True):
+    px, wl, er, ar = [], [], [], []
+    for k, (f, ll) in enumerate(zip(found, lamps, strict=True)):
         xs = f.position[f.usable]
         es = f.error[f.usable]
         li, ci = _match(sol, xs, ll.wavelength, min(match_tolerance, 1.0))
         px.append(xs[li])
         wl.append(ll.wavelength[ci])
         er.append(es[li])
-    px, wl, er = np.concatenate(px), np.concatenate(wl), np.concatenate(er)
+        ar.append(np.full(li.size, k))
+    px, wl, er, ar = (np.concatenate(v) for v in (px, wl, er, ar))
     if px.size >= sol.n_used:
         sol = fit_solution(
             px,
@@ -984,6 +1003,7 @@ def solve_arc(
             order=order,
             kind=kind,
             errors=er,
+            arc=ar,
             clip_sigma=clip_sigma,
             medium=sol.medium,
         )
@@ -1075,7 +1095,7 @@ class WavelengthSolution2D:
 
 
 def measure_lines_2d(
-    image: np.ndarray,
+    images: np.ndarray | Sequence[np.ndarray],
     solution: WavelengthSolution,
     reference_rows: tuple[int, int],
     *,
@@ -1090,8 +1110,8 @@ def measure_lines_2d(
 
     Parameters
     ----------
-    image : ndarray, shape (nrows, ncols)
-        The arc frame the 1D solution came from (bias removed).
+    images : ndarray or sequence of ndarray, each (nrows, ncols)
+        The arc frame(s) the 1D solution came from (bias removed), in the order of ``solution.arc``.
     solution : WavelengthSolution
         Solution measured on ``reference_rows``; its lines are the ones followed.
     reference_rows : (int, int)
@@ -1105,59 +1125,77 @@ def measure_lines_2d(
     min_snr : float, optional
         A line is measured in a band only with this S/N.
     max_shift : float, optional
-        Largest move (pixels) of a line from one band to the next; a bigger jump ends the line there.
+        Largest miss (pixels) of a line from where the previous bands predict it; a bigger one ends the
+        line there (it has faded, or a neighbour took over).
     rows : (int, int), optional
         Range of rows holding light (default: the whole frame).
 
     Returns
     -------
     columns, row_centres, wavelengths : ndarray
-        One entry per line and band measured.
+        One entry per line and band measured, the reference band included.
     """
-    image = np.asarray(image, float)
-    nrows, ncols = image.shape
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        images = [images]
+    images = [np.asarray(im, float) for im in images]
+    nrows, ncols = images[0].shape
+    if any(im.shape != (nrows, ncols) for im in images):
+        raise InputError("the arc frames of one 2D solution must have the same shape")
+    arc_of_line = solution.arc if solution.arc.size == solution.n_used else np.zeros(solution.n_used, int)
+    if arc_of_line.size and arc_of_line.max() >= len(images):
+        raise InputError(f"the solution uses {arc_of_line.max() + 1} arc frames but {len(images)} were given")
     lo_row, hi_row = (0, nrows) if rows is None else (int(rows[0]), int(rows[1]))
     step = band if step is None else int(step)
-    ref_flux, _, _ = extract_arc(image, reference_rows)
-    if fwhm is None:
-        fwhm = find_lines(ref_flux).fwhm_lamp
-    half = max(3, int(np.ceil(1.2 * fwhm)))
     ref_centre = 0.5 * (reference_rows[0] + reference_rows[1] - 1)
-    lam = solution.wavelengths
-    x_ref = solution.pixels
-    cols, rws, wls = [x_ref.copy()], [np.full(x_ref.size, ref_centre)], [lam.copy()]
-    for direction in (+1, -1):
-        x_prev = x_ref.copy()
-        alive = np.ones(x_ref.size, bool)
-        centre = ref_centre + direction * step
-        while alive.any():
-            start = round(centre - (band - 1) / 2.0)
-            stop = start + band
-            if start < lo_row or stop > hi_row:
-                break
-            flux, _, _ = extract_arc(image, (start, stop))
-            cont = _continuum(flux, max(31, ncols // 40))
-            resid = flux - cont
-            noise = _robust_sigma(np.diff(resid)) / np.sqrt(2.0)
-            idx = np.flatnonzero(alive)
-            mu, _, amp, s, _, ok, _ = _fit_gaussians(
-                x_prev[idx], flux, np.ones(ncols), fwhm / FWHM_PER_SIGMA, half
-            )
-            snr = amp / max(noise, 1e-12)
-            good = (
-                ok
-                & (snr >= min_snr)
-                & (np.abs(mu - x_prev[idx]) < max_shift)
-                & (s * FWHM_PER_SIGMA < 2.0 * fwhm)
-                & (mu > half)
-                & (mu < ncols - 1 - half)
-            )
-            alive[idx[~good]] = False
-            x_prev[idx[good]] = mu[good]
-            cols.append(mu[good])
-            rws.append(np.full(good.sum(), 0.5 * (start + stop - 1)))
-            wls.append(lam[idx[good]])
-            centre += direction * step
+    cols, rws, wls = [], [], []
+    for k, image in enumerate(images):
+        which = np.flatnonzero(arc_of_line == k)
+        if which.size == 0:
+            continue
+        lam = solution.wavelengths[which]
+        x_ref = solution.pixels[which]
+        ref_flux, _, _ = extract_arc(image, reference_rows)
+        fw = find_lines(ref_flux).fwhm_lamp if fwhm is None else float(fwhm)
+        if not np.isfinite(fw):
+            fw = 3.0
+        half = max(3, int(np.ceil(1.2 * fw)))
+        cols.append(x_ref)
+        rws.append(np.full(x_ref.size, ref_centre))
+        wls.append(lam)
+        for direction in (+1, -1):
+            x_prev = x_ref.copy()
+            slope = np.zeros(x_ref.size)  # columns per band step, from the last two bands
+            alive = np.ones(x_ref.size, bool)
+            centre = ref_centre + direction * step
+            while alive.any():
+                start = round(centre - (band - 1) / 2.0)
+                stop = start + band
+                if start < lo_row or stop > hi_row:
+                    break
+                flux, _, _ = extract_arc(image, (start, stop))
+                resid = flux - _continuum(flux, max(31, ncols // 40))
+                noise = _robust_sigma(np.diff(resid)) / np.sqrt(2.0)
+                idx = np.flatnonzero(alive)
+                pred = x_prev[idx] + slope[idx]
+                mu, _, amp, s, _, ok, _ = _fit_gaussians(
+                    pred, flux, np.ones(ncols), fw / FWHM_PER_SIGMA, half
+                )
+                good = (
+                    ok
+                    & (amp / max(noise, 1e-12) >= min_snr)
+                    & (np.abs(mu - pred) < max_shift)
+                    & (s * FWHM_PER_SIGMA < 2.0 * fw)
+                    & (mu > half)
+                    & (mu < ncols - 1 - half)
+                )
+                alive[idx[~good]] = False
+                g = idx[good]
+                slope[g] = mu[good] - x_prev[g]
+                x_prev[g] = mu[good]
+                cols.append(mu[good])
+                rws.append(np.full(g.size, 0.5 * (start + stop - 1)))
+                wls.append(lam[g])
+                centre += direction * step
     return np.concatenate(cols), np.concatenate(rws), np.concatenate(wls)
 
 
