@@ -31,6 +31,7 @@ lines, share one solution).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -322,7 +323,11 @@ def find_lines(
     if fwhm is None:
         # The lamp's width: median half-maximum width of the strongest peaks.
         strong = peaks[np.argsort(resid[peaks])[::-1][: min(15, peaks.size)]]
-        widths = peak_widths(resid, strong, rel_height=0.5)[0]
+        with warnings.catch_warnings():
+            # A peak on a plateau has no width; the median over the others does not need it.
+            warnings.simplefilter("ignore")
+            widths = peak_widths(resid, strong, rel_height=0.5)[0]
+        widths = widths[widths > 0]
         fwhm = float(np.median(widths)) if widths.size else 3.0
     fwhm = float(np.clip(fwhm, 1.0, n / 10))
     if max_lines is not None and peaks.size > max_lines:
@@ -335,23 +340,33 @@ def find_lines(
     if variance is None:
         mu_err = mu_err * np.sqrt(redchi)
     fw = s * FWHM_PER_SIGMA
-    reason = np.full(peaks.size, "", dtype="<U9")
-    reason[~ok] = "fit"
     clean = ok & (fw > 0)
     lamp_fwhm = float(np.median(fw[clean])) if clean.any() else fwhm
-    reason[(reason == "") & (fw > 2.0 * lamp_fwhm)] = "broad"
-    reason[(reason == "") & (fw < 0.5 * lamp_fwhm)] = "narrow"
-    # Blends: a detected neighbour within `blend` FWHM, or a significant secondary peak in the window.
+    # Blends: a detected neighbour closer than `blend` FWHM (their fits pull on each other).
     gaps = np.diff(peaks.astype(float))
     close = np.zeros(peaks.size, bool)
     close[:-1] |= gaps < blend * lamp_fwhm
     close[1:] |= gaps < blend * lamp_fwhm
-    reason[(reason == "") & close] = "blend"
-    core = np.clip(np.round(mu).astype(int)[:, None] + np.arange(-half, half + 1)[None, :], 0, n - 1)
-    reason[(reason == "") & sat[core].any(axis=1)] = "saturated"
+    core = np.clip(
+        np.round(position_guess := np.where(ok, mu, peaks)).astype(int)[:, None]
+        + np.arange(-half, half + 1)[None, :],
+        0,
+        n - 1,
+    )
     edge = (peaks < 1.5 * lamp_fwhm) | (peaks > n - 1 - 1.5 * lamp_fwhm)
-    reason[(reason == "") & edge] = "edge"
-    position = np.where(ok, mu, peaks.astype(float))
+    # The first reason that applies is the one reported, most telling first.
+    checks = (
+        ("saturated", sat[core].any(axis=1)),
+        ("blend", close),
+        ("fit", ~ok),
+        ("broad", ok & (fw > 2.0 * lamp_fwhm)),
+        ("narrow", ok & (fw < 0.5 * lamp_fwhm)),
+        ("edge", edge),
+    )
+    reason = np.full(peaks.size, "", dtype="<U9")
+    for name, flagged in reversed(checks):
+        reason[flagged] = name
+    position = position_guess.astype(float)
     return ArcLines(
         position=position,
         error=np.where(ok, mu_err, np.nan),
@@ -461,7 +476,7 @@ def fit_solution(
     kind: str = "chebyshev",
     errors: np.ndarray | None = None,
     clip_sigma: float = 3.0,
-    clip_iterations: int = 5,
+    clip_iterations: int = 10,
     medium: str = "vacuum",
     arc: np.ndarray | None = None,
 ) -> WavelengthSolution:
@@ -480,9 +495,10 @@ def fit_solution(
         Centroid errors in pixels; weights are their inverse squares with a floor of 0.02 pixel, so one
         very sharp line does not pin the fit.
     clip_sigma : float, optional
-        Lines further than this many (robust) rms from the fit are rejected, one pass after another.
+        A line whose studentized residual is beyond this many (robust) rms is rejected, the worst
+        first, one per pass.
     clip_iterations : int, optional
-        Maximum number of clipping passes.
+        Maximum number of lines rejected.
     medium : str, optional
         The medium of ``wavelengths``, recorded in the solution.
     arc : ndarray of int, optional
@@ -505,22 +521,27 @@ def fit_solution(
     lo, hi = float(domain[0]), float(domain[1])
     xs = (2.0 * pixels - (lo + hi)) / (hi - lo)
     keep = np.ones(n, bool)
-    coef = np.zeros(order + 1)
+    full = _vander(kind, xs, order)
+    # One line rejected per pass, the worst by its studentized residual r / sqrt(1 - h) (h its leverage):
+    # a wrong line at the end of the spectrum pulls an ordinary fit onto itself and hides its residual
+    # among the others'; the leverage undoes that, and taking one at a time stops one bad line from
+    # getting good ones rejected with it.
     for _ in range(clip_iterations + 1):
-        vander = _vander(kind, xs[keep], order)
-        coef = np.linalg.lstsq(vander * w[keep, None], wavelengths[keep] * w[keep], rcond=None)[0]
-        fitted = _vander(kind, xs, order) @ coef
+        aw = full[keep] * w[keep, None]
+        coef = np.linalg.lstsq(aw, wavelengths[keep] * w[keep], rcond=None)[0]
+        fitted = full @ coef
         deriv = chebyshev.chebder(coef) if kind == "chebyshev" else legendre.legder(coef)
         disp = (_vander(kind, xs, order - 1) @ deriv) * 2.0 / (hi - lo)
         resid_px = (wavelengths - fitted) / disp
-        used = resid_px[keep]
+        hat = np.einsum("ij,ji->i", aw, np.linalg.pinv(aw))
+        student = resid_px[keep] / np.sqrt(np.clip(1.0 - hat, 1e-3, None))
         # Robust scale, with a floor at the centroid precision so a near-perfect fit does not reject
         # good lines for residuals of a few thousandths of a pixel.
-        scale = max(1.4826 * np.median(np.abs(used - np.median(used))), 0.01)
-        new_keep = np.abs(resid_px) < clip_sigma * scale
-        if new_keep.sum() < order + 2 or np.array_equal(new_keep, keep):
+        scale = max(1.4826 * np.median(np.abs(student - np.median(student))), 0.01)
+        worst = int(np.argmax(np.abs(student)))
+        if abs(student[worst]) < clip_sigma * scale or keep.sum() <= order + 3:
             break
-        keep = new_keep
+        keep[np.flatnonzero(keep)[worst]] = False
     res_a = wavelengths[keep] - fitted[keep]
     return WavelengthSolution(
         kind=kind,
@@ -713,6 +734,9 @@ def identify(
     skip: int = 4,
     candidates: int = 24,
     dispersion_range: tuple[float, float] = (0.02, 50.0),
+    strengths: Sequence[np.ndarray] | None = None,
+    catalog_strengths: Sequence[np.ndarray] | None = None,
+    n_strong: int = 25,
 ) -> Identification:
     """Pair detected lines with catalogue lines by triplet pattern matching.
 
@@ -747,6 +771,12 @@ def identify(
         How many of the best-scoring hypotheses are grown into full solutions.
     dispersion_range : (float, float), optional
         Dispersions considered without a guess, Angstrom per pixel.
+    strengths, catalog_strengths : sequence of ndarray, optional
+        Amplitudes of the detected lines (in the order of ``lines``) and of the catalogue lines (in the
+        order of ``catalogs``). With them, hypotheses come first from the ``n_strong`` brightest lines
+        of each arc and the ``3 * n_strong`` strongest of its catalogue.
+    n_strong : int, optional
+        How many bright lines seed the first search.
 
     Returns
     -------
@@ -774,102 +804,144 @@ def identify(
     x_hi = max(x[-1] for x in xs_all if x.size)
     cat_lo = min(c[0] for c in cats)
     cat_hi = max(c[-1] for c in cats)
-    # Hypotheses from every arc: (x_c, lambda_c, dispersion), from matched triplets.
-    hx, hl, hd = [], [], []
-    for xs, cat in zip(xs_all, cats, strict=True):
-        if xs.size < 3:
-            continue
-        td = _triplets(xs, skip)
-        tc = _triplets(cat, skip + 2)
-        if td.size == 0 or tc.size == 0:
-            continue
-        xd = xs[td]
-        lc = cat[tc]
-        rd = (xd[:, 1] - xd[:, 0]) / (xd[:, 2] - xd[:, 0])
-        rc = (lc[:, 1] - lc[:, 0]) / (lc[:, 2] - lc[:, 0])
-        order_c = np.argsort(rc)
-        rc_sorted = rc[order_c]
-        lo = np.searchsorted(rc_sorted, rd - ratio_tolerance)
-        hi = np.searchsorted(rc_sorted, rd + ratio_tolerance)
-        counts = hi - lo
-        if counts.sum() == 0:
-            continue
-        det_idx = np.repeat(np.arange(rd.size), counts)
-        starts = np.repeat(lo, counts)
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        cat_idx = order_c[starts + within]
-        x3 = xd[det_idx]
-        l3 = lc[cat_idx]
-        disp = (l3[:, 2] - l3[:, 0]) / (x3[:, 2] - x3[:, 0])
-        xc = x3[:, 1]
-        lc_ = l3[:, 1]
-        keep = (disp >= dmin) & (disp <= dmax)
-        # Every detected line must fall inside the catalogues' range (a line beyond it could match
-        # nothing): that bounds the dispersion from above without a guess. A margin of a fifth of the
-        # lines' span allows for the non-linearity the local linear model does not see.
-        span = disp * (x_hi - x_lo)
-        keep &= (lc_ + disp * (x_lo - xc) >= cat_lo - 0.2 * span) & (
-            lc_ + disp * (x_hi - xc) <= cat_hi + 0.2 * span
-        )
-        if guess is not None:
-            keep &= np.abs(lc_ - (lam0 + d0 * (xc - centre))) <= wtol
-        hx.append(xc[keep])
-        hl.append(lc_[keep])
-        hd.append(disp[keep])
-    if not hx or sum(h.size for h in hx) == 0:
+
+    def search(xs_h, cats_h):
+        """Hypotheses from triplets of ``xs_h`` and ``cats_h``, scored and grown on all lines."""
+        # Hypotheses from every arc: (x_c, lambda_c, dispersion), from matched triplets.
+        hx, hl, hd = [], [], []
+        for xs, cat in zip(xs_h, cats_h, strict=True):
+            if xs.size < 3:
+                continue
+            td = _triplets(xs, skip)
+            tc = _triplets(cat, skip + 2)
+            if td.size == 0 or tc.size == 0:
+                continue
+            xd = xs[td]
+            lc = cat[tc]
+            rd = (xd[:, 1] - xd[:, 0]) / (xd[:, 2] - xd[:, 0])
+            rc = (lc[:, 1] - lc[:, 0]) / (lc[:, 2] - lc[:, 0])
+            order_c = np.argsort(rc)
+            rc_sorted = rc[order_c]
+            lo = np.searchsorted(rc_sorted, rd - ratio_tolerance)
+            hi = np.searchsorted(rc_sorted, rd + ratio_tolerance)
+            counts = hi - lo
+            if counts.sum() == 0:
+                continue
+            det_idx = np.repeat(np.arange(rd.size), counts)
+            starts = np.repeat(lo, counts)
+            within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            cat_idx = order_c[starts + within]
+            x3 = xd[det_idx]
+            l3 = lc[cat_idx]
+            disp = (l3[:, 2] - l3[:, 0]) / (x3[:, 2] - x3[:, 0])
+            xc = x3[:, 1]
+            lc_ = l3[:, 1]
+            keep = (disp >= dmin) & (disp <= dmax)
+            # Every detected line must fall inside the catalogues' range (a line beyond it could match
+            # nothing): that bounds the dispersion from above without a guess. A margin of a fifth of the
+            # lines' span allows for the non-linearity the local linear model does not see.
+            span = disp * (x_hi - x_lo)
+            keep &= (lc_ + disp * (x_lo - xc) >= cat_lo - 0.2 * span) & (
+                lc_ + disp * (x_hi - xc) <= cat_hi + 0.2 * span
+            )
+            if guess is not None:
+                keep &= np.abs(lc_ - (lam0 + d0 * (xc - centre))) <= wtol
+            hx.append(xc[keep])
+            hl.append(lc_[keep])
+            hd.append(disp[keep])
+        if not hx or sum(h.size for h in hx) == 0:
+            return (-np.inf, np.inf, None), 0
+        hx = np.concatenate(hx)
+        hl = np.concatenate(hl)
+        hd = np.concatenate(hd)
+        nh = hx.size
+        # Quick score of every hypothesis: lines within a twentieth of the spectrum either side that land
+        # within the tolerance of a catalogue line under the local linear model, less the chance matches.
+        allx = np.sort(np.concatenate(xs_all))
+        kth = min(7, allx.size - 1)
+        # Hypotheses sit on detected lines: group them by that line, and score each group on the lines of its
+        # window only (at least a twentieth of the spectrum, and wide enough to hold eight lines).
+        centres, group = np.unique(hx, return_inverse=True)
+        dist_k = np.sort(np.abs(allx[None, :] - centres[:, None]), axis=1)[:, kth]
+        windows = np.maximum(npix / 20.0, dist_k + 1.0)
+        score = np.zeros(nh)
+        members = np.argsort(group, kind="stable")
+        bounds = np.searchsorted(group[members], np.arange(centres.size + 1))
+        for xs, cat in zip(xs_all, cats, strict=True):
+            if xs.size == 0:
+                continue
+            # Catalogue lines per Angstrom, smoothed over 50 Angstrom, on a grid (for the chance matches).
+            grid = np.linspace(cat[0] - 100.0, cat[-1] + 100.0, 2048)
+            counts = np.searchsorted(cat, grid + 25.0) - np.searchsorted(cat, grid - 25.0)
+            density = counts / 50.0
+            for g, (c, w) in enumerate(zip(centres, windows, strict=True)):
+                near = xs[np.abs(xs - c) <= w]
+                if near.size == 0:
+                    continue
+                sel = members[bounds[g] : bounds[g + 1]]
+                lam = hl[sel, None] + hd[sel, None] * (near[None, :] - c)
+                j = _nearest(cat, lam.ravel()).reshape(lam.shape)
+                off = np.abs(cat[j] - lam) / hd[sel, None]
+                chance = np.minimum(
+                    1.0, 2.0 * match_tolerance * hd[sel, None] * np.interp(lam, grid, density)
+                )
+                score[sel] += np.sum((off < match_tolerance) - chance, axis=1)
+        # Grow the best, skipping near-duplicates (the same solution found from different triplets).
+        order_h = np.argsort(score)[::-1]
+        tried: list[tuple[float, float]] = []
+        best = (-np.inf, np.inf, None)
+        for h in order_h:
+            if len(tried) >= candidates:
+                break
+            lam_mid = hl[h] + hd[h] * (centre - hx[h])
+            if any(
+                abs(lam_mid - a) < 2 * match_tolerance * hd[h] and abs(hd[h] / b - 1) < 0.02 for a, b in tried
+            ):
+                continue
+            tried.append((lam_mid, hd[h]))
+            total, rms, pairs = _grow(xs_all, cats, hx[h], hl[h], hd[h], npix, order, match_tolerance, kind)
+            if total > best[0] or (total == best[0] and rms < best[1]):
+                best = (total, rms, pairs)
+        return best, nh
+
+    # Bright lines first: a lamp's brightest lines are the likeliest to be in its list, and a dense list
+    # (Ar) or many unlisted lines (Ne, Xe in the red) drown the pattern of the few that matter. All lines
+    # are searched only if that fails to explain a good share of them.
+    tiers = []
+    if strengths is not None:
+        xs_s, cats_s = [], []
+        for k in range(len(xs_all)):
+            src = np.asarray(lines[k], float)
+            amp = np.nan_to_num(np.asarray(strengths[k], float), nan=0.0)
+            top = np.argsort(amp)[::-1][:n_strong]
+            xs_s.append(np.sort(src[top]))
+            cat = np.asarray(catalogs[k], float)
+            camp = None if catalog_strengths is None else np.asarray(catalog_strengths[k], float)
+            if camp is None or np.all(np.isnan(camp)) or cat.size <= 3 * n_strong:
+                cats_s.append(cats[k])
+            else:
+                ctop = np.argsort(np.nan_to_num(camp, nan=0.0))[::-1][: 3 * n_strong]
+                cats_s.append(np.sort(cat[ctop]))
+        if any(a.size != b.size for a, b in zip(xs_s, xs_all, strict=True)) or any(
+            a.size != b.size for a, b in zip(cats_s, cats, strict=True)
+        ):
+            tiers.append((xs_s, cats_s))
+    tiers.append((xs_all, cats))
+    n_lines = sum(x.size for x in xs_all)
+    best = (-np.inf, np.inf, None)
+    nh = 0
+    for xs_h, cats_h in tiers:
+        result, n_tried = search(xs_h, cats_h)
+        nh += n_tried
+        if result[0] > best[0] or (result[0] == best[0] and result[1] < best[1]):
+            best = result
+        if best[2] is not None and sum(li.size for li, _ in best[2]) >= 0.4 * n_lines:
+            break
+    if nh == 0:
         raise InputError(
             "no pattern of arc lines matched the catalogue: check the lamps, the guess and the line list"
         )
-    hx = np.concatenate(hx)
-    hl = np.concatenate(hl)
-    hd = np.concatenate(hd)
-    nh = hx.size
-    # Quick score of every hypothesis: lines within a twentieth of the spectrum either side that land within
-    # the tolerance of a catalogue line under the local linear model, less those expected by chance.
-    allx = np.sort(np.concatenate(xs_all))
-    kth = min(7, allx.size - 1)
-    # Hypotheses sit on detected lines: group them by that line, and score each group on the lines of its
-    # window only (at least a twentieth of the spectrum, and wide enough to hold eight lines).
-    centres, group = np.unique(hx, return_inverse=True)
-    dist_k = np.sort(np.abs(allx[None, :] - centres[:, None]), axis=1)[:, kth]
-    windows = np.maximum(npix / 20.0, dist_k + 1.0)
-    score = np.zeros(nh)
-    members = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[members], np.arange(centres.size + 1))
-    for xs, cat in zip(xs_all, cats, strict=True):
-        if xs.size == 0:
-            continue
-        # Catalogue lines per Angstrom, smoothed over 50 Angstrom, on a grid (for the chance matches).
-        grid = np.linspace(cat[0] - 100.0, cat[-1] + 100.0, 2048)
-        counts = np.searchsorted(cat, grid + 25.0) - np.searchsorted(cat, grid - 25.0)
-        density = counts / 50.0
-        for g, (c, w) in enumerate(zip(centres, windows, strict=True)):
-            near = xs[np.abs(xs - c) <= w]
-            if near.size == 0:
-                continue
-            sel = members[bounds[g] : bounds[g + 1]]
-            lam = hl[sel, None] + hd[sel, None] * (near[None, :] - c)
-            j = _nearest(cat, lam.ravel()).reshape(lam.shape)
-            off = np.abs(cat[j] - lam) / hd[sel, None]
-            chance = np.minimum(1.0, 2.0 * match_tolerance * hd[sel, None] * np.interp(lam, grid, density))
-            score[sel] += np.sum((off < match_tolerance) - chance, axis=1)
-    # Grow the best, skipping near-duplicates (the same solution found from different triplets).
-    order_h = np.argsort(score)[::-1]
-    tried: list[tuple[float, float]] = []
-    best = (-np.inf, np.inf, None)
-    for h in order_h:
-        if len(tried) >= candidates:
-            break
-        lam_mid = hl[h] + hd[h] * (centre - hx[h])
-        if any(
-            abs(lam_mid - a) < 2 * match_tolerance * hd[h] and abs(hd[h] / b - 1) < 0.02 for a, b in tried
-        ):
-            continue
-        tried.append((lam_mid, hd[h]))
-        total, rms, pairs = _grow(xs_all, cats, hx[h], hl[h], hd[h], npix, order, match_tolerance, kind)
-        if total > best[0] or (total == best[0] and rms < best[1]):
-            best = (total, rms, pairs)
-    total, rms, pairs = best
+    pairs = best[2]
     if pairs is None or sum(li.size for li, _ in pairs) < 4:
         raise InputError(
             "the arc lines could not be identified: check the lamps, the guess and the line list"
@@ -908,6 +980,7 @@ def solve_arc(
     match_tolerance: float = 2.0,
     clip_sigma: float = 3.0,
     max_lines: int = 80,
+    blend: float = 1.5,
     **identify_options,
 ) -> WavelengthSolution:
     """The automatic 1D solution: find lines in each arc, identify them together, fit with clipping.
@@ -930,6 +1003,9 @@ def solve_arc(
         Matching tolerance, pixels.
     clip_sigma : float, optional
         Rejection threshold of the final fit.
+    blend : float, optional
+        Detected lines closer than this many FWHM to a neighbour, and catalogue lines with a listed
+        neighbour that close, are left out of the fit.
     **identify_options
         Passed to :func:`identify`.
 
@@ -960,6 +1036,7 @@ def solve_arc(
                 threshold=threshold,
                 fwhm=fwhm,
                 max_lines=max_lines,
+                blend=blend,
             )
         )
     ident = identify(
@@ -971,6 +1048,8 @@ def solve_arc(
         kind=kind,
         match_tolerance=match_tolerance,
         errors=[f.error[f.usable] for f in found],
+        strengths=[f.amplitude[f.usable] for f in found],
+        catalog_strengths=[ll.amplitude for ll in lamps],
         **identify_options,
     )
     sol = fit_solution(
@@ -984,18 +1063,31 @@ def solve_arc(
         clip_sigma=clip_sigma,
         medium=media.pop(),
     )
-    # One more matching pass with the fitted solution picks up lines the growing missed.
+    # One more matching pass with the fitted solution picks up lines the growing missed, and leaves out
+    # catalogue lines with a listed neighbour closer than `blend` FWHM: the lamp shows the two as one
+    # line whose centroid is neither (unless the neighbour is under a twentieth as strong).
     px, wl, er, ar = [], [], [], []
+    n_blended = 0
     for k, (f, ll) in enumerate(zip(found, lamps, strict=True)):
         xs = f.position[f.usable]
         es = f.error[f.usable]
         li, ci = _match(sol, xs, ll.wavelength, min(match_tolerance, 1.0))
+        if ci.size and ll.wavelength.size > 1:
+            lam = ll.wavelength
+            amp = np.nan_to_num(ll.amplitude, nan=1.0)
+            width = blend * f.fwhm_lamp * np.abs(sol.dispersion(xs[li]))
+            near = np.abs(lam[None, :] - lam[ci, None]) < width[:, None]
+            near[np.arange(ci.size), ci] = False
+            strong = amp[None, :] >= 0.05 * amp[ci, None]
+            clear = ~np.any(near & strong, axis=1)
+            n_blended += int((~clear).sum())
+            li, ci = li[clear], ci[clear]
         px.append(xs[li])
         wl.append(ll.wavelength[ci])
         er.append(es[li])
         ar.append(np.full(li.size, k))
     px, wl, er, ar = (np.concatenate(v) for v in (px, wl, er, ar))
-    if px.size >= sol.n_used:
+    if px.size >= order + 3:
         sol = fit_solution(
             px,
             wl,
@@ -1007,7 +1099,7 @@ def solve_arc(
             clip_sigma=clip_sigma,
             medium=sol.medium,
         )
-    sol.meta.update(lines=found, hypotheses=ident.hypotheses)
+    sol.meta.update(lines=found, hypotheses=ident.hypotheses, catalogue_blends=n_blended)
     return sol
 
 
