@@ -31,13 +31,11 @@ lines, share one solution).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.polynomial import chebyshev, legendre
-from scipy import ndimage
 
 from longslit.errors import InputError
 from longslit.numerics.linelists import LineList
@@ -173,6 +171,8 @@ def _robust_sigma(values: np.ndarray) -> float:
 def _continuum(flux: np.ndarray, window: int) -> np.ndarray:
     # A low percentile over a window wider than a crowded group of lines, then smoothed: a running median
     # would be pulled up where lines (Ne, Ar) cover much of the window.
+    from scipy import ndimage  # lazily: half a second of import a caller without arcs need not pay
+
     window = max(5, int(window) | 1)
     low = ndimage.percentile_filter(flux, 20, size=window, mode="nearest")
     return ndimage.uniform_filter1d(low, window, mode="nearest")
@@ -251,6 +251,42 @@ def _fit_gaussians(
     return p[:, 1], mu_err, p[:, 0], p[:, 2], p[:, 3], ok, current / dof
 
 
+def _local_peaks(snr: np.ndarray, height: float, prominence: float, reach: int = 6) -> np.ndarray:
+    """Local maxima above ``height`` that rise ``prominence`` above the lower of their two sides' minima.
+
+    A plain stand-in for ``scipy.signal.find_peaks`` (whose import alone costs a second): the sides are
+    ``reach`` pixels, enough for arc lines a few pixels wide; a plateau counts once, at its left end.
+    """
+    n = snr.size
+    inner = np.flatnonzero((snr[1:-1] > snr[:-2]) & (snr[1:-1] >= snr[2:]) & (snr[1:-1] > height)) + 1
+    if inner.size == 0:
+        return inner
+    offsets = np.arange(1, reach + 1)
+    left = snr[np.clip(inner[:, None] - offsets[None, :], 0, n - 1)].min(axis=1)
+    right = snr[np.clip(inner[:, None] + offsets[None, :], 0, n - 1)].min(axis=1)
+    return inner[snr[inner] - np.maximum(left, right) > prominence]
+
+
+def _half_widths(values: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Full width at half maximum of each peak, by linear interpolation of the half-level crossings."""
+    out = np.full(peaks.size, np.nan)
+    n = values.size
+    for k, p in enumerate(peaks):
+        half = 0.5 * values[p]
+        lo = p
+        while lo > 0 and values[lo] > half:
+            lo -= 1
+        hi = p
+        while hi < n - 1 and values[hi] > half:
+            hi += 1
+        if values[lo] > half or values[hi] > half:
+            continue
+        left = lo + (half - values[lo]) / (values[lo + 1] - values[lo])
+        right = hi - (half - values[hi]) / (values[hi - 1] - values[hi])
+        out[k] = right - left
+    return out
+
+
 def find_lines(
     flux: np.ndarray,
     variance: np.ndarray | None = None,
@@ -289,8 +325,6 @@ def find_lines(
     -------
     ArcLines
     """
-    from scipy.signal import find_peaks, peak_widths
-
     flux = np.asarray(flux, dtype=float)
     if flux.ndim != 1 or flux.size < 16:
         raise InputError("an arc spectrum must be one-dimensional with at least 16 pixels")
@@ -317,17 +351,14 @@ def find_lines(
             base**2 + np.clip(resid, 0, None) * min(1.0, base**2 / max(np.median(np.abs(cont)), 1e-12))
         )
     snr_spec = resid / sigma
-    peaks, _ = find_peaks(snr_spec, height=threshold, prominence=threshold * 0.5)
+    peaks = _local_peaks(snr_spec, threshold, 0.5 * threshold)
     if peaks.size == 0:
         return ArcLines(*(np.array([]) for _ in range(5)), np.array([], dtype=str), np.nan)
     if fwhm is None:
         # The lamp's width: median half-maximum width of the strongest peaks.
         strong = peaks[np.argsort(resid[peaks])[::-1][: min(15, peaks.size)]]
-        with warnings.catch_warnings():
-            # A peak on a plateau has no width; the median over the others does not need it.
-            warnings.simplefilter("ignore")
-            widths = peak_widths(resid, strong, rel_height=0.5)[0]
-        widths = widths[widths > 0]
+        widths = _half_widths(resid, strong)
+        widths = widths[np.isfinite(widths) & (widths > 0)]
         fwhm = float(np.median(widths)) if widths.size else 3.0
     fwhm = float(np.clip(fwhm, 1.0, n / 10))
     if max_lines is not None and peaks.size > max_lines:
