@@ -265,6 +265,8 @@ def test_synthetic_arc_solution_matches_truth(seed, missing, spurious):
     inside, everywhere = _line_range_error(sol, lambda c: arc.wavelength(c, 100.0), columns)
     assert inside < 0.05, (inside, everywhere)
     assert everywhere < 0.15, everywhere
+    probe = np.linspace(sol.pixels.min(), sol.pixels.max(), 7)
+    np.testing.assert_allclose(sol.pixel(sol(probe)), probe, atol=1e-6)  # the inverse
     # The 2D solution holds the tilt: wavelength right to 0.05 px in the median over the lit frame.
     cols, rows, waves = arcs.measure_lines_2d(arc.image, sol, band)
     sol2 = arcs.fit_solution_2d(cols, rows, waves, shape=arc.shape, order_x=5, order_y=2)
@@ -276,6 +278,10 @@ def test_synthetic_arc_solution_matches_truth(seed, missing, spurious):
     u = (xx - (arc.shape[1] - 1) / 2) / ((arc.shape[1] - 1) / 2)
     true_tilt = arc.tilt + arc.tilt_gradient * u + 2 * arc.curvature * (yy - arc.reference_row)
     np.testing.assert_allclose(sol2.tilt(xx, yy), true_tilt, atol=2e-3)
+    # Where a line falls on each row: the 2D inverse against the truth.
+    lam = sol.wavelengths[sol.wavelengths.size // 2]
+    rows_probe = np.array([10.0, 100.0, 190.0])
+    np.testing.assert_allclose(sol2.column(lam, rows_probe), arc.column(lam, rows_probe), atol=0.05)
 
 
 def test_synthetic_arc_is_seeded_and_truthful():
