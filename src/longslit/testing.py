@@ -408,3 +408,245 @@ def read_truth(path: str | os.PathLike[str]) -> dict:
             "seed": int(header["SEED"]),
             "n_cosmics": int(header["NCOSMIC"]),
         }
+
+
+# ------------------------------------------------------------------------------------------------ arc lamps
+@dataclass(frozen=True, eq=False)
+class SyntheticArc:
+    """A seeded synthetic arc-lamp frame with its exact wavelength map.
+
+    The wavelength of pixel ``(x, y)`` (column, row; pixel centres at integers) is
+    ``poly(xi)`` with ``xi = x - (tilt + tilt_gradient * u) * (y - yc) - curvature * (y - yc) ** 2``,
+    ``u = (x - xc) / xc`` and ``poly`` a cubic in ``(xi - xc) / xc``: lines of constant wavelength are
+    tilted (more at one end of the detector than the other) and curved along the slit.
+
+    Attributes
+    ----------
+    image, variance : numpy.ndarray
+        ``(nrows, ncols)`` counts (bias-free) and their true variance.
+    coefficients : tuple of float
+        Power-series coefficients of ``poly`` (Angstrom), lowest first.
+    tilt, tilt_gradient, curvature : float
+        The line geometry above (columns per row, columns per row per unit ``u``, columns per row**2).
+    present : numpy.ndarray
+        Wavelengths of the catalogue lines drawn on the frame (in ``medium``).
+    missing : numpy.ndarray
+        Catalogue lines that were bright enough to see but were left out.
+    spurious : numpy.ndarray
+        Wavelengths of the extra lines drawn that are in no catalogue.
+    catalog : numpy.ndarray
+        The full catalogue in range (what a solver is given).
+    reference_row : float
+        ``yc``, the middle row.
+    fwhm : float
+        Line FWHM along the dispersion, pixels.
+    medium : str
+        ``"vacuum"`` or ``"air"``.
+    seed : int
+    """
+
+    image: np.ndarray
+    variance: np.ndarray
+    coefficients: tuple[float, ...]
+    tilt: float
+    tilt_gradient: float
+    curvature: float
+    present: np.ndarray
+    missing: np.ndarray
+    spurious: np.ndarray
+    catalog: np.ndarray
+    reference_row: float
+    fwhm: float
+    medium: str
+    seed: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(nrows, ncols)``."""
+        return self.image.shape
+
+    def _xi(self, x, y):
+        xc = (self.shape[1] - 1) / 2.0
+        dy = np.asarray(y, float) - self.reference_row
+        u = (np.asarray(x, float) - xc) / xc
+        return x - (self.tilt + self.tilt_gradient * u) * dy - self.curvature * dy**2
+
+    def wavelength(self, columns, rows) -> np.ndarray:
+        """True wavelength at ``(columns, rows)`` (broadcast together), Angstrom."""
+        xc = (self.shape[1] - 1) / 2.0
+        return np.polynomial.polynomial.polyval((self._xi(columns, rows) - xc) / xc, self.coefficients)
+
+    def wavelength_map(self) -> np.ndarray:
+        """True wavelength of every pixel."""
+        nrows, ncols = self.shape
+        return self.wavelength(np.arange(ncols)[None, :], np.arange(nrows)[:, None])
+
+    def column(self, wavelength, rows) -> np.ndarray:
+        """Column where ``wavelength`` falls on ``rows`` (Newton on the exact map)."""
+        lam, r = np.broadcast_arrays(np.asarray(wavelength, float), np.asarray(rows, float))
+        ncols = self.shape[1]
+        grid = np.arange(ncols, dtype=float)
+        ref = self.wavelength(grid, self.reference_row)
+        x = np.interp(lam, ref, grid)
+        for _ in range(8):
+            h = 1e-3
+            f = self.wavelength(x, r) - lam
+            d = (self.wavelength(x + h, r) - self.wavelength(x - h, r)) / (2 * h)
+            x = x - f / d
+        return x
+
+
+def make_arc(
+    shape: tuple[int, int] = (200, 1024),
+    *,
+    seed: int = 0,
+    lamps: tuple[str, ...] = ("NeI", "ArI"),
+    lines: np.ndarray | None = None,
+    medium: str = "vacuum",
+    central_wavelength: float = 7000.0,
+    dispersion: float = 3.2,
+    quadratic: float = -60.0,
+    cubic: float = 8.0,
+    tilt: float = 0.03,
+    tilt_gradient: float = 0.01,
+    curvature: float = 2e-5,
+    fwhm: float = 3.0,
+    peak: float = 20000.0,
+    continuum: float = 40.0,
+    read_noise: float = 5.0,
+    gain: float = 1.0,
+    missing: float = 0.0,
+    spurious: int = 0,
+    noise: bool = True,
+) -> SyntheticArc:
+    """Build a seeded synthetic arc frame: catalogue lines on a known non-linear, tilted dispersion.
+
+    Parameters
+    ----------
+    shape : (int, int), optional
+        ``(nrows, ncols)``, rows along the slit.
+    seed : int, optional
+        Seed of :func:`numpy.random.default_rng`: the same arguments give the same frame.
+    lamps : tuple of str, optional
+        Shipped line lists to draw lines from (relative strengths from the list's amplitudes).
+    lines : ndarray, optional
+        Draw these wavelengths instead (all of equal strength).
+    medium : {"vacuum", "air"}, optional
+        Medium of the drawn wavelengths.
+    central_wavelength, dispersion : float, optional
+        Wavelength (Angstrom) and dispersion (Angstrom per pixel) at the middle column of the middle row.
+    quadratic, cubic : float, optional
+        Angstrom added at the detector ends by the quadratic and cubic terms of the dispersion.
+    tilt, tilt_gradient, curvature : float, optional
+        Line geometry along the slit, see :class:`SyntheticArc`.
+    fwhm : float, optional
+        Line FWHM along the dispersion, pixels (Gaussian integrated over each pixel).
+    peak : float, optional
+        Peak counts of the strongest line.
+    continuum, read_noise, gain : float, optional
+        Flat lamp continuum (counts), read noise (counts rms) and electrons per count.
+    missing : float, optional
+        Fraction of the visible catalogue lines (peak over 20 times the noise) left off the frame.
+    spurious : int, optional
+        Number of extra lines, at wavelengths in no catalogue, with strengths like the real ones.
+    noise : bool, optional
+        Add Poisson and read noise.
+
+    Returns
+    -------
+    SyntheticArc
+    """
+    from longslit.numerics.linelists import load_lines
+
+    nrows, ncols = shape
+    if nrows < 8 or ncols < 64:
+        raise ValueError("a synthetic arc needs at least 8 rows and 64 columns")
+    rng = np.random.default_rng(seed)
+    xc = (ncols - 1) / 2.0
+    # poly(v), v = (xi - xc) / xc in [-1, 1]: value, slope and the extra Angstrom at the ends.
+    coefficients = (central_wavelength, dispersion * xc, quadratic, cubic)
+    arc = SyntheticArc(
+        image=np.zeros(shape),
+        variance=np.zeros(shape),
+        coefficients=coefficients,
+        tilt=tilt,
+        tilt_gradient=tilt_gradient,
+        curvature=curvature,
+        present=np.zeros(0),
+        missing=np.zeros(0),
+        spurious=np.zeros(0),
+        catalog=np.zeros(0),
+        reference_row=(nrows - 1) / 2.0,
+        fwhm=fwhm,
+        medium=medium,
+        seed=seed,
+    )
+    lam_all = arc.wavelength_map()
+    lo, hi = float(lam_all.min()), float(lam_all.max())
+    if lines is None:
+        ll = load_lines(list(lamps), medium=medium, wavelength_range=(lo - 50.0, hi + 50.0))
+        wave = ll.wavelength
+        amp = np.nan_to_num(ll.amplitude, nan=np.nanmedian(ll.amplitude))
+        # The listed relative strengths, as a lamp shows them: a few bright lines, many faint ones.
+        strength = np.clip(amp, 1e-6, None) / np.max(amp)
+    else:
+        wave = np.sort(np.asarray(lines, float))
+        strength = np.ones(wave.size)
+    catalog = wave.copy()
+    sigma_noise = np.sqrt(continuum / gain + read_noise**2)
+    visible = strength * peak > 20.0 * sigma_noise
+    drop = np.zeros(wave.size, bool)
+    n_drop = round(missing * int(visible.sum()))
+    if n_drop:
+        drop[rng.choice(np.flatnonzero(visible), n_drop, replace=False)] = True
+    extra = []
+    while len(extra) < spurious:
+        cand = rng.uniform(lo + 10 * dispersion, hi - 10 * dispersion)
+        # Away from any catalogue line (and other extras) by at least 4 FWHM, so it is not a blend.
+        taken = np.concatenate([catalog, np.array(extra)])
+        if np.min(np.abs(taken - cand)) > 4 * fwhm * dispersion:
+            extra.append(cand)
+    extra = np.sort(np.array(extra, float))
+    draw_wave = np.concatenate([wave[~drop], extra])
+    draw_strength = np.concatenate(
+        [strength[~drop], rng.choice(strength[visible], extra.size) if extra.size else np.zeros(0)]
+    )
+    rows = np.arange(nrows, dtype=float)
+    cols = np.arange(ncols, dtype=float)
+    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    model = np.full(shape, float(continuum))
+    for lam, st in zip(draw_wave, draw_strength, strict=True):
+        centre = arc.column(np.full(nrows, lam), rows)  # column of the line on each row
+        if np.all((centre < -5 * sig) | (centre > ncols - 1 + 5 * sig)):
+            continue
+        # Only the columns the line reaches (8 sigma either side of its path), for speed.
+        c0 = max(0, int(np.floor(centre.min() - 8 * sig)))
+        c1 = min(ncols, int(np.ceil(centre.max() + 8 * sig)) + 1)
+        sub = cols[None, c0:c1]
+        edges = (sub - 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        upper = (sub + 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        # Pixel-integrated Gaussian with peak value `st * peak` (for a well-sampled line).
+        model[:, c0:c1] += st * peak * np.sqrt(2.0 * np.pi) * sig * 0.5 * (erf(upper) - erf(edges))
+    variance = model / gain + read_noise**2
+    image = model.copy()
+    if noise:
+        image = rng.poisson(model * gain) / gain + rng.normal(0.0, read_noise, shape)
+    return SyntheticArc(
+        image=image,
+        variance=variance,
+        coefficients=coefficients,
+        tilt=tilt,
+        tilt_gradient=tilt_gradient,
+        curvature=curvature,
+        present=np.sort(wave[~drop]),
+        missing=np.sort(wave[drop]),
+        spurious=extra,
+        catalog=catalog,
+        reference_row=(nrows - 1) / 2.0,
+        fwhm=fwhm,
+        medium=medium,
+        seed=seed,
+    )
+
+
+__all__ += ["SyntheticArc", "make_arc"]
