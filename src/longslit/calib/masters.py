@@ -1,0 +1,446 @@
+"""Masters as products: bias, dark and flat built once from their frames, keyed by content and parameters.
+
+A :class:`Master` carries its data, variance and mask, and its provenance: the input file names with the
+SHA-256 of their content, the parameters, and the versions of the software that built it. Its ``key``
+hashes the inputs' content and the parameters (not the file names), so a batch that names the same bias
+frames for every science frame builds the master once (:class:`MasterCache`).
+
+The combine is ccdproc's :class:`~ccdproc.Combiner` with sigma clipping; the variance of a master is
+propagated from its frames' own variances (read noise, Poisson) over the frames each pixel kept, since the
+Combiner's scatter-based uncertainty is zero for one frame and noisy for a few.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from astropy.io import fits
+
+from ..errors import InputError, OutputError
+from .ccd import Calibrated, CCDParams, RawFrame, apply_masters, overscan_correct, read_raw
+
+if TYPE_CHECKING:
+    from astropy.nddata import CCDData
+
+#: Combine functions for masters.
+COMBINE_METHODS = ("average", "median")
+
+
+@dataclass(frozen=True, eq=False)
+class Master:
+    """A master calibration frame (bias, dark or flat) with its provenance.
+
+    Attributes
+    ----------
+    kind : {"bias", "dark", "flat"}
+    data, variance : ndarray
+        Electrons (bias), electrons per ``exptime`` seconds (dark), or the normalized response (flat).
+    mask : ndarray of bool
+        Pixels the master cannot correct (flat: outside the slit, too little lamp light, out of range).
+    exptime : float
+        Exposure time the dark's data are for, seconds (1: a rate); 0 for bias and flat.
+    provenance : dict
+        ``inputs`` (list of ``{"name", "sha256"}``), ``parameters``, ``masters`` (keys of masters used
+        to build this one) and ``software`` (versions).
+    key : str
+        SHA-256 of the kind, the inputs' content hashes, the parameters and the masters used.
+    info : dict
+        Measurements for display: pixels rejected by clipping, the flat's lamp spectrum and its fit...
+    """
+
+    kind: str
+    data: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    provenance: dict[str, Any]
+    key: str
+    exptime: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_ccddata(self) -> CCDData:
+        """The master as :class:`~astropy.nddata.CCDData` (variance uncertainty; a flat has no unit)."""
+        from astropy.nddata import CCDData, VarianceUncertainty
+
+        unit = "" if self.kind == "flat" else "electron"
+        return CCDData(self.data, uncertainty=VarianceUncertainty(self.variance), mask=self.mask, unit=unit)
+
+
+def _software() -> dict[str, str]:
+    import astropy
+    import ccdproc
+
+    from .. import __version__
+
+    return {"longslit": __version__, "ccdproc": ccdproc.__version__, "astropy": astropy.__version__}
+
+
+def cache_key(
+    kind: str, hashes: Sequence[str], parameters: dict[str, Any], masters: Sequence[str] = ()
+) -> str:
+    """The cache key of a master: SHA-256 over its kind, input content hashes, parameters and masters used.
+
+    The order of the inputs does not matter (a combine does not depend on it); file names do not enter.
+    """
+    text = json.dumps(
+        {"kind": kind, "inputs": sorted(hashes), "parameters": parameters, "masters": list(masters)},
+        sort_keys=True,
+        default=str,
+    )
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _as_raw(frames: Sequence[RawFrame | str | os.PathLike[str]], kind: str) -> list[RawFrame]:
+    if not frames:
+        raise InputError(f"no {kind} frames given; name at least one file")
+    return [f if isinstance(f, RawFrame) else read_raw(f) for f in frames]
+
+
+def combine(
+    frames: Sequence[Calibrated],
+    *,
+    method: str = "average",
+    sigma: float = 3.0,
+    scale: Sequence[float] | None = None,
+    shared: Sequence[tuple[np.ndarray, Sequence[float]]] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sigma-clipped combine of calibrated frames with ccdproc's Combiner.
+
+    Returns data, variance, mask (no frame kept the pixel) and the number of pixel values clipped. The
+    variance is the frames' propagated variance over the frames kept, ``sum(var_i) / n**2`` for the
+    average and ``pi / 2`` times that for the median of three or more. ``shared`` lists noise common to
+    every frame (a master bias or dark subtracted from each, with zero variance in ``frames``) as
+    ``(variance, coefficient per frame)``: it enters once, times the mean coefficient over the frames kept
+    squared, not once per frame (which would shrink it by the number of frames).
+    """
+    from ccdproc import Combiner
+
+    if method not in COMBINE_METHODS:
+        raise InputError(f"combine method {method!r} is not one of {', '.join(COMBINE_METHODS)}")
+    factors = np.ones(len(frames)) if scale is None else np.asarray(scale, dtype=np.float64)
+    ccds = []
+    for frame, factor in zip(frames, factors, strict=True):
+        ccd = frame.to_ccddata()
+        ccd.data = ccd.data * factor
+        ccds.append(ccd)
+    variances = np.stack([f.variance * s**2 for f, s in zip(frames, factors, strict=True)])
+    combiner = Combiner(ccds)
+    clipped = 0
+    if len(ccds) >= 3 and sigma > 0:
+        # The deviation is the noise model's (the frames' median propagated sigma), not the scatter of the
+        # values: with the outlier included in it, the scatter of n values can never exceed
+        # (n - 1) / sqrt(n) of itself, so a 3-sigma clip of 5 frames would never clip anything.
+        noise = np.sqrt(np.median(variances, axis=0))
+        before = int(np.ma.getmaskarray(combiner.data_arr).sum())
+        combiner.sigma_clipping(
+            low_thresh=sigma, high_thresh=sigma, func=np.ma.median, dev_func=lambda _data, axis=None: noise
+        )
+        clipped = int(np.ma.getmaskarray(combiner.data_arr).sum()) - before
+    kept = ~np.ma.getmaskarray(combiner.data_arr)
+    n = kept.sum(axis=0)
+    if method == "median":
+        data = np.asarray(combiner.median_combine().data, dtype=np.float64)
+    else:
+        data = np.asarray(combiner.average_combine().data, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(kept, variances, 0.0).sum(axis=0) / n**2
+    if method == "median":
+        variance = np.where(n >= 3, variance * np.pi / 2, variance)
+    for common, coefficients in shared:
+        c = np.asarray(coefficients, dtype=np.float64)[:, None, None] * factors[:, None, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_c = np.where(kept, c, 0.0).sum(axis=0) / n
+        variance = variance + common * mean_c**2
+    mask = n == 0
+    variance[mask] = np.inf
+    return data, variance, mask, clipped
+
+
+def _noiseless(master: Master | None) -> Master | None:
+    """A copy of ``master`` with zero variance: its noise is shared by every frame it is subtracted from,
+    so :func:`combine` adds it once after the combine (``shared``)."""
+    if master is None:
+        return None
+    return Master(
+        master.kind,
+        master.data,
+        np.zeros_like(master.variance),
+        master.mask,
+        master.provenance,
+        master.key,
+        master.exptime,
+        master.info,
+    )
+
+
+def _provenance(raws, parameters, masters=()) -> dict[str, Any]:
+    return {
+        "inputs": [{"name": os.path.basename(r.name), "sha256": r.content_hash} for r in raws],
+        "parameters": parameters,
+        "masters": [m.key for m in masters],
+        "software": _software(),
+    }
+
+
+def build_master_bias(
+    frames: Sequence[RawFrame | str | os.PathLike[str]],
+    params: CCDParams,
+    *,
+    method: str = "average",
+    sigma: float = 3.0,
+) -> Master:
+    """Combine bias frames (overscan-subtracted and trimmed, in electrons) into a master bias."""
+    raws = _as_raw(frames, "bias")
+    parameters = {"ccd": params.as_dict(), "method": method, "sigma": sigma}
+    calibrated = [overscan_correct(r, params) for r in raws]
+    data, variance, mask, clipped = combine(calibrated, method=method, sigma=sigma)
+    key = cache_key("bias", [r.content_hash for r in raws], parameters)
+    info = {"frames": len(raws), "clipped": clipped, "overscan": [c.overscan for c in calibrated]}
+    return Master("bias", data, variance, mask, _provenance(raws, parameters), key, 0.0, info)
+
+
+def build_master_dark(
+    frames: Sequence[RawFrame | str | os.PathLike[str]],
+    params: CCDParams,
+    *,
+    bias: Master | None = None,
+    method: str = "average",
+    sigma: float = 3.0,
+) -> Master:
+    """Combine dark frames into a dark rate (electrons per second), after overscan and the master bias.
+
+    Each dark is divided by its exposure time before the combine, so darks of different lengths combine;
+    the master is subtracted scaled to the science exposure (``apply_masters``).
+    """
+    raws = _as_raw(frames, "dark")
+    times = [r.exptime for r in raws]
+    if any(t <= 0 for t in times):
+        raise InputError(f"every dark needs a positive EXPTIME, got {times}; a zero-second frame is a bias")
+    parameters = {"ccd": params.as_dict(), "method": method, "sigma": sigma}
+    calibrated = [
+        apply_masters(overscan_correct(r, params), bias=_noiseless(bias), exptime=r.exptime) for r in raws
+    ]
+    shared = [(bias.variance, [1.0] * len(raws))] if bias is not None else []
+    data, variance, mask, clipped = combine(
+        calibrated, method=method, sigma=sigma, scale=[1 / t for t in times], shared=shared
+    )
+    masters = [bias] if bias is not None else []
+    key = cache_key("dark", [r.content_hash for r in raws], parameters, [m.key for m in masters])
+    info = {"frames": len(raws), "clipped": clipped, "exptimes": times}
+    return Master("dark", data, variance, mask, _provenance(raws, parameters, masters), key, 1.0, info)
+
+
+def build_master_flat(
+    frames: Sequence[RawFrame | str | os.PathLike[str]],
+    params: CCDParams,
+    *,
+    bias: Master | None = None,
+    dark: Master | None = None,
+    method: str = "average",
+    sigma: float = 3.0,
+    knot_spacing: float = 20.0,
+    illumination: bool = True,
+    illumination_threshold: float = 0.5,
+    edge: int = 2,
+    min_counts: float = 100.0,
+    valid_range: tuple[float, float] = (0.5, 1.5),
+) -> Master:
+    """A spectroscopic master flat: combined lamp flats, the lamp spectrum divided out (IRAF ``response``).
+
+    See :func:`longslit.calib.response.normalize_flat` for the parameters after ``sigma``.
+    """
+    from .response import normalize_flat
+
+    raws = _as_raw(frames, "flat")
+    parameters = {
+        "ccd": params.as_dict(),
+        "method": method,
+        "sigma": sigma,
+        "knot_spacing": knot_spacing,
+        "illumination": illumination,
+        "illumination_threshold": illumination_threshold,
+        "edge": edge,
+        "min_counts": min_counts,
+        "valid_range": list(valid_range),
+    }
+    calibrated = [
+        apply_masters(
+            overscan_correct(r, params), bias=_noiseless(bias), dark=_noiseless(dark), exptime=r.exptime
+        )
+        for r in raws
+    ]
+    shared = [(bias.variance, [1.0] * len(raws))] if bias is not None else []
+    if dark is not None:
+        shared.append((dark.variance, [r.exptime / dark.exptime for r in raws]))
+    data, variance, mask, clipped = combine(calibrated, method=method, sigma=sigma, shared=shared)
+    response = normalize_flat(
+        data,
+        variance,
+        mask,
+        knot_spacing=knot_spacing,
+        illumination=illumination,
+        illumination_threshold=illumination_threshold,
+        edge=edge,
+        min_counts=min_counts,
+        valid_range=valid_range,
+    )
+    masters = [m for m in (bias, dark) if m is not None]
+    key = cache_key("flat", [r.content_hash for r in raws], parameters, [m.key for m in masters])
+    info = {"frames": len(raws), "clipped": clipped, **response.info}
+    return Master(
+        "flat",
+        response.data,
+        response.variance,
+        response.mask,
+        _provenance(raws, parameters, masters),
+        key,
+        0.0,
+        info,
+    )
+
+
+def write_master(master: Master, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a master as FITS: SCI, VAR and MASK images, and its provenance in the header and a table.
+
+    The file is written to a temporary name beside ``path`` and renamed, so no half-written master is left.
+
+    Raises
+    ------
+    OutputError
+        If ``path`` exists (and not ``overwrite``) or its folder is missing or not writable.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError("exists already; pass overwrite=True or choose another name", path=str(path))
+    if not path.parent.is_dir():
+        raise OutputError("the folder does not exist; create it first", path=str(path))
+    primary = fits.PrimaryHDU()
+    header = primary.header
+    header["MASTER"] = (master.kind, "kind of master calibration")
+    header["MASTKEY"] = master.key  # sha256 of the inputs' content and the parameters
+    header["EXPTIME"] = (master.exptime, "seconds the data are for (dark)")
+    for name, version in master.provenance["software"].items():
+        header[f"HIERARCH VERSION {name.upper()}"] = version
+    # Short keywords: a 64-character hash fills a card with an 8-character keyword.
+    for i, item in enumerate(master.provenance["inputs"], start=1):
+        header[f"INNAM{i}"] = item["name"][:68]
+        header[f"INSHA{i}"] = item["sha256"]
+    for i, key in enumerate(master.provenance["masters"], start=1):
+        header[f"USES{i}"] = key
+    header["HISTORY"] = "longslit master; parameters as JSON in the PROVENANCE table"
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name="PROVENANCE", format=f"{len(json.dumps(master.provenance, default=str))}A")],
+        nrows=1,
+        name="PROVENANCE",
+    )
+    table.data["PROVENANCE"][0] = json.dumps(master.provenance, default=str)
+    hdul = fits.HDUList(
+        [
+            primary,
+            fits.ImageHDU(master.data.astype(np.float32), name="SCI"),
+            fits.ImageHDU(master.variance.astype(np.float32), name="VAR"),
+            fits.ImageHDU(master.mask.astype(np.uint8), name="MASK"),
+            table,
+        ]
+    )
+    tmp = None
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        hdul.writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write the master ({exc.strerror or exc})", path=str(path)) from None
+    return path
+
+
+def read_master(path: str | os.PathLike[str]) -> Master:
+    """Read a master written by :func:`write_master` (data, variance, mask, provenance, key)."""
+    with fits.open(path) as hdul:
+        provenance = json.loads(hdul["PROVENANCE"].data["PROVENANCE"][0])
+        return Master(
+            hdul[0].header["MASTER"],
+            hdul["SCI"].data.astype(np.float64),
+            hdul["VAR"].data.astype(np.float64),
+            hdul["MASK"].data.astype(bool),
+            provenance,
+            hdul[0].header["MASTKEY"],
+            float(hdul[0].header["EXPTIME"]),
+        )
+
+
+class MasterCache:
+    """Masters by cache key: a batch asks for the same master per science frame and builds it once.
+
+    ``builds`` counts the masters built (per kind), so a batch can report (and a test check) it.
+    """
+
+    def __init__(self) -> None:
+        self._masters: dict[str, Master] = {}
+        self._hashes: dict[tuple[str, int, int], str] = {}
+        self.builds: dict[str, int] = {}
+
+    def _hash(self, frame: RawFrame | str | os.PathLike[str]) -> str:
+        if isinstance(frame, RawFrame):
+            return frame.content_hash
+        from .ccd import file_hash
+
+        stat = os.stat(frame)
+        ident = (os.path.realpath(frame), stat.st_size, stat.st_mtime_ns)
+        if ident not in self._hashes:
+            self._hashes[ident] = file_hash(frame)
+        return self._hashes[ident]
+
+    def get(
+        self,
+        kind: str,
+        frames: Sequence[RawFrame | str | os.PathLike[str]],
+        parameters: dict[str, Any],
+        build: Callable[[], Master],
+        masters: Sequence[Master] = (),
+    ) -> Master:
+        """The master for these frames and parameters: from the cache, else ``build()`` and keep it.
+
+        ``parameters`` must be every parameter the build depends on (they form the key with the frames'
+        content hashes and the keys of ``masters`` used).
+        """
+        key = cache_key(kind, [self._hash(f) for f in frames], parameters, [m.key for m in masters])
+        if key not in self._masters:
+            self._masters[key] = build()
+            self.builds[kind] = self.builds.get(kind, 0) + 1
+        return self._masters[key]
+
+    def bias(self, frames, params: CCDParams, **options) -> Master:
+        """The master bias (see :func:`build_master_bias`), built at most once per content and parameters."""
+        parameters = {"ccd": params.as_dict(), **options}
+        return self.get("bias", frames, parameters, lambda: build_master_bias(frames, params, **options))
+
+    def dark(self, frames, params: CCDParams, *, bias: Master | None = None, **options) -> Master:
+        """The master dark (see :func:`build_master_dark`), cached."""
+        parameters = {"ccd": params.as_dict(), **options}
+        used = [bias] if bias is not None else []
+        return self.get(
+            "dark", frames, parameters, lambda: build_master_dark(frames, params, bias=bias, **options), used
+        )
+
+    def flat(self, frames, params: CCDParams, *, bias=None, dark=None, **options) -> Master:
+        """The master flat (see :func:`build_master_flat`), cached."""
+        parameters = {"ccd": params.as_dict(), **options}
+        used = [m for m in (bias, dark) if m is not None]
+        return self.get(
+            "flat",
+            frames,
+            parameters,
+            lambda: build_master_flat(frames, params, bias=bias, dark=dark, **options),
+            used,
+        )
