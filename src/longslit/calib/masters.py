@@ -5,7 +5,10 @@ SHA-256 of their content, the parameters, and the versions of the software that 
 hashes the inputs' content and the parameters (not the file names), so a batch that names the same bias
 frames for every science frame builds the master once (:class:`MasterCache`).
 
-The combine is ccdproc's :class:`~ccdproc.Combiner` with sigma clipping; the variance of a master is
+The combine is ccdproc's :class:`~ccdproc.Combiner` with sigma clipping about the median, at 4 sigma of
+the frames' noise by default: at 3 sigma, 0.5 % of the values of five synthetic biases were clipped with
+no outlier among them, which raised the master's normalized residual spread from 1.015 to 1.033 (0.02 %
+and 1.017 at 4 sigma). The variance of a master is
 propagated from its frames' own variances (read noise, Poisson) over the frames each pixel kept, since the
 Combiner's scatter-based uncertainty is zero for one frame and noisy for a few.
 """
@@ -108,7 +111,7 @@ def combine(
     frames: Sequence[Calibrated],
     *,
     method: str = "average",
-    sigma: float = 3.0,
+    sigma: float = 4.0,
     scale: Sequence[float] | None = None,
     shared: Sequence[tuple[np.ndarray, Sequence[float]]] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -195,9 +198,28 @@ def build_master_bias(
     params: CCDParams,
     *,
     method: str = "average",
-    sigma: float = 3.0,
+    sigma: float = 4.0,
 ) -> Master:
-    """Combine bias frames (overscan-subtracted and trimmed, in electrons) into a master bias."""
+    """Combine bias frames (overscan-subtracted and trimmed, in electrons) into a master bias.
+
+    Parameters
+    ----------
+    frames : sequence of RawFrame or path
+        The bias frames (files are read with :func:`~longslit.calib.ccd.read_raw` and hashed).
+    params : CCDParams
+        Amplifiers, gain, read noise and overscan fit: the same as for the frames it will correct.
+    method : {"average", "median"}
+        How the clipped values combine.
+    sigma : float
+        Clip limit about the median, in sigma of the frames' propagated noise (three or more frames;
+        0 disables clipping).
+
+    Returns
+    -------
+    Master
+        In electrons, with the variance propagated from the frames' read noise; ``info["clipped"]`` counts
+        the values clipped.
+    """
     raws = _as_raw(frames, "bias")
     parameters = {"ccd": params.as_dict(), "method": method, "sigma": sigma}
     calibrated = [overscan_correct(r, params) for r in raws]
@@ -213,7 +235,7 @@ def build_master_dark(
     *,
     bias: Master | None = None,
     method: str = "average",
-    sigma: float = 3.0,
+    sigma: float = 4.0,
 ) -> Master:
     """Combine dark frames into a dark rate (electrons per second), after overscan and the master bias.
 
@@ -245,7 +267,7 @@ def build_master_flat(
     bias: Master | None = None,
     dark: Master | None = None,
     method: str = "average",
-    sigma: float = 3.0,
+    sigma: float = 4.0,
     knot_spacing: float = 20.0,
     illumination: bool = True,
     illumination_threshold: float = 0.5,
