@@ -35,7 +35,7 @@ from longslit.frame import Frame
 from longslit.geometry import Band, Geometry
 from longslit.steps.background import fit_polynomial
 from longslit.steps.extract import extract_boxcar
-from longslit.testing import make_raw_set
+from longslit.testing import make_raw_frame, make_raw_set
 
 #: Overscan fitted with a line along the rows: the synthetic overscan drifts by 0.01 ADU per row.
 PARAMS = CCDParams(overscan="polynomial", order=1)
@@ -258,6 +258,30 @@ def test_two_exposures_with_different_cosmic_rays_combine_clean(two_exposures):
     # Away from the hits the stack is the truth within its variance.
     calm = use & ~hits & raws.truth.slit_rows[:, None]
     mean, spread = _spread(z[calm])
+    assert abs(mean) < 0.1 and 0.8 < spread < 1.2, (mean, spread)
+    spectrum = _extract(stacked.data, stacked.variance, stacked.mask, truth.trace)
+    good = ~spectrum.mask
+    ratio = spectrum.flux[good].sum() / (truth.flux_rate * stacked.exptime * scale)[good].sum()
+    assert abs(ratio - 1) < 0.005, ratio
+
+
+def test_three_exposures_of_different_lengths_combine_by_exposure_time(night):
+    raws, bias, dark, flat = night
+    truth = raws.truth
+    times = (300.0, 600.0, 900.0)
+    exposures = [
+        make_raw_frame(truth, "science", exptime=t, seed=100 + i, n_cosmics=100) for i, t in enumerate(times)
+    ]
+    frames = [calibrate(_raw(e), PARAMS, bias=bias, dark=dark, flat=flat) for e in exposures]
+    stacked = stack_exposures(frames)  # times from the headers
+    assert stacked.exptime == 1800.0 and stacked.info["exptimes"] == list(times)
+    scale = _flat_scale(raws, flat)
+    expected = (truth.source_rate + truth.sky_rate) * stacked.exptime * scale[None, :]
+    use = ~stacked.mask
+    z = (stacked.data - expected) / np.sqrt(np.where(use, stacked.variance, 1.0))
+    hits = np.any([e.cosmic_mask for e in exposures], axis=0)
+    assert (hits & use & (np.abs(z) > 5)).sum() < 0.01 * hits.sum()
+    mean, spread = _spread(z[use & ~hits & truth.slit_rows[:, None]])
     assert abs(mean) < 0.1 and 0.8 < spread < 1.2, (mean, spread)
     spectrum = _extract(stacked.data, stacked.variance, stacked.mask, truth.trace)
     good = ~spectrum.mask

@@ -14,6 +14,7 @@ of the values in the pixel, which two or three exposures cannot measure; the noi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,7 +140,9 @@ def stack_exposures(
     for _ in range(max(iterations, 1)):
         use = ~bad & ~rejected
         values = np.where(use, rates, np.nan)
-        with np.errstate(invalid="ignore"), _quiet():
+        # All-NaN pixels (masked in every exposure) warn in nanmin/nanmedian; they stay masked.
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             if n == 2:
                 reference = np.nanmin(values, axis=0)
                 lower = np.nanargmin(np.where(np.isnan(values), np.inf, values), axis=0)
@@ -185,17 +188,3 @@ def stack_exposures(
         "exptimes": [float(t) for t in times],
     }
     return Stacked(data, variance, empty, total, rejected, info)
-
-
-class _quiet:
-    """Silence numpy's "All-NaN slice" RuntimeWarning (pytest runs with warnings as errors)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._ctx.__exit__(*exc)
