@@ -104,6 +104,8 @@ class CCDParams:
     ----------
     gain : float or tuple of float, or None
         Electrons per ADU, one value or one per amplifier; None reads ``GAIN`` (``GAIN1``, ``GAIN2``, ...).
+        Check the header means it: Lick Kast's ``GAIN = 1`` is the controller's gain index, the gain is
+        1.2 e-/ADU (PypeIt's value).
     read_noise : float or tuple of float, or None
         Read noise in electrons, one value or one per amplifier; None reads ``RDNOISE`` (``RDNOISE1``...).
     overscan : {"mean", "median", "polynomial"}
