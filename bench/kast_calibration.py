@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from longslit.calib import CCDParams, build_master_bias, build_master_flat, calibrate, read_raw
+from longslit.calibration import CCDParams, build_master_bias, build_master_flat, calibrate, read_raw
 from longslit.frame import Frame
 from longslit.geometry import Band, Geometry
 from longslit.steps.background import fit_polynomial

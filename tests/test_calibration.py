@@ -1,4 +1,4 @@
-"""CCD calibration (longslit.calib): overscan, masters, flat response, stacking, caching, and Kast vs PypeIt.
+"""CCD calibration (longslit.calibration): overscan, masters, flat, stacking, caching; Kast vs PypeIt.
 
 Synthetic frames come from ``longslit.testing.make_raw_set`` (known bias pattern, dark current, lamp spectrum,
 slit illumination and pixel response); the real-data test runs bench/kast_calibration.py's comparison.
@@ -14,7 +14,7 @@ import pytest
 from astropy.io import fits
 from conftest import DATA_DIR, ROOT, _need
 
-from longslit.calib import (
+from longslit.calibration import (
     CCDParams,
     MasterCache,
     RawFrame,

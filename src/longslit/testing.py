@@ -411,7 +411,7 @@ def read_truth(path: str | os.PathLike[str]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Raw CCD frames with known truth: overscan, bias, dark, lamp flat, science (for longslit.calib).
+# Raw CCD frames with known truth: overscan, bias, dark, lamp flat, science (for longslit.calibration).
 # ---------------------------------------------------------------------------------------------------
 
 

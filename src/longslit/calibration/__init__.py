@@ -18,19 +18,11 @@ from .ccd import (
     overscan_correct,
     read_raw,
 )
-from .masters import (
-    Master,
-    MasterCache,
-    build_master_bias,
-    build_master_dark,
-    build_master_flat,
-    cache_key,
-    read_master,
-    write_master,
-)
+from .masters import Master, build_master_bias, build_master_dark, build_master_flat, cache_key
 from .response import Response, normalize_flat
 from .sections import Amplifier, Section, amplifiers_from_header, amplifiers_from_sections
 from .stack import Stacked, stack_exposures
+from .store import MasterCache, read_master, write_master
 
 __all__ = [
     "OVERSCAN_METHODS",
