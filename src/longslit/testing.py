@@ -650,3 +650,358 @@ def make_arc(
 
 
 __all__ += ["SyntheticArc", "make_arc"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Raw CCD frames with known truth: overscan, bias, dark, lamp flat, science (for longslit.calibration).
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RawTruth:
+    """The detector and the light behind a set of synthetic raw frames (arrays over the data section).
+
+    Rows are the slit, columns the dispersion. The data section is ``nrows x ncols``; amplifier ``k``
+    reads columns ``amp_columns[k]`` and has ``overscan_columns`` overscan columns, stored after the
+    data in amplifier order (``DATASECk``/``BIASSECk`` in the headers).
+
+    Attributes
+    ----------
+    gain, read_noise : tuple of float
+        Per amplifier: electrons per ADU, read noise in electrons.
+    bias_level : tuple of float
+        Per amplifier: the level in ADU, the same in the data and the overscan.
+    overscan_slope : float
+        ADU per row added to the level of every amplifier (a drift during readout).
+    bias_pattern : ndarray
+        ADU, the 2D bias structure the overscan does not see (what a master bias corrects).
+    dark_rate : ndarray
+        Dark current, electrons per second per pixel (with a few hot pixels).
+    pixel_response : ndarray
+        Pixel-to-pixel sensitivity, mean 1 (with a few dead pixels at ``dead_pixels``).
+    illumination : ndarray
+        Per row: the slit's illumination, mean 1 over ``slit_rows``, near 0 outside.
+    lamp_spectrum : ndarray
+        Per column: the flat lamp's electrons per second per pixel at illumination and response 1.
+    source_rate, sky_rate : ndarray
+        Electrons per second per pixel of the target and the sky, before illumination and response.
+    flux_rate, trace : ndarray
+        Per column: the target's electrons per second summed over the slit; its centre row.
+    slit_rows : ndarray of bool
+        Rows inside the slit.
+    dead_pixels : tuple of (row, column)
+    fwhm : float
+        The target's spatial FWHM, rows.
+    seed : int
+    """
+
+    nrows: int
+    ncols: int
+    amp_columns: tuple[tuple[int, int], ...]
+    overscan_columns: int
+    gain: tuple[float, ...]
+    read_noise: tuple[float, ...]
+    bias_level: tuple[float, ...]
+    overscan_slope: float
+    bias_pattern: np.ndarray
+    dark_rate: np.ndarray
+    pixel_response: np.ndarray
+    illumination: np.ndarray
+    lamp_spectrum: np.ndarray
+    source_rate: np.ndarray
+    sky_rate: np.ndarray
+    flux_rate: np.ndarray
+    trace: np.ndarray
+    slit_rows: np.ndarray
+    dead_pixels: tuple[tuple[int, int], ...]
+    fwhm: float
+    seed: int
+
+    def amplifier_map(self, values: tuple[float, ...]) -> np.ndarray:
+        """A per-column array of a per-amplifier value (gain, read noise, level) over the data section."""
+        out = np.empty(self.ncols)
+        for (x0, x1), value in zip(self.amp_columns, values, strict=True):
+            out[x0:x1] = value
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class RawExposure:
+    """One synthetic raw frame: ADU data with overscan, its header, and what went into it.
+
+    Attributes
+    ----------
+    data : ndarray
+        ADU (whole numbers, float64), ``nrows x (ncols + namps * overscan_columns)``.
+    header : astropy.io.fits.Header
+        ``DATASEC``, ``DATASECk``/``BIASSECk``, ``GAINk``, ``RDNOISEk``, ``EXPTIME``, ``IMAGETYP``, ``SEED``.
+    kind : {"bias", "dark", "flat", "science"}
+    exptime : float
+    electrons : ndarray
+        The expected (noiseless) electrons over the data section, without cosmic rays.
+    cosmic_mask : ndarray of bool
+        Data-section pixels hit by cosmic rays.
+    shift : float
+        Rows the target was moved along the slit in this exposure.
+    """
+
+    data: np.ndarray
+    header: fits.Header
+    kind: str
+    exptime: float
+    electrons: np.ndarray
+    cosmic_mask: np.ndarray
+    shift: float = 0.0
+
+    def write(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write the frame as a one-HDU unsigned 16-bit FITS image, as a CCD controller would."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        hdu = fits.PrimaryHDU(np.clip(self.data, 0, 65535).astype(np.uint16), header=self.header)
+        hdu.writeto(path, overwrite=overwrite)
+        return path
+
+
+def make_raw_truth(
+    shape: tuple[int, int] = (120, 400),
+    *,
+    seed: int = 0,
+    namps: int = 2,
+    overscan_columns: int = 16,
+    gain: tuple[float, ...] = (1.5, 1.8),
+    read_noise: tuple[float, ...] = (4.0, 5.0),
+    bias_level: tuple[float, ...] = (1000.0, 1040.0),
+    overscan_slope: float = 0.01,
+    dark: float = 0.02,
+    response_rms: float = 0.02,
+    n_dead: int = 4,
+    lamp_peak: float = 2000.0,
+    flux_rate: float = 20.0,
+    sky_rate: float = 0.5,
+    trace_center: float | None = None,
+    fwhm: float = 3.0,
+) -> RawTruth:
+    """The seeded detector and light behind :func:`make_raw_frame` (see :class:`RawTruth`).
+
+    Parameters
+    ----------
+    shape : (nrows, ncols)
+        The data section; the columns split evenly between ``namps`` amplifiers.
+    gain, read_noise, bias_level : tuple of float
+        One per amplifier (electrons per ADU, electrons, ADU).
+    dark : float
+        Mean dark current, electrons per second per pixel.
+    response_rms : float
+        Pixel-to-pixel rms of the response.
+    lamp_peak : float
+        Lamp electrons per second per pixel at the brightest column.
+    flux_rate, sky_rate : float
+        Target electrons per second per column (summed over the slit), sky per pixel per second.
+    """
+    nrows, ncols = shape
+    if nrows < 40 or ncols < 100 or ncols % namps:
+        raise ValueError("shape must be at least 40 x 100 with columns divisible by namps")
+    if not (len(gain) == len(read_noise) == len(bias_level) == namps):
+        raise ValueError("give one gain, read noise and bias level per amplifier")
+    rng = np.random.default_rng(seed)
+    rows = np.arange(nrows)[:, None]
+    cols = np.arange(ncols)[None, :]
+    width = ncols // namps
+    amp_columns = tuple((k * width, (k + 1) * width) for k in range(namps))
+    pattern = 1.5 * np.sin(cols / 23.0) + 0.8 * np.cos(rows / 17.0) * np.ones((1, ncols))
+    dark_rate = dark * (1 + 0.2 * rng.standard_normal((nrows, ncols))).clip(0.2)
+    hot = rng.integers(0, nrows * ncols, 10)
+    dark_rate.flat[hot] = 1.0
+    response = 1 + response_rms * rng.standard_normal((nrows, ncols))
+    dead = tuple(
+        (int(r), int(c))
+        for r, c in zip(rng.integers(10, nrows - 10, n_dead), rng.integers(0, ncols, n_dead), strict=True)
+    )
+    for r, c in dead:
+        response[r, c] = 0.2
+    response /= response.mean()
+    slit = (np.arange(nrows) >= 6) & (np.arange(nrows) < nrows - 6)
+    illumination = np.where(slit, 1 + 0.05 * np.cos(2 * np.pi * np.arange(nrows) / nrows), 0.01)
+    illumination[slit] /= illumination[slit].mean()
+    x = np.arange(ncols) / ncols
+    lamp = lamp_peak * (0.2 + 0.8 * np.exp(-0.5 * ((x - 0.6) / 0.3) ** 2))
+    centre = (nrows - 1) / 2 + 0.3 if trace_center is None else trace_center
+    trace = centre + 2.0 * (x - 0.5)
+    flux = flux_rate * (1 + 0.3 * np.sin(2 * np.pi * x) + 1.5 * np.exp(-0.5 * ((x - 0.4) / 0.01) ** 2))
+    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    edges = np.arange(nrows + 1)[:, None] - 0.5
+    cdf = 0.5 * (1 + erf((edges - trace[None, :]) / (np.sqrt(2) * sigma)))
+    source = np.diff(cdf, axis=0) * flux[None, :]
+    sky = sky_rate * (1 + 0.1 * (rows / nrows)) * np.ones((1, ncols))
+    sky = np.where(slit[:, None], sky, 0.0)
+    return RawTruth(
+        nrows=nrows,
+        ncols=ncols,
+        amp_columns=amp_columns,
+        overscan_columns=overscan_columns,
+        gain=tuple(float(g) for g in gain),
+        read_noise=tuple(float(r) for r in read_noise),
+        bias_level=tuple(float(b) for b in bias_level),
+        overscan_slope=float(overscan_slope),
+        bias_pattern=pattern,
+        dark_rate=dark_rate,
+        pixel_response=response,
+        illumination=illumination,
+        lamp_spectrum=lamp,
+        source_rate=source,
+        sky_rate=sky,
+        flux_rate=flux,
+        trace=trace,
+        slit_rows=slit,
+        dead_pixels=dead,
+        fwhm=float(fwhm),
+        seed=seed,
+    )
+
+
+def _shifted_source(truth: RawTruth, shift: float) -> np.ndarray:
+    """The target's electrons per second with its trace moved by ``shift`` rows (exact pixel integrals)."""
+    if shift == 0:
+        return truth.source_rate
+    sigma = truth.fwhm / (2 * np.sqrt(2 * np.log(2)))
+    edges = np.arange(truth.nrows + 1)[:, None] - 0.5
+    cdf = 0.5 * (1 + erf((edges - (truth.trace + shift)[None, :]) / (np.sqrt(2) * sigma)))
+    return np.diff(cdf, axis=0) * truth.flux_rate[None, :]
+
+
+def make_raw_frame(
+    truth: RawTruth,
+    kind: str,
+    *,
+    exptime: float = 0.0,
+    seed: int = 0,
+    n_cosmics: int = 0,
+    shift: float = 0.0,
+) -> RawExposure:
+    """A raw frame of ``kind`` ("bias", "dark", "flat", "science") through the detector of ``truth``.
+
+    The electrons in the data section are Poisson-sampled from (science) ``(source + sky) x illumination
+    x response x exptime``, (flat) ``lamp x illumination x response x exptime``, plus the dark current
+    times ``exptime`` (not for a bias); cosmic rays (1-3 pixel tracks of 300-3000 electrons) are added;
+    then ADU = electrons / gain + level + slope x row + pattern + read noise / gain, rounded. The
+    overscan columns hold level + slope x row + read noise only.
+
+    Parameters
+    ----------
+    shift : float
+        Rows the target moves along the slit (science only), for stacking tests.
+    """
+    if kind not in ("bias", "dark", "flat", "science"):
+        raise ValueError(f"kind must be bias, dark, flat or science, not {kind!r}")
+    if kind == "bias":
+        exptime = 0.0
+    rng = np.random.default_rng(seed)
+    nrows, ncols = truth.nrows, truth.ncols
+    expected = np.zeros((nrows, ncols))
+    light = truth.illumination[:, None] * truth.pixel_response
+    if kind == "flat":
+        expected += truth.lamp_spectrum[None, :] * light * exptime
+    if kind == "science":
+        expected += (_shifted_source(truth, shift) + truth.sky_rate) * light * exptime
+    if kind != "bias":
+        expected += truth.dark_rate * exptime
+    electrons = rng.poisson(expected).astype(np.float64)
+    cosmic = np.zeros((nrows, ncols), dtype=bool)
+    for _ in range(n_cosmics):
+        r, c = int(rng.integers(0, nrows)), int(rng.integers(0, ncols))
+        energy = rng.uniform(300, 3000)
+        for _step in range(int(rng.integers(1, 4))):
+            electrons[r, c] += energy * rng.uniform(0.5, 1.0)
+            cosmic[r, c] = True
+            dr, dc = _STEPS[rng.integers(0, 8)]
+            r, c = int(np.clip(r + dr, 0, nrows - 1)), int(np.clip(c + dc, 0, ncols - 1))
+    gain = truth.amplifier_map(truth.gain)[None, :]
+    noise = truth.amplifier_map(truth.read_noise)[None, :]
+    level = truth.amplifier_map(truth.bias_level)[None, :]
+    rows = np.arange(nrows)[:, None]
+    data = (
+        electrons / gain
+        + level
+        + truth.overscan_slope * rows
+        + truth.bias_pattern
+        + rng.standard_normal((nrows, ncols)) * noise / gain
+    )
+    namps, width = len(truth.amp_columns), truth.overscan_columns
+    overscan = np.empty((nrows, namps * width))
+    for k in range(namps):
+        overscan[:, k * width : (k + 1) * width] = (
+            truth.bias_level[k]
+            + truth.overscan_slope * rows
+            + rng.standard_normal((nrows, width)) * truth.read_noise[k] / truth.gain[k]
+        )
+    raw = np.round(np.hstack([data, overscan]))
+    header = fits.Header()
+    header["IMAGETYP"] = kind
+    header["EXPTIME"] = (float(exptime), "seconds")
+    header["DATASEC"] = f"[1:{ncols},1:{nrows}]"
+    for k, (x0, x1) in enumerate(truth.amp_columns, start=1):
+        o0 = ncols + (k - 1) * width
+        header[f"DATASEC{k}"] = f"[{x0 + 1}:{x1},1:{nrows}]"
+        header[f"BIASSEC{k}"] = f"[{o0 + 1}:{o0 + width},1:{nrows}]"
+        header[f"GAIN{k}"] = (truth.gain[k - 1], "electrons per ADU")
+        header[f"RDNOISE{k}"] = (truth.read_noise[k - 1], "electrons")
+    header["SEED"] = (seed, "numpy default_rng seed of this frame")
+    return RawExposure(raw, header, kind, float(exptime), expected, cosmic, float(shift))
+
+
+@dataclass(frozen=True, eq=False)
+class RawSet:
+    """A night's synthetic frames of one detector: biases, darks, flats and science exposures."""
+
+    truth: RawTruth
+    bias: list[RawExposure]
+    dark: list[RawExposure]
+    flat: list[RawExposure]
+    science: list[RawExposure]
+
+
+def make_raw_set(
+    *,
+    seed: int = 0,
+    n_bias: int = 5,
+    n_dark: int = 3,
+    n_flat: int = 3,
+    n_science: int = 1,
+    dark_exptime: float = 900.0,
+    flat_exptime: float = 10.0,
+    science_exptime: float = 600.0,
+    n_cosmics: int = 0,
+    shifts: tuple[float, ...] | None = None,
+    **truth_options,
+) -> RawSet:
+    """Seeded raw frames of every kind over one :func:`make_raw_truth` detector (each frame its own seed).
+
+    ``n_cosmics`` hits go into each science exposure (different ones in each); ``shifts`` moves the
+    target along the slit per science exposure.
+    """
+    truth = make_raw_truth(seed=seed, **truth_options)
+    frame_seed = iter(np.random.default_rng(seed + 1).integers(0, 2**31, 1000).tolist())
+    shifts = shifts or (0.0,) * n_science
+
+    def frames(kind, count, exptime, **kw):
+        return [
+            make_raw_frame(truth, kind, exptime=exptime, seed=next(frame_seed), **kw) for _ in range(count)
+        ]
+
+    science = [
+        make_raw_frame(
+            truth, "science", exptime=science_exptime, seed=next(frame_seed), n_cosmics=n_cosmics, shift=s
+        )
+        for s in shifts
+    ]
+    return RawSet(
+        truth,
+        frames("bias", n_bias, 0.0),
+        frames("dark", n_dark, dark_exptime),
+        frames("flat", n_flat, flat_exptime),
+        science,
+    )
+
+
+__all__ += ["RawExposure", "RawSet", "RawTruth", "make_raw_frame", "make_raw_set", "make_raw_truth"]
