@@ -61,7 +61,8 @@ class OptimalResult:
     left_out : ndarray (ncols,)
         Fraction of each column's profile in flagged or rejected pixels.
     interpolated : ndarray of bool (ncols,)
-        Columns with no usable pixel at all: flux and variance interpolated from their neighbours.
+        Columns with no usable pixel at all: flux and variance NaN (the name is historical: they were
+        once interpolated from their neighbours, which invented values).
     summed : ndarray of bool (ncols,)
         Columns the profile did not describe (chi-square test), given the window's sum instead.
     known_noise : bool
@@ -205,14 +206,11 @@ def optimal_extract(
             sums = _repaired_sum(data, window.astype(np.float64), profile, use, weights, pixel_variance)
             flux[summed], flux_variance[summed] = sums[0][summed], sums[1][summed]
             weights[:, summed] = sums[2][:, summed]
+    # A column with no usable pixel has no measurement: its flux stays NaN (never a neighbour's value,
+    # which would look measured, with a neighbour's small error).
     interpolated = ~np.isfinite(flux)
     if interpolated.all():
         raise ValueError("no column has a usable pixel in the aperture")
-    if interpolated.any():
-        columns = np.arange(data.shape[1])
-        good = ~interpolated
-        flux[interpolated] = np.interp(columns[interpolated], columns[good], flux[good])
-        flux_variance[interpolated] = np.interp(columns[interpolated], columns[good], flux_variance[good])
     left_out = np.where(window & ~use, np.abs(profile), 0.0).sum(axis=0)
     return OptimalResult(
         flux=flux,
@@ -354,11 +352,9 @@ def repaired_boxcar(data: np.ndarray, coverage: np.ndarray, result: OptimalResul
     flux, variance, k = _repaired_sum(
         data, coverage, result.profile, result.used, result.weights, result.variance_map
     )
-    if result.interpolated.any():
-        columns = np.arange(data.shape[1])
-        good = ~result.interpolated
-        for values in (flux, variance):
-            values[~good] = np.interp(columns[~good], columns[good], values[good])
+    if result.interpolated.any():  # no usable pixel: no measurement
+        flux[result.interpolated] = np.nan
+        variance[result.interpolated] = np.nan
     if not result.known_noise:
         variance = np.full(flux.shape, np.nan)
     return flux, variance, k

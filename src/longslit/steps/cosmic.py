@@ -50,6 +50,21 @@ def median_filter_zero_padded(image: np.ndarray, size: int) -> np.ndarray:
         unit="counts",
         nullable=True,
     ),
+    Param(
+        "model",
+        "str",
+        "square",
+        "What a pixel is compared with: a square median (tutorial), or medians along the slit and "
+        "along the dispersion (keeps sky lines and traces).",
+        choices=("square", "slit"),
+    ),
+    Param(
+        "noise",
+        "str",
+        "frame",
+        "Noise per pixel from the variance, or one sigma for the frame (tutorial).",
+        choices=("frame", "pixel"),
+    ),
 )
 def clean_median(
     frame: Frame,
@@ -58,24 +73,44 @@ def clean_median(
     size: int,
     threshold: float,
     sigma: float | None,
+    model: str,
+    noise: str,
 ) -> CosmicResult:
     """Replace pixels that stand out from their median-filtered neighbourhood.
 
-    A pixel is a hit when ``|sci - median| / sigma > threshold``; hits are replaced by the median,
-    except inside the geometry's protected regions (the source), which are left as they are.
+    With ``model = "square"`` (the tutorial's), a pixel is a hit when ``|sci - median| / sigma >
+    threshold`` for the ``size`` x ``size`` median; hits are replaced by the median, except inside the
+    geometry's protected regions (the source), which are left as they are.
+
+    With ``model = "slit"``, a pixel is a hit when it stands above both the median of the ``size``
+    pixels along the slit (its column) and that of the ``size`` pixels along the dispersion (its row)
+    by ``threshold`` times its noise. A sky emission line is uniform along the slit, so the first
+    median follows it; a source's trace is smooth along the dispersion, so the second follows that; a
+    cosmic ray stands above both. Hits are replaced by the median along the slit.
 
     Parameters
     ----------
     size : int
-        Width of the square median filter (odd).
+        Width of the median filter (odd): the square's side, or the length of each line with
+        ``model = "slit"``.
     threshold : float
         Clip level in units of ``sigma``.
     sigma : float, optional
         Noise level; default the median of the frame's ERR (the tutorial's choice), or, without ERR,
-        a robust (MAD) estimate of the scatter about the filtered image.
+        a robust (MAD) estimate of the scatter about the filtered image. With ``noise = "pixel"`` it
+        is used only where the frame has no ERR.
+    model : {"square", "slit"}
+        The comparison, above.
+    noise : {"frame", "pixel"}
+        ``"frame"``: one ``sigma`` for every pixel (the tutorial's). ``"pixel"``: each pixel's own,
+        the square root of the median of the variance along the slit (so that a hit, whose ERR the
+        calibration pipeline computed from its own counts, does not hide behind it); a sky line's
+        pixels are noisier than the sky between lines, and a frame-wide sigma marks them as hits.
     """
     if size % 2 == 0:
         raise InputError(f"cosmic.size = {size} must be odd (the filter is centred on the pixel)")
+    if model == "slit":
+        return _clean_slit(frame, geometry, size, threshold, sigma, noise)
     sci = frame.sci
     finite = np.isfinite(sci)
     data = sci if finite.all() else np.where(finite, sci, np.median(sci[finite])).astype(sci.dtype)
@@ -89,6 +124,13 @@ def clean_median(
             sigma = float(mad_std(data - smooth))
     if not sigma > 0:
         raise InputError(f"the noise level sigma is {sigma}; set cosmic.sigma to a positive value")
+    if noise == "pixel" and frame.variance is not None:
+        from scipy.ndimage import median_filter
+
+        level = np.sqrt(median_filter(frame.variance, size=(size, 1), mode="nearest"))
+        hits = np.abs(data - smooth) > threshold * np.maximum(level, np.finfo(np.float32).tiny)
+        hits &= ~geometry.protected_mask(sci.shape[0])
+        return CosmicResult(cleaned=np.where(hits, smooth, sci), mask=hits, info={"noise": "pixel"})
     # Same arithmetic, in the data's own precision, as the tutorial (|sci - median| / sigma >
     # threshold): identical pixels are replaced. In place, to allocate one frame-sized array less.
     scale = np.asarray(sigma, dtype=sci.dtype)
@@ -100,6 +142,43 @@ def clean_median(
     hits &= ~geometry.protected_mask(sci.shape[0])
     cleaned = np.where(hits, smooth, sci)
     return CosmicResult(cleaned=cleaned, mask=hits, info={"sigma": sigma})
+
+
+def _clean_slit(
+    frame: Frame, geometry: Geometry, size: int, threshold: float, sigma: float | None, noise: str
+) -> CosmicResult:
+    """``clean_median`` with ``model = "slit"``: medians along the slit and along the dispersion."""
+    from scipy.ndimage import median_filter
+
+    sci = frame.sci
+    usable = np.isfinite(sci)
+    data = np.where(usable, sci, 0.0).astype(np.float64)
+    if not usable.all():
+        # A NaN must not win a median: each line's median of its finite values, NaN-free.
+        data = np.where(usable, data, np.nanmedian(np.where(usable, sci, np.nan), axis=0)[None, :])
+        data = np.nan_to_num(data)
+    along = median_filter(data, size=(size, 1), mode="nearest")
+    across = median_filter(data, size=(1, size), mode="nearest")
+    if noise == "pixel" and frame.variance is not None:
+        level = np.sqrt(median_filter(frame.variance, size=(size, 1), mode="nearest"))
+    else:
+        if sigma is None:
+            if frame.variance is not None:
+                sigma = float(median_of_error(frame.variance))
+            else:
+                from astropy.stats import mad_std
+
+                sigma = float(mad_std(data - along))
+        if not sigma > 0:
+            raise InputError(f"the noise level sigma is {sigma}; set cosmic.sigma to a positive value")
+        level = np.full(sci.shape, float(sigma))
+    level = np.maximum(level, np.finfo(np.float32).tiny)
+    # A cosmic ray adds charge: only excesses count, over both medians.
+    excess = np.minimum(data - along, data - across)
+    hits = usable & (excess > threshold * level)
+    hits &= ~geometry.protected_mask(sci.shape[0])
+    cleaned = np.where(hits, along.astype(sci.dtype), sci)
+    return CosmicResult(cleaned=cleaned, mask=hits, info={"model": "slit", "noise": noise})
 
 
 def median_of_error(variance: np.ndarray) -> np.floating:
