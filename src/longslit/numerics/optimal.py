@@ -181,6 +181,8 @@ def optimal_extract(
         return (dof >= 1) & (chi2 > limit)
 
     use, flux, flux_variance, weights, pixel_variance = extract(profile, pixel_variance)
+    if reject_sigma and known:
+        use, flux, flux_variance = _robust_start(data, profile, pixel_variance, use, flux, reject_sigma)
     basis = None
     for _ in range(iterations):
         # Columns the current profile does not describe (extended line emission) stay out of the next
@@ -206,6 +208,13 @@ def optimal_extract(
             sums = _repaired_sum(data, window.astype(np.float64), profile, use, weights, pixel_variance)
             flux[summed], flux_variance[summed] = sums[0][summed], sums[1][summed]
             weights[:, summed] = sums[2][:, summed]
+    if known:
+        # No flux is known better than its quietest pixel (photon and read noise): with a positive
+        # profile summing to 1, sum(P**2 / V) <= 1 / min(V). The bounded profile keeps to this; the
+        # floor makes sure, whatever the profile.
+        quietest = np.where(use, pixel_variance, np.inf).min(axis=0)
+        floor = np.isfinite(quietest) & (flux_variance < quietest)
+        flux_variance[floor] = quietest[floor]
     # A column with no usable pixel has no measurement: its flux stays NaN (never a neighbour's value,
     # which would look measured, with a neighbour's small error).
     interpolated = ~np.isfinite(flux)
@@ -225,6 +234,42 @@ def optimal_extract(
         summed=summed,
         known_noise=known,
     )
+
+
+def _robust_start(
+    data: np.ndarray,
+    profile: np.ndarray,
+    variance: np.ndarray,
+    use: np.ndarray,
+    flux: np.ndarray,
+    reject_sigma: float,
+    width: int = 15,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels for the first profile fit: those above the neighbours' flux times the profile left out.
+
+    A column's own flux absorbs a cosmic ray at the profile's peak: on a faint source (5 counts a
+    column) the hit is most of the column's light, the model follows it, nothing stands above the
+    model, and the profile fitted next collapses onto the hit (a profile of 1.02 in one pixel,
+    measured). The running median of the neighbouring columns' fluxes does not follow a hit in one
+    column, so pixels far above it times the first profile stay out of the first profile fit (an
+    emission line's peak pixels too, which the profile, smooth along the dispersion, does not need),
+    and the columns' fluxes that scale the fit are re-solved without them. The extractions after the
+    profile fit start afresh from all usable pixels.
+    """
+    from .median import running_median
+
+    finite = np.isfinite(flux)
+    if not finite.any():
+        return use, flux, np.full(flux.shape, np.nan)
+    filled = np.interp(np.arange(flux.size), np.flatnonzero(finite), flux[finite])
+    reference = running_median(filled, min(width, flux.size))
+    excess = data - np.maximum(reference, 0.0)[None, :] * profile
+    suspect = use & (excess > reject_sigma * np.sqrt(np.where(use, variance, 1.0)))
+    flux_variance = np.full(flux.shape, np.nan)
+    if suspect.any():
+        use = use & ~suspect
+    flux, flux_variance, _ = _solve(data, profile, variance, use)
+    return use, flux, flux_variance
 
 
 def _worst_hits(
