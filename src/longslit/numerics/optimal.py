@@ -63,6 +63,9 @@ class OptimalResult:
     interpolated : ndarray of bool (ncols,)
         Columns with no usable pixel at all: flux and variance NaN (the name is historical: they were
         once interpolated from their neighbours, which invented values).
+    readmitted : ndarray of bool (nrows, ncols)
+        Flagged pixels taken back because their column had almost nothing else and they agree with
+        the neighbouring columns' flux (see :func:`_vouched`).
     summed : ndarray of bool (ncols,)
         Columns the profile did not describe (chi-square test), given the window's sum instead.
     known_noise : bool
@@ -80,6 +83,7 @@ class OptimalResult:
     interpolated: np.ndarray
     summed: np.ndarray
     known_noise: bool
+    readmitted: np.ndarray | None = None
 
 
 def _solve(data: np.ndarray, profile: np.ndarray, variance: np.ndarray, use: np.ndarray):
@@ -109,6 +113,7 @@ def optimal_extract(
     profile_order: int = 2,
     iterations: int = 3,
     mismatch_sigma: float = 5.0,
+    readmit_below: float = 0.1,
 ) -> OptimalResult:
     """Horne's optimal extraction with a profile from the data and iterative outlier rejection.
 
@@ -136,6 +141,10 @@ def optimal_extract(
     mismatch_sigma : float
         A column whose chi-square about ``F P`` exceeds its degrees of freedom by this many sigma
         (``sqrt(2 dof)``) gets the window's sum instead (0: never). Needs a known noise.
+    readmit_below : float
+        A column whose usable pixels hold less than this part of its profile (but some) takes back
+        its flagged pixels that agree, within 3 sigma, with the neighbouring columns' flux times the
+        profile (0: never). Needs a known noise.
     """
     usable = window & ~bad & np.isfinite(data)
     if variance is not None:
@@ -197,6 +206,13 @@ def optimal_extract(
         if not known:
             pixel_variance = np.ones(data.shape) * _robust_scatter(data, profile, use, flux) ** 2
         use, flux, flux_variance, weights, pixel_variance = extract(profile, pixel_variance)
+    readmitted = np.zeros(data.shape, dtype=bool)
+    if known and readmit_below > 0:
+        vouched = _vouched(data, window, bad, profile, pixel_variance, use, flux, readmit_below)
+        if vouched.any():
+            usable = usable | vouched  # ``extract`` reads ``usable`` when called
+            use, flux, flux_variance, weights, pixel_variance = extract(profile, pixel_variance)
+            readmitted = vouched & use
     rejected = usable & ~use
     summed = np.zeros(data.shape[1], dtype=bool)
     if known and mismatch_sigma:
@@ -233,7 +249,49 @@ def optimal_extract(
         interpolated=interpolated,
         summed=summed,
         known_noise=known,
+        readmitted=readmitted,
     )
+
+
+def _vouched(
+    data: np.ndarray,
+    window: np.ndarray,
+    bad: np.ndarray,
+    profile: np.ndarray,
+    variance: np.ndarray,
+    use: np.ndarray,
+    flux: np.ndarray,
+    below: float,
+    width: int = 9,
+) -> np.ndarray:
+    """Flagged pixels of nearly unmeasured columns that the data vouch for.
+
+    In a column whose usable pixels hold less than ``below`` of its profile (and more than nothing),
+    the flux rests on a sliver of the light: on 3C 120 column 456 every aperture pixel but one wing
+    pixel (2% of the light) carries DQ 16 (a hot column in the dark reference), and its flux came out
+    10024 +- 739 against 9259 in its neighbours. A flagged pixel there is taken back when its value
+    agrees within 3 sigma with the neighbours' flux times the profile, sigma holding the pixel's noise
+    and the neighbours' scatter (``profile * 1.48 MAD`` of their fluxes over ``width`` columns): a
+    hot pixel with real excess charge, or garbage, does not agree and stays out. Columns with no usable
+    pixel at all are left without data: there is nothing of their own to measure. The pixels' flags
+    remain in the spectrum's DQ.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    measured = np.where(use, profile, 0.0).sum(axis=0)
+    thin = (measured > 0) & (measured < below)
+    finite = np.isfinite(flux)
+    if not thin.any() or finite.sum() < 3:
+        return np.zeros(data.shape, dtype=bool)
+    filled = np.interp(np.arange(flux.size), np.flatnonzero(finite), flux[finite])
+    half = min(width, flux.size) // 2
+    windows = sliding_window_view(np.pad(filled, half, mode="edge"), 2 * half + 1)
+    reference = np.median(windows, axis=1)
+    spread = 1.4826 * np.median(np.abs(windows - reference[:, None]), axis=1)
+    candidates = window & bad & np.isfinite(data) & np.isfinite(variance) & (variance > 0) & thin[None, :]
+    predicted = reference[None, :] * profile
+    sigma = np.sqrt(np.where(candidates, variance, 1.0) + (profile * spread[None, :]) ** 2)
+    return candidates & (np.abs(data - predicted) <= 3.0 * sigma)
 
 
 def _robust_start(

@@ -146,6 +146,17 @@ _MISMATCH_SIGMA = Param(
 )
 
 
+_READMIT_BELOW = Param(
+    "readmit_below",
+    "float",
+    0.1,
+    "Columns whose usable pixels hold less than this part of the profile take back flagged pixels "
+    "that agree with the neighbours' flux (0: never).",
+    minimum=0.0,
+    maximum=1.0,
+)
+
+
 @declare(
     _VARIANCE,
     GAIN,
@@ -153,6 +164,7 @@ _MISMATCH_SIGMA = Param(
     REJECT_SIGMA,
     _PROFILE_ORDER,
     _MISMATCH_SIGMA,
+    _READMIT_BELOW,
     MASK_FRACTION,
 )
 def extract_optimal(
@@ -166,6 +178,7 @@ def extract_optimal(
     reject_sigma: float,
     profile_order: int,
     mismatch_sigma: float,
+    readmit_below: float,
     mask_fraction: float,
 ) -> Spectrum:
     """Horne (1986) optimal extraction over the aperture, with the profile estimated from the data.
@@ -195,6 +208,10 @@ def extract_optimal(
         this many sigma; e.g. an emission line from gas extended along the slit, which optimal weights
         would partly lose) takes the sum over the aperture's pixels instead, flagged pixels repaired
         (0: never). Needs a known noise.
+    readmit_below : float
+        A column whose usable pixels hold less than this part of its profile (but some) takes back
+        the flagged pixels that agree within 3 sigma with the neighbouring columns' flux times the
+        profile (0: never; see ``longslit.numerics.optimal._vouched``). The info lists them.
     mask_fraction : float
         A column is masked when the flagged or rejected pixels left out of it held more than this
         fraction of its profile (0: any), or when it has no usable pixel. The default, 0.99, masks
@@ -212,6 +229,7 @@ def extract_optimal(
         reject_sigma=reject_sigma,
         profile_order=profile_order,
         mismatch_sigma=mismatch_sigma,
+        readmit_below=readmit_below,
     )
     model_variance = background.sum_variance(result.weights, span)
     uncertainty = np.sqrt(result.variance + model_variance)
@@ -250,7 +268,7 @@ def _repaired_boxcar(
     )
 
 
-@declare(_VARIANCE, GAIN, READ_NOISE, REJECT_SIGMA, _PROFILE_ORDER, _MISMATCH_SIGMA)
+@declare(_VARIANCE, GAIN, READ_NOISE, REJECT_SIGMA, _PROFILE_ORDER, _MISMATCH_SIGMA, _READMIT_BELOW)
 def optimal_fit(
     frame: Frame,
     geometry: Geometry,
@@ -262,6 +280,7 @@ def optimal_fit(
     reject_sigma: float,
     profile_order: int,
     mismatch_sigma: float,
+    readmit_below: float,
 ) -> tuple[OptimalResult, slice]:
     """Everything optimal extraction computes, not just the spectrum: for display and diagnostics.
 
@@ -301,6 +320,7 @@ def optimal_fit(
             reject_sigma=reject_sigma,
             profile_order=profile_order,
             mismatch_sigma=mismatch_sigma,
+            readmit_below=readmit_below,
         )
     except ValueError as exc:
         raise InputError(f"optimal extraction: {exc}") from None
@@ -323,6 +343,9 @@ def _info(result: OptimalResult, bad: np.ndarray, background: BackgroundFit) -> 
         "rejected_pixels": int(result.rejected.sum()),
         "no_data_columns": np.flatnonzero(result.interpolated).tolist(),
         "summed_columns": np.flatnonzero(result.summed).tolist(),
+        "readmitted_columns": []
+        if result.readmitted is None
+        else np.flatnonzero(result.readmitted.any(axis=0)).tolist(),
         "noise": "known" if result.known_noise else "unknown: no ERR, gain or read noise",
     }
     # What the background step had to do in columns it could not fit as asked, said again here so
