@@ -147,20 +147,31 @@ def clean_median(
 def _clean_slit(
     frame: Frame, geometry: Geometry, size: int, threshold: float, sigma: float | None, noise: str
 ) -> CosmicResult:
-    """``clean_median`` with ``model = "slit"``: medians along the slit and along the dispersion."""
-    from scipy.ndimage import median_filter
+    """``clean_median`` with ``model = "slit"``: medians along the slit and along the dispersion.
 
+    The medians are needed only where a pixel could be a hit, so they are taken only there: a pixel
+    is a candidate when it stands above its column's median by half the threshold times the column's
+    lowest noise (a hit stands above the median along the slit by the whole threshold times a noise at
+    least that low, and the median of a column follows the one along the slit to far better than half
+    the threshold). Each candidate's ``size`` neighbours along the slit and along the dispersion are
+    gathered (edges repeated, as ``scipy.ndimage.median_filter(mode="nearest")``) and their medians
+    taken. On 3C 120 a few thousand of 261,632 pixels are candidates; full-frame median filters cost
+    40 ms each there, and 2.5 s each on a 4096 x 4096 frame.
+    """
     sci = frame.sci
+    nrows, ncols = sci.shape
     usable = np.isfinite(sci)
-    data = np.where(usable, sci, 0.0).astype(np.float64)
+    data = sci  # in its own precision: a float64 copy of a 4096 x 4096 frame costs 0.14 s
     if not usable.all():
-        # A NaN must not win a median: each line's median of its finite values, NaN-free.
-        data = np.where(usable, data, np.nanmedian(np.where(usable, sci, np.nan), axis=0)[None, :])
-        data = np.nan_to_num(data)
-    along = median_filter(data, size=(size, 1), mode="nearest")
-    across = median_filter(data, size=(1, size), mode="nearest")
-    if noise == "pixel" and frame.variance is not None:
-        level = np.sqrt(median_filter(frame.variance, size=(size, 1), mode="nearest"))
+        # A NaN must not win a median: the column's median of its finite values stands in for it.
+        from ..numerics.trace import nanmedian_rows
+
+        fill = np.nan_to_num(nanmedian_rows(np.where(usable, sci, np.nan).T)[:, 0])
+        data = np.where(usable, sci, fill[None, :].astype(sci.dtype))
+    pixel_noise = noise == "pixel" and frame.variance is not None
+    if pixel_noise:
+        lowest = np.fmin.reduce(frame.variance, axis=0)  # NaN variances left out
+        floor = np.sqrt(np.where(np.isfinite(lowest), np.maximum(lowest, 0.0), 0.0))
     else:
         if sigma is None:
             if frame.variance is not None:
@@ -168,17 +179,41 @@ def _clean_slit(
             else:
                 from astropy.stats import mad_std
 
-                sigma = float(mad_std(data - along))
+                sigma = float(mad_std(data - np.median(data, axis=0)[None, :]))
         if not sigma > 0:
             raise InputError(f"the noise level sigma is {sigma}; set cosmic.sigma to a positive value")
-        level = np.full(sci.shape, float(sigma))
-    level = np.maximum(level, np.finfo(np.float32).tiny)
-    # A cosmic ray adds charge: only excesses count, over both medians.
-    excess = np.minimum(data - along, data - across)
-    hits = usable & (excess > threshold * level)
-    hits &= ~geometry.protected_mask(sci.shape[0])
-    cleaned = np.where(hits, along.astype(sci.dtype), sci)
-    return CosmicResult(cleaned=cleaned, mask=hits, info={"model": "slit", "noise": noise})
+        floor = np.full(ncols, float(sigma))
+    # The column's level from at most 256 of its rows: plenty for a median, and 20 ms instead of 0.15 s
+    # on a 4096 x 4096 frame.
+    sample = np.ascontiguousarray(data[:: max(1, nrows // 256)].T, dtype=np.float64)
+    middle = sample.shape[1] // 2
+    level_of_column = np.partition(sample, middle, axis=1)[:, middle]
+    limit = (level_of_column + 0.5 * threshold * floor).astype(data.dtype)
+    candidate = data > limit[None, :]
+    candidate &= usable
+    candidate &= ~geometry.protected_mask(nrows)
+    rows, cols = np.nonzero(candidate)
+    hits = np.zeros(sci.shape, dtype=bool)
+    cleaned = sci.copy()
+    if rows.size:
+        half = size // 2
+        offsets = np.arange(-half, half + 1)
+        down = np.clip(rows[:, None] + offsets[None, :], 0, nrows - 1)
+        across_cols = np.clip(cols[:, None] + offsets[None, :], 0, ncols - 1)
+        along = np.median(data[down, cols[:, None]].astype(np.float64), axis=1)
+        across = np.median(data[rows[:, None], across_cols].astype(np.float64), axis=1)
+        if pixel_noise:
+            level = np.sqrt(np.median(frame.variance[down, cols[:, None]], axis=1))
+        else:
+            level = floor[cols]
+        level = np.maximum(level, np.finfo(np.float32).tiny)
+        # A cosmic ray adds charge: only excesses count, over both medians.
+        value = data[rows, cols].astype(np.float64)
+        hit = np.minimum(value - along, value - across) > threshold * level
+        hits[rows[hit], cols[hit]] = True
+        cleaned[rows[hit], cols[hit]] = along[hit].astype(sci.dtype)
+    info = {"model": "slit", "noise": "pixel" if pixel_noise else "frame", "candidates": int(rows.size)}
+    return CosmicResult(cleaned=cleaned, mask=hits, info=info)
 
 
 def median_of_error(variance: np.ndarray) -> np.floating:
