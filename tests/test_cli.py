@@ -185,7 +185,8 @@ def test_ecsv_output_has_same_flux_and_recipe(jobs, reference):
     table = Table.read(result.ecsv, format="ascii.ecsv")
     assert_matches_reference(table["flux"], reference)
     assert table.meta["recipe_name"] == "tutorial"
-    assert table.meta["recipe"]["cosmic"] == {"method": "median", "size": 5, "threshold": 8.0}
+    cosmic = {"method": "median", "size": 5, "threshold": 8.0, "model": "square", "noise": "frame"}
+    assert table.meta["recipe"]["cosmic"] == cosmic
     assert table.meta["recipe"]["locate"]["aperture"] == [250, 260]
 
 

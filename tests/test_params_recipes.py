@@ -77,7 +77,13 @@ def test_tutorial_preset_has_the_tutorial_parameters(registry):
     assert locate["aperture"] == [250, 260]
     assert locate["background"] == [[10, 200], [300, 480]]
     assert locate["protected"] == [[230, 280]]
-    assert recipe.steps["cosmic"].params == {"size": 5, "threshold": 8.0, "sigma": None}
+    assert recipe.steps["cosmic"].params == {
+        "size": 5,
+        "threshold": 8.0,
+        "sigma": None,
+        "model": "square",
+        "noise": "frame",
+    }
     assert recipe.steps["background"].params["order"] == 2
     assert recipe.steps["background"].params["clip_iterations"] == 0
 

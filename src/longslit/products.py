@@ -80,7 +80,13 @@ class Spectrum:
     flux, uncertainty : ndarray
         Extracted flux and its standard deviation, in ``flux_unit``.
     mask : ndarray of bool
-        True where the value is not trustworthy (a bad pixel entered it, or it is not finite).
+        True where the flux is not measured: no usable pixel (the flux is NaN then), less than the
+        extraction's threshold of the source's profile in usable pixels, or a flagged pixel summed as
+        it is (the tutorial's boxcar).
+    dq : ndarray of int or None
+        Per column, the OR of the data-quality flags of the pixels the aperture touches (as the DQ
+        column of an HST x1d file); None when the frame has no DQ array. For users who want the detail
+        behind the mask: a flag here does not mean the flux is bad.
     """
 
     wavelength: np.ndarray
@@ -90,6 +96,7 @@ class Spectrum:
     wavelength_unit: str = "Angstrom"
     flux_unit: str = "ct"
     info: dict[str, Any] = field(default_factory=dict)
+    dq: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.flux.shape[0]

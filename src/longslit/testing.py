@@ -18,7 +18,7 @@ import numpy as np
 from astropy.io import fits
 from scipy.special import erf
 
-__all__ = ["SyntheticFrame", "Truth", "make_frame", "read_truth", "write_example"]
+__all__ = ["SyntheticFrame", "Truth", "make_frame", "read_truth", "sky_line_set", "write_example"]
 
 #: Exposure time written to the headers, seconds (a typical STIS G430L exposure).
 EXPTIME = 720.0
@@ -148,6 +148,7 @@ def make_frame(
     cd1_1: float = 5.492,
     crpix1: float = 258.7,
     noise: bool = True,
+    sky_lines: tuple[tuple[float, float, float], ...] = (),
 ) -> SyntheticFrame:
     """Build a seeded synthetic long-slit frame with known truth.
 
@@ -184,6 +185,10 @@ def make_frame(
         Linear dispersion WCS: ``wavelength = crval1 + (col + 1 - crpix1) * cd1_1``.
     noise : bool, optional
         Add Poisson and read noise. Cosmic rays and bad columns are added either way.
+    sky_lines : tuple of (wavelength, peak, sigma), optional
+        Sky emission lines: Gaussians in wavelength (Angstrom, counts per pixel at the peak, Angstrom)
+        filling the slit, with the sky's own variation along it (so a quadratic in row describes
+        them). Default none. :func:`sky_line_set` gives a night-sky-like set.
 
     Returns
     -------
@@ -212,6 +217,9 @@ def make_frame(
         and all(0 <= c < shape[1] for c in bad_columns),
         f"lines must be (wavelength, peak, sigma > 0) triples, got {lines!r}": all(
             len(line) == 3 and line[2] > 0 for line in lines_given
+        ),
+        f"sky_lines must be (wavelength, peak >= 0, sigma > 0) triples, got {sky_lines!r}": all(
+            len(line) == 3 and line[1] >= 0 and line[2] > 0 for line in sky_lines
         ),
     }
     for message, ok in checks.items():
@@ -254,6 +262,12 @@ def make_frame(
     r = (rows - (nrows - 1) / 2.0) / ((nrows - 1) / 2.0)
     c = x / max(xc, 1.0)
     sky = sky_level * (1.0 + 0.2 * (r[:, None] ** 2 - 1.0 / 3.0) + 0.05 * r[:, None] + 0.1 * c[None, :])
+    if sky_lines:
+        emission = np.zeros(ncols)
+        for wave0, peak, sigma in sky_lines:
+            emission += peak * np.exp(-0.5 * ((wavelength - wave0) / sigma) ** 2)
+        along = 1.0 + 0.2 * (r**2 - 1.0 / 3.0) + 0.05 * r  # the sky's (the slit's) variation along it
+        sky = sky + along[:, None] * emission[None, :]
 
     model = source + sky
     err = np.sqrt(model / gain + read_noise**2)
@@ -305,11 +319,36 @@ def make_frame(
         "shape": (nrows, ncols), "seed": seed, "trace_center": trace_center, "tilt": tilt,
         "curvature": curvature, "fwhm": fwhm, "continuum": continuum, "sky_level": sky_level,
         "read_noise": read_noise, "gain": gain, "n_cosmics": n_cosmics,
-        "bad_columns": bad_columns, "noise": noise,
+        "bad_columns": bad_columns, "noise": noise, "sky_lines": len(sky_lines),
         "lines": ", ".join(f"({w:.2f}, {p:.6g}, {s:.4g})" for w, p, s in lines_used) or "none",
     }  # fmt: skip
     hdul = _build_hdul(truth, sci, err, dq, params, n_cosmics, (crval1, cd1_1, crpix1))
     return SyntheticFrame(hdul=hdul, truth=truth)
+
+
+def sky_line_set(
+    ncols: int = 511,
+    *,
+    count: int = 12,
+    peak: float = 400.0,
+    crval1: float = 4300.0,
+    cd1_1: float = 5.492,
+    crpix1: float = 258.7,
+    seed: int = 0,
+) -> tuple[tuple[float, float, float], ...]:
+    """Night-sky-like emission lines for :func:`make_frame`'s ``sky_lines``: unresolved, of mixed strength.
+
+    ``count`` lines at seeded positions across the band (kept away from its ends), peaks from 0.1 to
+    1 times ``peak`` counts per pixel (log-uniform), each as wide as the instrument resolves (sigma 1.1
+    columns), on the same linear WCS as :func:`make_frame`'s arguments.
+    """
+    rng = np.random.default_rng(seed)
+    columns = np.sort(rng.uniform(0.05, 0.95, count)) * (ncols - 1)
+    peaks = peak * 10.0 ** rng.uniform(-1.0, 0.0, count)
+    return tuple(
+        (float(crval1 + (col + 1.0 - crpix1) * cd1_1), float(p), float(1.1 * abs(cd1_1)))
+        for col, p in zip(columns, peaks, strict=True)
+    )
 
 
 def _build_hdul(truth, sci, err, dq, params, n_cosmics, wcs) -> fits.HDUList:

@@ -219,12 +219,35 @@ def fit_profile(
     # and clipping their negative half widens the profile and biases every flux high (by 0.04 sigma
     # on a faint source, measured). Normalization still needs a positive sum.
     profile[window] = basis.evaluate(coefficients)
-    total = profile.sum(axis=0)
-    flat = total <= 0
-    if flat.any():
+    return bounded(profile, window)
+
+
+#: A column's profile is degenerate when its negative lobes hold more than this part of its positive
+#: mass (noise wings about zero hold a few per cent; a fit the data cannot constrain swings both ways).
+NEGATIVE_LIMIT = 0.25
+
+
+def bounded(profile: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """The profile normalized to sum to 1 in each column, degenerate columns replaced.
+
+    Slightly negative wings are kept (see :func:`fit_profile`), but a column whose negative part
+    exceeds ``NEGATIVE_LIMIT`` of its positive part, or whose sum is not positive, is not a profile: a
+    fit the data cannot constrain there (a faint source's columns with no positive flux, at the far
+    end of the polynomial in column). Normalizing it divides by a sum near zero and gives values of
+    +-1000, weights to match, and a flux uncertainty collapsing to nothing. Such a column takes its
+    positive part, normalized, or a flat profile over the window when it has none. Every column of
+    the result is then bounded: its values sum to 1 and no pixel holds more than ``1 + NEGATIVE_LIMIT``.
+    """
+    positive = np.where(window, np.maximum(profile, 0.0), 0.0)
+    negative = np.where(window, np.minimum(profile, 0.0), 0.0).sum(axis=0)
+    mass = positive.sum(axis=0)
+    degenerate = ~(-negative <= NEGATIVE_LIMIT * mass) | ~(mass > 0)
+    if degenerate.any():
+        profile = profile.copy()
+        profile[:, degenerate] = positive[:, degenerate]
+        flat = degenerate & ~(mass > 0)
         profile[:, flat] = window[:, flat]
-        total = profile.sum(axis=0)
-    return profile / total[None, :]
+    return profile / profile.sum(axis=0)[None, :]
 
 
 def running_profile(data: np.ndarray, use: np.ndarray, window: np.ndarray, width: int = 15) -> np.ndarray:

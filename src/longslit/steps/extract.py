@@ -23,16 +23,31 @@ from .params import GAIN, READ_NOISE, REJECT_SIGMA
 GAIN_KEYS = ("ATODGAIN", "CCDGAIN", "GAIN", "EGAIN")
 READ_NOISE_KEYS = ("READNSE", "RDNOISE", "READNOIS")
 
+#: What the mask means: "not measured". A column is masked when its usable pixels held less than 1% of
+#: the source's profile. Not half: on 3C 120 a hot row (DQ 16) sits on the trace's peak pixel, 75% of the
+#: light, in 68 columns; their flux from the wings is measured, with its larger uncertainty, and agrees
+#: with the neighbours' (tests/test_science_defaults.py), so masking them would throw good data away.
+MASK_FRACTION = Param(
+    "mask_fraction",
+    "float",
+    0.99,
+    "Mask a column when left-out pixels held more than this part of its profile (0: any).",
+    minimum=0.0,
+    maximum=1.0,
+)
+
 
 @declare(
     Param(
         "bad_pixels",
         "str",
-        "sum",
-        "Flagged pixels: summed as is (tutorial), or replaced from the profile, with outliers.",
-        choices=("sum", "profile"),
+        "auto",
+        "Flagged pixels and outliers: summed as is (tutorial), or replaced from the profile "
+        "(auto: profile on a traced source, sum on rows given by hand).",
+        choices=("auto", "sum", "profile"),
     ),
     REJECT_SIGMA,
+    MASK_FRACTION,
 )
 def extract_boxcar(
     frame: Frame,
@@ -41,6 +56,7 @@ def extract_boxcar(
     *,
     bad_pixels: str,
     reject_sigma: float,
+    mask_fraction: float,
 ) -> Spectrum:
     """Sum the background-subtracted frame over the aperture.
 
@@ -50,16 +66,24 @@ def extract_boxcar(
 
     Parameters
     ----------
-    bad_pixels : {"sum", "profile"}
+    bad_pixels : {"auto", "sum", "profile"}
         ``"sum"``: flagged pixels (DQ, non-finite) are summed as they are, as the tutorial does, and
-        their columns masked. ``"profile"``: flagged pixels, and outliers from the spatial profile
-        (cosmic rays left in the aperture), are replaced by the profile scaled to the column's other
-        pixels (see ``longslit.numerics.optimal.repaired_boxcar``); their columns are masked.
+        their columns masked; nothing is rejected. ``"profile"``: flagged pixels, and outliers from
+        the spatial profile (cosmic rays left in the aperture), are replaced by the profile scaled to
+        the column's other pixels (see ``longslit.numerics.optimal.repaired_boxcar``). ``"auto"``:
+        ``"profile"`` when the locate step measured the source (methods ``auto`` and ``trace``: the
+        aperture holds a source whose profile can be fitted, and the cosmic step left it alone),
+        ``"sum"`` on rows given by hand (the tutorial's choice, kept bit for bit).
     reject_sigma : float
         With ``"profile"``: the outlier limit, in sigma (0: replace flagged pixels only).
+    mask_fraction : float
+        With ``"profile"``: a column is masked when the replaced pixels held more than this fraction
+        of its profile, or when it has no usable pixel (its flux is then NaN).
     """
+    if bad_pixels == "auto":
+        bad_pixels = "profile" if traced(geometry) else "sum"
     if bad_pixels == "profile":
-        return _repaired_boxcar(frame, geometry, background, reject_sigma)
+        return _repaired_boxcar(frame, geometry, background, reject_sigma, mask_fraction)
     nrows = frame.shape[0]
     span = geometry.aperture.row_span(nrows)
     weights = geometry.aperture.coverage(nrows, span)
@@ -71,15 +95,31 @@ def extract_boxcar(
         uncertainty = np.sqrt(variance)
     else:
         uncertainty = np.full(flux.shape, np.nan)
-    bad = ((weights > 0) & frame.mask[span]).any(axis=0) | ~np.isfinite(flux)
+    # Flagged pixels are summed as they are here: their values are in the flux, so it is not trusted.
+    bad = (inside & frame.mask[span]).any(axis=0) | ~np.isfinite(flux)
     return Spectrum(
         wavelength=frame.wavelength,
         flux=flux,
         uncertainty=uncertainty,
         mask=bad,
         wavelength_unit=frame.wavelength_unit,
-        info={"bad_columns": int(bad.sum())},
+        info={"bad_columns": int(bad.sum()), "bad_pixels": "sum"},
+        dq=column_dq(frame, inside, span),
     )
+
+
+def traced(geometry: Geometry) -> bool:
+    """Whether the regions follow a trace (``auto``, ``trace``, or any :meth:`Geometry.from_trace`
+    geometry) rather than rows taken as given."""
+    return geometry.model is not None
+
+
+def column_dq(frame: Frame, inside: np.ndarray, span: slice) -> np.ndarray | None:
+    """Per column, the OR of the DQ flags of the pixels ``inside`` (rows ``span``); None without DQ."""
+    if frame.dq is None:
+        return None
+    flags = np.where(inside, frame.dq[span].astype(np.int64), 0)
+    return np.bitwise_or.reduce(flags, axis=0).astype(np.int32)
 
 
 _VARIANCE = Param(
@@ -107,6 +147,17 @@ _MISMATCH_SIGMA = Param(
 )
 
 
+_READMIT_BELOW = Param(
+    "readmit_below",
+    "float",
+    0.1,
+    "Columns whose usable pixels hold less than this part of the profile take back flagged pixels "
+    "that agree with the neighbours' flux (0: never).",
+    minimum=0.0,
+    maximum=1.0,
+)
+
+
 @declare(
     _VARIANCE,
     GAIN,
@@ -114,14 +165,8 @@ _MISMATCH_SIGMA = Param(
     REJECT_SIGMA,
     _PROFILE_ORDER,
     _MISMATCH_SIGMA,
-    Param(
-        "mask_fraction",
-        "float",
-        0.0,
-        "Mask a column when left-out pixels held more than this part of its profile (0: any).",
-        minimum=0.0,
-        maximum=1.0,
-    ),
+    _READMIT_BELOW,
+    MASK_FRACTION,
 )
 def extract_optimal(
     frame: Frame,
@@ -134,6 +179,7 @@ def extract_optimal(
     reject_sigma: float,
     profile_order: int,
     mismatch_sigma: float,
+    readmit_below: float,
     mask_fraction: float,
 ) -> Spectrum:
     """Horne (1986) optimal extraction over the aperture, with the profile estimated from the data.
@@ -141,7 +187,7 @@ def extract_optimal(
     The spatial profile is fitted in trace-relative coordinates and smoothed along the dispersion (a
     polynomial of ``profile_order`` in column), so tilted traces work. Flagged pixels get zero weight,
     outliers (cosmic rays) are rejected one by one, and the profile carries the column: no column is
-    dropped for a bad pixel. A column with no usable pixel at all takes its neighbours' values. The
+    dropped for a bad pixel. A column with no usable pixel at all has no flux: NaN, and masked. The
     flux estimates the source's flux within the pixels the aperture touches.
 
     Parameters
@@ -163,9 +209,16 @@ def extract_optimal(
         this many sigma; e.g. an emission line from gas extended along the slit, which optimal weights
         would partly lose) takes the sum over the aperture's pixels instead, flagged pixels repaired
         (0: never). Needs a known noise.
+    readmit_below : float
+        A column whose usable pixels hold less than this part of its profile (but some) takes back
+        the flagged pixels that agree within 3 sigma with the neighbouring columns' flux times the
+        profile (0: never; see ``longslit.numerics.optimal._vouched``). The info lists them.
     mask_fraction : float
         A column is masked when the flagged or rejected pixels left out of it held more than this
-        fraction of its profile (0: any), or when it had to be interpolated.
+        fraction of its profile (0: any), or when it has no usable pixel. The default, 0.99, masks
+        the columns whose usable pixels held less than 1% of the light: the mask says "not
+        measured", not "a flag was near" (the uncertainty grows with what was left out). The
+        spectrum's ``dq`` has the flags themselves.
     """
     result, span = optimal_fit(
         frame,
@@ -177,6 +230,7 @@ def extract_optimal(
         reject_sigma=reject_sigma,
         profile_order=profile_order,
         mismatch_sigma=mismatch_sigma,
+        readmit_below=readmit_below,
     )
     model_variance = background.sum_variance(result.weights, span)
     uncertainty = np.sqrt(result.variance + model_variance)
@@ -187,30 +241,35 @@ def extract_optimal(
         uncertainty=uncertainty,
         mask=bad,
         wavelength_unit=frame.wavelength_unit,
-        info=_info(result, bad),
+        info=_info(result, bad, background),
+        dq=column_dq(frame, geometry.aperture.coverage(frame.shape[0], span) > 0, span),
     )
 
 
 def _repaired_boxcar(
-    frame: Frame, geometry: Geometry, background: BackgroundFit, reject_sigma: float
+    frame: Frame, geometry: Geometry, background: BackgroundFit, reject_sigma: float, mask_fraction: float
 ) -> Spectrum:
     result, span = optimal_fit(frame, geometry, background, reject_sigma=reject_sigma, mismatch_sigma=0.0)
     coverage = geometry.aperture.coverage(frame.shape[0], span)
     flux, variance, weights = repaired_boxcar(frame.sci[span].astype(np.float64), coverage, result)
     uncertainty = np.sqrt(variance + background.sum_variance(weights, span))
-    left_out = (coverage > 0) & ~result.used
-    bad = left_out.any(axis=0) | result.interpolated | ~np.isfinite(flux)
+    # The part of the aperture's profile that was not measured but predicted from the profile.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        covered = (coverage * result.profile).sum(axis=0)
+        replaced = np.where(~result.used, coverage * result.profile, 0.0).sum(axis=0) / covered
+    bad = ~(replaced <= mask_fraction) | result.interpolated | ~np.isfinite(flux)
     return Spectrum(
         wavelength=frame.wavelength,
         flux=flux,
         uncertainty=uncertainty,
         mask=bad,
         wavelength_unit=frame.wavelength_unit,
-        info=_info(result, bad),
+        info={**_info(result, bad, background), "bad_pixels": "profile"},
+        dq=column_dq(frame, coverage > 0, span),
     )
 
 
-@declare(_VARIANCE, GAIN, READ_NOISE, REJECT_SIGMA, _PROFILE_ORDER, _MISMATCH_SIGMA)
+@declare(_VARIANCE, GAIN, READ_NOISE, REJECT_SIGMA, _PROFILE_ORDER, _MISMATCH_SIGMA, _READMIT_BELOW)
 def optimal_fit(
     frame: Frame,
     geometry: Geometry,
@@ -222,6 +281,7 @@ def optimal_fit(
     reject_sigma: float,
     profile_order: int,
     mismatch_sigma: float,
+    readmit_below: float,
 ) -> tuple[OptimalResult, slice]:
     """Everything optimal extraction computes, not just the spectrum: for display and diagnostics.
 
@@ -261,6 +321,7 @@ def optimal_fit(
             reject_sigma=reject_sigma,
             profile_order=profile_order,
             mismatch_sigma=mismatch_sigma,
+            readmit_below=readmit_below,
         )
     except ValueError as exc:
         raise InputError(f"optimal extraction: {exc}") from None
@@ -277,14 +338,23 @@ def _header_number(frame: Frame, keys: tuple[str, ...]) -> float | None:
     return None
 
 
-def _info(result: OptimalResult, bad: np.ndarray) -> dict[str, Any]:
-    return {
+def _info(result: OptimalResult, bad: np.ndarray, background: BackgroundFit) -> dict[str, Any]:
+    info = {
         "bad_columns": int(bad.sum()),
         "rejected_pixels": int(result.rejected.sum()),
-        "interpolated_columns": np.flatnonzero(result.interpolated).tolist(),
+        "no_data_columns": np.flatnonzero(result.interpolated).tolist(),
         "summed_columns": np.flatnonzero(result.summed).tolist(),
+        "readmitted_columns": []
+        if result.readmitted is None
+        else np.flatnonzero(result.readmitted.any(axis=0)).tolist(),
         "noise": "known" if result.known_noise else "unknown: no ERR, gain or read noise",
     }
+    # What the background step had to do in columns it could not fit as asked, said again here so
+    # that the spectrum's own record shows which of its values rest on a borrowed background.
+    for key in ("background_lowered_columns", "background_borrowed_columns"):
+        if background.info.get(key):
+            info[key] = background.info[key]
+    return info
 
 
 @hookimpl

@@ -73,7 +73,7 @@ def provenance(reduction: Reduction) -> dict[str, Any]:
     }
 
 
-def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str]):
+def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str, str]):
     """The spectrum as an astropy Table with units."""
     from astropy.table import Table
 
@@ -87,7 +87,15 @@ def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str]):
     table[names[2]] = np.asarray(spectrum.uncertainty, dtype=np.float64)
     table[names[1]].unit = table[names[2]].unit = unit
     table[names[3]] = np.asarray(spectrum.mask, dtype=bool)
+    table[names[4]] = spectrum_dq(spectrum)
     return table
+
+
+def spectrum_dq(spectrum) -> np.ndarray:
+    """The per-column DQ bits as written (zeros when the frame had no DQ array)."""
+    if spectrum.dq is None:
+        return np.zeros(len(spectrum), dtype=np.int32)
+    return np.asarray(spectrum.dq, dtype=np.int32)
 
 
 #: TUNIT spellings of the units longslit writes most, as astropy's Table writes them (its FITS
@@ -118,7 +126,13 @@ def fits_unit(text: str | None) -> str | None:
 
 
 def spectrum_hdu(reduction: Reduction):
-    """The SPECTRUM binary table (WAVELENGTH, FLUX, UNCERTAINTY, MASK)."""
+    """The SPECTRUM binary table (WAVELENGTH, FLUX, UNCERTAINTY, mask, DQ).
+
+    The mask column is named ``mask`` because that is the name specutils' ``Spectrum.read`` looks for
+    (exactly); astropy's FITS_rec finds columns whatever their case, so ``table["MASK"]`` reads it too,
+    as it reads the ``MASK`` of files written before. ``DQ`` is the OR of the data-quality flags of the
+    pixels the aperture touches, as in an HST x1d file.
+    """
     from astropy.io import fits
 
     spectrum = reduction.spectrum
@@ -128,7 +142,8 @@ def spectrum_hdu(reduction: Reduction):
         fits.Column("WAVELENGTH", "D", wave_unit, array=np.asarray(spectrum.wavelength, dtype=np.float64)),
         fits.Column("FLUX", "D", unit, array=np.asarray(spectrum.flux, dtype=np.float64)),
         fits.Column("UNCERTAINTY", "D", unit, array=np.asarray(spectrum.uncertainty, dtype=np.float64)),
-        fits.Column("MASK", "L", array=np.asarray(spectrum.mask, dtype=bool)),
+        fits.Column("mask", "L", array=np.asarray(spectrum.mask, dtype=bool)),
+        fits.Column("DQ", "J", array=spectrum_dq(spectrum)),
     ]
     # ``BinTableHDU.from_columns`` gives the same HDU, but BinTableHDU's constructor imports
     # astropy.table (and with it astropy.io.ascii: a tenth of a second) whenever it is given data, to
@@ -216,7 +231,7 @@ def _header_text(text: str) -> str:
 
 def write_ecsv(reduction: Reduction, path: Path) -> None:
     """ECSV: the spectrum's columns with units; provenance and the recipe in the metadata."""
-    table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask"))
+    table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask", "dq"))
     table.meta.update(provenance(reduction))
     table.write(path, format="ascii.ecsv")
 
@@ -227,7 +242,7 @@ def longslit_write_methods() -> list[Method]:
         Method(
             "write",
             "fits",
-            "FITS binary table WAVELENGTH/FLUX/UNCERTAINTY/MASK; specutils reads it directly.",
+            "FITS binary table WAVELENGTH/FLUX/UNCERTAINTY/mask/DQ; specutils reads it directly.",
             write_fits,
             suffix=".fits",
         ),
