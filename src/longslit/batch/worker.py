@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sys
 import threading
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import LongslitError, OutputError
+from ..errors import LongslitError, OutputError, printable
 from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
 from ..products import Spectrum
@@ -38,8 +39,12 @@ from .staging import staged_path
 
 #: Test-only hook (documented in the README): a worker *process* that is given the file of this name
 #: ends itself abruptly, as the kernel's out-of-memory killer would, so tests can check that a dead
-#: worker is reported and the batch goes on. It never fires in the process that runs the batch.
+#: worker is reported and the batch goes on. It never fires in the process that runs the batch, and
+#: only when :data:`TEST_HOOKS_ENV` is ``1`` as well (a stray variable in production is ignored,
+#: with a warning).
 KILL_ENV = "LONGSLIT_TEST_KILL_ON"
+#: Arms the test-only hooks (:data:`KILL_ENV`).
+TEST_HOOKS_ENV = "LONGSLIT_TEST_HOOKS"
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,9 @@ class FileResult:
     traceback: str | None = None
     #: Where the output was written before the batch publishes it to ``output`` (internal).
     staged: str | None = None
+    #: Something the user should know about how this result came about (its worker died and it was
+    #: rerun alone; its output was adopted on resume). Recorded in the manifest.
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,8 +145,8 @@ class FileResult:
         return self.status != "failed"
 
     def record(self) -> dict[str, Any]:
-        """The manifest line: plain JSON data."""
-        return {
+        """The manifest line: plain JSON data (``input`` first: see ``manifest``)."""
+        record = {
             "input": self.input,
             "output": self.output,
             "status": self.status,
@@ -148,6 +156,9 @@ class FileResult:
             "versions": self.versions,
             "worker": self.worker,
         }
+        if self.note:
+            record["note"] = self.note
+        return record
 
 
 def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
@@ -173,14 +184,15 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     timings: dict[str, Any] = {}
     with capture_warnings() as caught:
         try:
+            if task.output is not None and not task.overwrite and os.path.lexists(task.output):
+                # Found before the reduction, not after it: the user learns at once.
+                raise OutputError("exists already; use --overwrite to replace it", path=task.output)
             reduction = Pipeline(registry).run(task.input, task.recipe)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
             if task.output is not None:
                 began = time.perf_counter()
                 target = task.output
                 if task.stage:
-                    if not task.overwrite and os.path.exists(task.output):
-                        raise OutputError("exists already; use --overwrite to replace it", path=task.output)
                     target = result.staged = staged_path(task.output)
                 reduction.write(target, task.format, overwrite=task.overwrite, **task.write_params)
                 timings["write"] = round(time.perf_counter() - began, 6)
@@ -202,21 +214,31 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
 def _fail(result: FileResult, exc: Exception, task: Task) -> None:
     result.status = "failed"
     result.output = None
-    if result.staged is not None:
+    staged, result.staged = result.staged, None
+    if staged is not None:
         with contextlib.suppress(OSError):
-            os.unlink(result.staged)
-        result.staged = None
+            os.unlink(staged)
     if isinstance(exc, LongslitError):
         if exc.path is None:
             exc.path = task.input
-        result.error, result.exit_code = str(exc), exc.exit_code
+        error, result.exit_code = str(exc), exc.exit_code
     else:  # a bug in longslit or a plugin: say so, with the traceback if asked
-        result.error = (
-            f"{task.input}: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it"
+        error = (
+            f"{printable(task.input)}: internal error ({type(exc).__name__}: {printable(exc)}); "
+            "rerun with --debug and report it"
         )
         result.exit_code = 1
+    result.error = _unstaged(error, staged, task.output)
     if task.with_traceback:
         result.traceback = traceback.format_exc()
+
+
+def _unstaged(text: str, staged: str | None, output: str | None) -> str:
+    """``text`` with the hidden staging and temporary names replaced by the output's own name."""
+    if not staged or not output:
+        return text
+    name = re.escape(printable(os.path.basename(staged)))
+    return re.sub(rf"[^\s'\"]*{name}[^\s'\":]*", lambda _: printable(output), text)
 
 
 def summarize(reduction: Reduction) -> dict[str, Any]:
