@@ -116,7 +116,8 @@ def refuse_input(path: Path, inputs: Iterable[str], what: str = "output name") -
                 status = os.stat(source)
                 same = (status.st_dev, status.st_ino) == identity
         if same:
-            raise OutputError(f"is the input file {printable(source)}; choose another {what}", path=str(path))
+            which = "" if str(source) == str(path) else f" {printable(source)}"
+            raise OutputError(f"is the input file{which}; choose another {what}", path=str(path))
 
 
 def refuse_unusual(info: os.stat_result, where: str) -> None:

@@ -147,12 +147,15 @@ def reduce_many(
     locks: list[int] = []
     handle: Manifest | None = None
     try:
+        # A manifest elsewhere is checked before the folder is made: a refusal then leaves nothing behind.
+        if manifest_path is not None and manifest_path.parent.is_dir():
+            handle = Manifest(manifest_path, inputs=inputs)
         if folder is not None:
             _make_folder(folder)
             lock = lock_folder(folder)  # before anything in it is swept or decided
             if lock is not None:
                 locks.append(lock)
-        if manifest_path is not None:
+        if manifest_path is not None and handle is None:
             # Can it be written, is it no input, is no other batch writing it? Said now, before anything runs.
             handle = Manifest(manifest_path, inputs=inputs)
         digest = chosen.digest()

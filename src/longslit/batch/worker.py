@@ -32,6 +32,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import LongslitError, OutputError, printable
 from ..pipeline import Pipeline, Reduction
+from ..output import refuse_unusual
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
 from ..products import Spectrum
 from ..recipe import Recipe
@@ -184,9 +185,8 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     timings: dict[str, Any] = {}
     with capture_warnings() as caught:
         try:
-            if task.output is not None and not task.overwrite and os.path.lexists(task.output):
-                # Found before the reduction, not after it: the user learns at once.
-                raise OutputError("exists already; use --overwrite to replace it", path=task.output)
+            if task.output is not None:
+                _check_target(task.output, task.overwrite)  # before the reduction: the user learns at once
             reduction = Pipeline(registry).run(task.input, task.recipe)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
             if task.output is not None:
@@ -203,12 +203,56 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
             if task.raise_errors:
                 raise
             _fail(result, exc, task)
-    result.warnings = [str(w.message) for w in caught]
+    result.warnings = _collapsed(caught, task.input)
     timings["total"] = round(time.perf_counter() - started, 6)
     timings["started"] = started_wall.isoformat(timespec="milliseconds")
     timings["finished"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     result.timings = timings
     return result
+
+
+def _collapsed(caught: list[warnings.WarningMessage], source: str) -> list[str]:
+    """The warnings to show: each distinct one once, and numpy's floating-point ones as one line.
+
+    numpy warns once per call, so a frame of extreme values (float64 near 1e300) would otherwise print
+    "overflow encountered in ..." a hundred times; one line saying what it means helps more.
+    """
+    counts: dict[str, int] = {}
+    numeric: dict[str, int] = {}
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, RuntimeWarning) and " encountered in " in text:
+            numeric[text] = numeric.get(text, 0) + 1
+            text = _NUMERIC
+        counts[text] = counts.get(text, 0) + 1
+    shown = []
+    for text, n in counts.items():
+        if text is _NUMERIC:
+            kinds = ", ".join(sorted(numeric, key=lambda k: -numeric[k])[:3])
+            shown.append(
+                f"{printable(source)}: the arithmetic overflowed or became undefined {n} times ({kinds}): "
+                "values this close to the limit of floating point cannot be reduced reliably; scale the "
+                "data down (divide by a power of ten) and reduce again"
+            )
+        else:
+            shown.append(text if n == 1 else f"{text} ({n} times)")
+    return shown
+
+
+_NUMERIC = "numpy floating-point warnings"
+
+
+def _check_target(output: str, overwrite: bool) -> None:
+    """Refuse an output that exists (without ``overwrite``), or that is a link, device or pipe."""
+    try:
+        info = os.lstat(output)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot be checked: {exc.strerror or exc}", path=output) from None
+    refuse_unusual(info, output)
+    if not overwrite:
+        raise OutputError("exists already; use --overwrite to replace it", path=output)
 
 
 def _fail(result: FileResult, exc: Exception, task: Task) -> None:
