@@ -7,7 +7,8 @@ A recipe file has one table per step::
     method = "median"
     threshold = 6.0
 
-Steps left out use their default method with default parameters. A recipe is data: it is parsed,
+Steps a recipe file leaves out are the default preset's (``Recipe.load``); a table for the preset's
+method refines the preset's table. A recipe is data: it is parsed,
 never executed. Validation needs the installed methods (their declared parameters), so it happens in
 :meth:`Recipe.resolve` against a plugin registry, and every error names the recipe's file, the key and
 what is allowed.
@@ -107,9 +108,11 @@ class Recipe:
     def from_toml(cls, text: str, *, source: str = "<recipe>", base: Recipe | None = None) -> Recipe:
         """Parse TOML text (a leading byte-order mark is allowed, as editors on Windows write one).
 
-        With ``base``, a step table left out is ``base``'s, and a table that names no method (or
-        ``base``'s method) refines ``base``'s table: ``[cosmic] threshold = 6.0`` alone changes only
-        that threshold. Without it, left-out steps use :data:`DEFAULT_METHODS` with bare defaults.
+        With ``base``, a step table left out is ``base``'s, and a table for ``base``'s method (named,
+        or implied: a table naming no method is for :data:`DEFAULT_METHODS`) refines ``base``'s table:
+        ``[cosmic] threshold = 6.0`` alone changes only that threshold. A table for another method has
+        that method's defaults. Without ``base``, left-out steps use :data:`DEFAULT_METHODS` with
+        bare defaults.
         """
         try:
             data = tomllib.loads(text.removeprefix("\ufeff"))
@@ -317,8 +320,10 @@ def _on_base(data: Mapping[str, Any], base: Recipe) -> dict[str, Any]:
         config = base.steps[kind]
         if given is None:
             merged[kind] = {"method": config.method, **config.params}
-        elif given.get("method", config.method) == config.method:
+        elif given.get("method", DEFAULT_METHODS[kind]) == config.method:
             merged[kind] = {"method": config.method, **config.params, **given}
+        # else: a table for another method (``[locate] aperture = ...`` means rows, the default method
+        # of a table that names none): its own parameters only, as without a base.
     return merged
 
 

@@ -69,7 +69,7 @@ _FAULTS = [
     ("manifest-is-input", "`--manifest a.fits`, where a.fits is an input (or a hard link to one)"),
     ("manifest-symlink", "the manifest in the output folder is a symbolic link to another file"),
     ("manifest-foreign", "`--manifest notes.txt`, an existing file that is not a manifest"),
-    ("output-device", "`-o /dev/null --overwrite` (a device)"),
+    ("output-device", "`-o null --overwrite`, a device node (the null device's numbers, as /dev/null)"),
     ("output-fifo", "`-o pipe.fits --overwrite`, a named pipe (FIFO)"),
     ("output-symlink", "an output name planted as a symbolic link, batch with `--overwrite`"),
     ("temporary", "the temporary file an output is written to"),
@@ -228,21 +228,22 @@ def test_a_file_that_is_not_a_manifest_is_never_truncated(frames, tmp_path, caps
 
 # -- outputs -------------------------------------------------------------------------------------
 def test_a_device_output_is_refused_before_the_reduction(frames, tmp_path, capsys, counted):
-    if not stat.S_ISCHR(os.stat(os.devnull).st_mode):
-        pytest.skip("no character device at os.devnull")
+    # A device node of our own (the null device's numbers), never the machine's /dev/null: on code
+    # without the fix, the run below would replace it with a regular file.
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError, OSError):
+        pytest.skip("cannot make a device node here (needs root); the FIFO case runs")
     code, _, err = cli(
-        capsys,
-        "reduce",
-        frames / "a.fits",
-        "-r",
-        frames.parent / "small.toml",
-        "-o",
-        os.devnull,
-        "--overwrite",
+        capsys, "reduce", frames / "a.fits", "-r", frames.parent / "small.toml", "-o", device, "--overwrite"
     )
-    assert code == 2 and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert code == 2 and stat.S_ISCHR(os.lstat(device).st_mode)
     assert counted == {}  # found before the reduction
-    observe("output-device", f"refused before the reduction (exit 2), the device kept: `{err.strip()}`")
+    observe(
+        "output-device",
+        f"refused before the reduction (exit 2), the device kept: `{shown(err, tmp_path)}`",
+    )
 
 
 def test_a_fifo_output_is_refused_and_kept(frames, tmp_path, capsys, counted):

@@ -31,8 +31,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import LongslitError, OutputError, printable
-from ..pipeline import Pipeline, Reduction
 from ..output import refuse_unusual
+from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
 from ..products import Spectrum
 from ..recipe import Recipe
