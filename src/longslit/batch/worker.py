@@ -31,7 +31,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import LongslitError, OutputError, printable
-from ..output import refuse_unusual
+from ..output import refuse_input, refuse_unusual
 from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
 from ..products import Spectrum
@@ -186,7 +186,9 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     with capture_warnings() as caught:
         try:
             if task.output is not None:
-                _check_target(task.output, task.overwrite)  # before the reduction: the user learns at once
+                # Before the reduction, so the user learns at once; write_atomic checks again.
+                refuse_input(Path(task.output), [task.input])
+                _check_target(task.output, task.overwrite)
             reduction = Pipeline(registry).run(task.input, task.recipe)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
             if task.output is not None:
