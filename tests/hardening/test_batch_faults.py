@@ -597,8 +597,7 @@ def test_the_kill_hook_is_not_live_in_production(frames, tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="ignored: it is a test-only switch"):
         planned = reduce_many([frames / "a.fits"], frames.parent / "small.toml", tmp_path / "out", jobs=1)
     assert [t.kill_on for t in planned.tasks] == [None]
-    planned.close()
-    del planned
+    planned.close()  # releases the folder it locked, never having run
     monkeypatch.setenv("LONGSLIT_TEST_HOOKS", "1")
     armed = reduce_many([frames / "a.fits"], frames.parent / "small.toml", tmp_path / "out", jobs=1)
     assert [t.kill_on for t in armed.tasks] == ["a.fits"]
@@ -708,3 +707,20 @@ def test_the_faults_table_in_docs_reliability_is_this_run():
     assert list(_doc_rows()) == ORDER
     for name, row in OBSERVED.items():
         assert _doc_rows()[name] == row
+
+
+@pytest.mark.parametrize("fmt", ["fits", "ecsv"])
+def test_the_provenance_adoption_reads_survives_long_and_quoted_names(tmp_path, fmt):
+    """INFILE over 68 characters continues over CONTINUE cards; quotes are doubled in FITS strings."""
+    import longslit
+    from longslit.batch.manifest import _header_name, recorded_provenance
+
+    name = "it's a long name with 'quotes', ü and spaces, well over sixty-eight characters long.fits"
+    source = make_frame((64, 80), trace_center=31.5, seed=1).write(tmp_path / name)
+    rows = {"aperture": [27, 37], "background": [[2, 20], [44, 62]], "protected": None}
+    reduction = longslit.reduce(source, "tutorial", locate=rows)
+    made = recorded_provenance(reduction.write(tmp_path / f"out.{fmt}", fmt))
+    assert made == {"input": _header_name(str(source)), "recipe_hash": reduction.recipe.digest()}
+    assert "\\xfc" in made["input"]
+    (tmp_path / "other.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50 + b"END".ljust(80))
+    assert recorded_provenance(tmp_path / "other.fits") is None  # not longslit's: never adopted

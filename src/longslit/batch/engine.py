@@ -144,17 +144,21 @@ class Batch:
                 os.close(fd)
 
     def __del__(self) -> None:  # a batch planned but never run must not keep its folder locked
-        if self._iterator is None:
-            self._release()
+        self._release()
 
     def _running(self) -> Any:
         return self._iterator() if self._iterator is not None else None
 
     def close(self) -> None:
-        """End the batch now if it is running (files in flight still finish and are recorded)."""
+        """End the batch now if it is running (files in flight still finish and are recorded).
+
+        A batch never run releases its output folder and manifest (a later batch may take them).
+        """
         iterator = self._running()
         if iterator is not None:
             iterator.close()
+        if iterator is None or self.started is None:
+            self._release()
 
     # -- running ----------------------------------------------------------------------------------
     def _run(self) -> Iterator[FileResult]:
