@@ -724,3 +724,14 @@ def test_the_provenance_adoption_reads_survives_long_and_quoted_names(tmp_path, 
     assert "\\xfc" in made["input"]
     (tmp_path / "other.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50 + b"END".ljust(80))
     assert recorded_provenance(tmp_path / "other.fits") is None  # not longslit's: never adopted
+
+
+def test_a_manifest_hard_linked_to_another_file_is_refused(frames, tmp_path, capsys):
+    """An empty file passes the "is it a manifest" check, so a planted hard link is refused by its count."""
+    elsewhere = tmp_path / "elsewhere.log"
+    elsewhere.write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(elsewhere, out / MANIFEST_NAME)
+    code, _, err = batch(capsys, frames, out)
+    assert code == 2 and "other hard links" in err and elsewhere.read_bytes() == b""

@@ -75,8 +75,15 @@ class Manifest:
         )
         try:
             self._fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
-            if not stat.S_ISREG(os.fstat(self._fd).st_mode):  # swapped for a pipe or device meanwhile
+            opened = os.fstat(self._fd)
+            if not stat.S_ISREG(opened.st_mode):  # swapped for a pipe or device meanwhile
                 raise OutputError("the manifest is not a regular file; give a file name for it", path=where)
+            if opened.st_nlink > 1:  # a hard link planted to some other file: never append to it
+                raise OutputError(
+                    "the manifest has other hard links (it is another file too); remove it or give "
+                    "another --manifest path",
+                    path=where,
+                )
             if lock:
                 _lock(self._fd, where)
             if os.pread(self._fd, len(_LINE_START), 0) not in (b"", _LINE_START):
