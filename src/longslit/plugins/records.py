@@ -218,6 +218,44 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
+def declare(*params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a method's function its keyword defaults from its ``Param`` declarations: state them once.
+
+    ::
+
+        @declare(Param("threshold", "float", 5.0, "Clip level.", minimum=0, unit="sigma"))
+        def clip(frame, geometry, *, threshold):
+            ...
+
+        Method("cosmic", "clip", "Sigma clip.", clip)   # params taken from the declaration
+
+    The function is returned unchanged but for its ``__kwdefaults__`` (so ``clip(frame, geometry)``
+    works in a script, with the declared default) and the declaration it carries, which
+    :class:`Method` uses when given no ``params``. Every declared name must be a keyword-only
+    parameter of the function, and the function must not state a default of its own for it.
+    """
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        code = getattr(func, "__code__", None)
+        if code is None:
+            raise TypeError(f"declare() needs a Python function, not {type(func).__name__}")
+        first = code.co_argcount + code.co_posonlyargcount
+        keyword_only = code.co_varnames[first : first + code.co_kwonlyargcount]
+        own = func.__kwdefaults__ or {}
+        for param in params:
+            if param.name not in keyword_only:
+                raise TypeError(f"{func.__qualname__} has no keyword-only parameter {param.name!r}")
+            if param.name in own:
+                raise TypeError(
+                    f"{func.__qualname__} states a default for {param.name!r}; its Param is the one place"
+                )
+        func.__kwdefaults__ = {**own, **{param.name: param.default for param in params}}
+        func.__longslit_params__ = tuple(params)
+        return func
+
+    return apply
+
+
 @dataclass(frozen=True)
 class Method:
     """One algorithm a plugin offers for one step kind.
@@ -233,7 +271,11 @@ class Method:
     func : callable
         The implementation. Its signature depends on the step kind; see ``longslit.plugins.hookspecs``.
     params : tuple of Param
-        Every keyword parameter ``func`` accepts besides its inputs.
+        Every keyword parameter ``func`` accepts besides its inputs. Default: the declaration ``func``
+        carries from :func:`declare`, if any.
+    suffix : str, optional
+        Write methods: the file-name suffix of what they write (``".fits"``); default ``"." + name``.
+        The CLI and the TUI name outputs with it and pick the method from ``-o NAME.SUFFIX``.
     """
 
     step: str
@@ -246,9 +288,21 @@ class Method:
     #: step when what it reads changes, so declaring less keeps it cached when, say, only the
     #: aperture moves. Declare only what ``func`` really reads: a stale result is worse than a slow one.
     uses: tuple[str, ...] | None = None
+    suffix: str | None = None
     #: Filled in by the plugin manager: the distribution that registered the method, and its version.
     package: str = field(default="", compare=False)
     version: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.params:
+            declared = getattr(self.func, "__longslit_params__", None)
+            if declared:
+                object.__setattr__(self, "params", tuple(declared))
+
+    @property
+    def file_suffix(self) -> str:
+        """The suffix of the files this (write) method writes: its declared ``suffix`` or ``.name``."""
+        return self.suffix or f".{self.name}"
 
     def param(self, name: str) -> Param | None:
         """Return the declared parameter ``name``, or None."""

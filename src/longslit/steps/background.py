@@ -8,7 +8,7 @@ from ..errors import InputError
 from ..frame import Frame
 from ..geometry import Geometry
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 from ..products import BackgroundFit
 
 
@@ -128,16 +128,53 @@ def rows_reached(bands, nrows: int) -> slice:
     return slice(min(s.start for s in spans), max(s.stop for s in spans))
 
 
+@declare(
+    Param("order", "int", 2, "Polynomial order in row.", minimum=0, maximum=9),
+    Param(
+        "clip_iterations",
+        "int",
+        0,
+        "Rounds of sigma clipping (0: none).",
+        minimum=0,
+        maximum=20,
+    ),
+    Param(
+        "clip_sigma_lower",
+        "float",
+        3.0,
+        "Clip limit below the fit.",
+        minimum=0.1,
+        unit="sigma",
+    ),
+    Param(
+        "clip_sigma_upper",
+        "float",
+        3.0,
+        "Clip limit above the fit.",
+        minimum=0.1,
+        unit="sigma",
+    ),
+    Param(
+        "grow",
+        "int",
+        0,
+        "Rows each side of a clipped pixel rejected with it.",
+        minimum=0,
+        maximum=50,
+        unit="rows",
+    ),
+    Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
+)
 def fit_polynomial(
     frame: Frame,
     geometry: Geometry,
     *,
-    order: int = 2,
-    clip_iterations: int = 0,
-    clip_sigma_lower: float = 3.0,
-    clip_sigma_upper: float = 3.0,
-    grow: int = 0,
-    use_mask: bool = True,
+    order: int,
+    clip_iterations: int,
+    clip_sigma_lower: float,
+    clip_sigma_upper: float,
+    grow: int,
+    use_mask: bool,
 ) -> BackgroundFit:
     """Fit a polynomial of ``order`` in row to each column's background pixels.
 
@@ -222,43 +259,6 @@ def longslit_background_methods() -> list[Method]:
             "polynomial",
             "Polynomial in row per column over the background regions, optional sigma clipping and grow.",
             fit_polynomial,
-            (
-                Param("order", "int", 2, "Polynomial order in row.", minimum=0, maximum=9),
-                Param(
-                    "clip_iterations",
-                    "int",
-                    0,
-                    "Rounds of sigma clipping (0: none).",
-                    minimum=0,
-                    maximum=20,
-                ),
-                Param(
-                    "clip_sigma_lower",
-                    "float",
-                    3.0,
-                    "Clip limit below the fit.",
-                    minimum=0.1,
-                    unit="sigma",
-                ),
-                Param(
-                    "clip_sigma_upper",
-                    "float",
-                    3.0,
-                    "Clip limit above the fit.",
-                    minimum=0.1,
-                    unit="sigma",
-                ),
-                Param(
-                    "grow",
-                    "int",
-                    0,
-                    "Rows each side of a clipped pixel rejected with it.",
-                    minimum=0,
-                    maximum=50,
-                    unit="rows",
-                ),
-                Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
-            ),
             uses=("background",),
         )
     ]

@@ -8,7 +8,7 @@ from ..errors import InputError
 from ..frame import Frame
 from ..geometry import Geometry
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 from ..products import CosmicResult
 
 
@@ -23,13 +23,41 @@ def median_filter_zero_padded(image: np.ndarray, size: int) -> np.ndarray:
     return median_filter(image, size)
 
 
+@declare(
+    Param(
+        "size",
+        "int",
+        5,
+        "Width of the square median filter (odd).",
+        minimum=3,
+        maximum=51,
+        unit="pixels",
+    ),
+    Param(
+        "threshold",
+        "float",
+        8.0,
+        "Replace pixels this far from the median.",
+        minimum=0.0,
+        unit="sigma",
+    ),
+    Param(
+        "sigma",
+        "float",
+        None,
+        "Noise level (auto: median of ERR).",
+        minimum=0.0,
+        unit="counts",
+        nullable=True,
+    ),
+)
 def clean_median(
     frame: Frame,
     geometry: Geometry,
     *,
-    size: int = 5,
-    threshold: float = 8.0,
-    sigma: float | None = None,
+    size: int,
+    threshold: float,
+    sigma: float | None,
 ) -> CosmicResult:
     """Replace pixels that stand out from their median-filtered neighbourhood.
 
@@ -122,34 +150,6 @@ def longslit_cosmic_methods() -> list[Method]:
             "median",
             "Median filter + sigma clip; hits replaced by the median outside protected rows.",
             clean_median,
-            (
-                Param(
-                    "size",
-                    "int",
-                    5,
-                    "Width of the square median filter (odd).",
-                    minimum=3,
-                    maximum=51,
-                    unit="pixels",
-                ),
-                Param(
-                    "threshold",
-                    "float",
-                    8.0,
-                    "Replace pixels this far from the median.",
-                    minimum=0.0,
-                    unit="sigma",
-                ),
-                Param(
-                    "sigma",
-                    "float",
-                    None,
-                    "Noise level (auto: median of ERR).",
-                    minimum=0.0,
-                    unit="counts",
-                    nullable=True,
-                ),
-            ),
             uses=("protected",),
         )
     ]

@@ -15,21 +15,32 @@ from ..frame import Frame
 from ..geometry import Geometry
 from ..numerics.optimal import NoiseModel, OptimalResult, optimal_extract, repaired_boxcar
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 from ..products import BackgroundFit, Spectrum
+from .params import GAIN, READ_NOISE, REJECT_SIGMA
 
 #: Header keys giving the gain (electrons per count) and read noise (counts), in order of preference.
 GAIN_KEYS = ("ATODGAIN", "CCDGAIN", "GAIN", "EGAIN")
 READ_NOISE_KEYS = ("READNSE", "RDNOISE", "READNOIS")
 
 
+@declare(
+    Param(
+        "bad_pixels",
+        "str",
+        "sum",
+        "Flagged pixels: summed as is (tutorial), or replaced from the profile, with outliers.",
+        choices=("sum", "profile"),
+    ),
+    REJECT_SIGMA,
+)
 def extract_boxcar(
     frame: Frame,
     geometry: Geometry,
     background: BackgroundFit,
     *,
-    bad_pixels: str = "sum",
-    reject_sigma: float = 5.0,
+    bad_pixels: str,
+    reject_sigma: float,
 ) -> Spectrum:
     """Sum the background-subtracted frame over the aperture.
 
@@ -71,18 +82,59 @@ def extract_boxcar(
     )
 
 
+_VARIANCE = Param(
+    "variance",
+    "str",
+    "auto",
+    "Pixel variances: ERR, or gain/read-noise model (auto: ERR if present).",
+    choices=("auto", "err", "model"),
+)
+_PROFILE_ORDER = Param(
+    "profile_order",
+    "int",
+    2,
+    "Polynomial order of the profile's variation along the dispersion.",
+    minimum=0,
+    maximum=9,
+)
+_MISMATCH_SIGMA = Param(
+    "mismatch_sigma",
+    "float",
+    5.0,
+    "Columns the profile does not fit (chi-square test) take the aperture sum (0: never).",
+    minimum=0.0,
+    unit="sigma",
+)
+
+
+@declare(
+    _VARIANCE,
+    GAIN,
+    READ_NOISE,
+    REJECT_SIGMA,
+    _PROFILE_ORDER,
+    _MISMATCH_SIGMA,
+    Param(
+        "mask_fraction",
+        "float",
+        0.0,
+        "Mask a column when left-out pixels held more than this part of its profile (0: any).",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+)
 def extract_optimal(
     frame: Frame,
     geometry: Geometry,
     background: BackgroundFit,
     *,
-    variance: str = "auto",
-    gain: float | None = None,
-    read_noise: float | None = None,
-    reject_sigma: float = 5.0,
-    profile_order: int = 2,
-    mismatch_sigma: float = 5.0,
-    mask_fraction: float = 0.0,
+    variance: str,
+    gain: float | None,
+    read_noise: float | None,
+    reject_sigma: float,
+    profile_order: int,
+    mismatch_sigma: float,
+    mask_fraction: float,
 ) -> Spectrum:
     """Horne (1986) optimal extraction over the aperture, with the profile estimated from the data.
 
@@ -158,17 +210,18 @@ def _repaired_boxcar(
     )
 
 
+@declare(_VARIANCE, GAIN, READ_NOISE, REJECT_SIGMA, _PROFILE_ORDER, _MISMATCH_SIGMA)
 def optimal_fit(
     frame: Frame,
     geometry: Geometry,
     background: BackgroundFit,
     *,
-    variance: str = "auto",
-    gain: float | None = None,
-    read_noise: float | None = None,
-    reject_sigma: float = 5.0,
-    profile_order: int = 2,
-    mismatch_sigma: float = 5.0,
+    variance: str,
+    gain: float | None,
+    read_noise: float | None,
+    reject_sigma: float,
+    profile_order: int,
+    mismatch_sigma: float,
 ) -> tuple[OptimalResult, slice]:
     """Everything optimal extraction computes, not just the spectrum: for display and diagnostics.
 
@@ -242,87 +295,11 @@ def longslit_extract_methods() -> list[Method]:
             "boxcar",
             "Sum over the aperture (edge pixels by covered fraction); variance propagated.",
             extract_boxcar,
-            (
-                Param(
-                    "bad_pixels",
-                    "str",
-                    "sum",
-                    "Flagged pixels: summed as is (tutorial), or replaced from the profile, with outliers.",
-                    choices=("sum", "profile"),
-                ),
-                Param(
-                    "reject_sigma",
-                    "float",
-                    5.0,
-                    "With bad_pixels = profile: outlier limit (0: flagged pixels only).",
-                    minimum=0.0,
-                    unit="sigma",
-                ),
-            ),
         ),
         Method(
             "extract",
             "optimal",
             "Horne (1986) optimal extraction; profile from the data, outliers rejected, variance propagated.",
             extract_optimal,
-            (
-                Param(
-                    "variance",
-                    "str",
-                    "auto",
-                    "Pixel variances: ERR, or gain/read-noise model (auto: ERR if present).",
-                    choices=("auto", "err", "model"),
-                ),
-                Param(
-                    "gain",
-                    "float",
-                    None,
-                    "Electrons per count for the noise model (auto: header).",
-                    minimum=1e-6,
-                    unit="e/count",
-                    nullable=True,
-                ),
-                Param(
-                    "read_noise",
-                    "float",
-                    None,
-                    "Read noise for the noise model (auto: header).",
-                    minimum=0.0,
-                    unit="counts",
-                    nullable=True,
-                ),
-                Param(
-                    "reject_sigma",
-                    "float",
-                    5.0,
-                    "Outlier (cosmic ray) limit; 0: none.",
-                    minimum=0.0,
-                    unit="sigma",
-                ),
-                Param(
-                    "profile_order",
-                    "int",
-                    2,
-                    "Polynomial order of the profile's variation along the dispersion.",
-                    minimum=0,
-                    maximum=9,
-                ),
-                Param(
-                    "mismatch_sigma",
-                    "float",
-                    5.0,
-                    "Columns the profile does not fit (chi-square test) take the aperture sum (0: never).",
-                    minimum=0.0,
-                    unit="sigma",
-                ),
-                Param(
-                    "mask_fraction",
-                    "float",
-                    0.0,
-                    "Mask a column when left-out pixels held more than this part of its profile (0: any).",
-                    minimum=0.0,
-                    maximum=1.0,
-                ),
-            ),
         ),
     ]

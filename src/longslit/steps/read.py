@@ -24,11 +24,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import limits
-from ..errors import FrameError, LongslitError, printable
+from ..errors import FrameError, LongslitError, LongslitWarning, printable
 from ..fitslayout import HduLayout, scan_layout
 from ..frame import Frame
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 
 #: STIS's SDQFLAGS: every DQ bit but 1024 (small blemish) marks a pixel as bad.
 DEFAULT_DQ_BITMASK = 31743
@@ -54,17 +54,26 @@ SUMMARY_KEYS = (
 _DISPERSION_CTYPES = ("WAVE", "AWAV", "LAMBDA", "LINEAR", "FREQ", "ENER", "WAVN", "")
 
 
-class LongslitWarning(UserWarning):
-    """Something was assumed about the input; the reduction goes on."""
-
-
+@declare(
+    Param(
+        "dq_bitmask",
+        "int",
+        DEFAULT_DQ_BITMASK,
+        "DQ bits that mark a pixel bad (31743 = STIS SDQFLAGS; 0 = ignore DQ).",
+        minimum=0,
+        maximum=2**31 - 1,
+    ),
+    Param("sci_extname", "str", "SCI", "EXTNAME of the science image."),
+    Param("err_extname", "str", "ERR", "EXTNAME of the error (sigma) image."),
+    Param("dq_extname", "str", "DQ", "EXTNAME of the data-quality image."),
+)
 def read_fits(
     path: str | Path,
     *,
-    dq_bitmask: int = DEFAULT_DQ_BITMASK,
-    sci_extname: str = "SCI",
-    err_extname: str = "ERR",
-    dq_extname: str = "DQ",
+    dq_bitmask: int,
+    sci_extname: str,
+    err_extname: str,
+    dq_extname: str,
 ) -> Frame:
     """Read a long-slit frame from a FITS file.
 
@@ -478,18 +487,5 @@ def longslit_read_methods() -> list[Method]:
             "fits",
             "FITS with SCI/ERR/DQ extensions (HST style) or a plain 2D image; gzip too.",
             read_fits,
-            (
-                Param(
-                    "dq_bitmask",
-                    "int",
-                    DEFAULT_DQ_BITMASK,
-                    "DQ bits that mark a pixel bad (31743 = STIS SDQFLAGS; 0 = ignore DQ).",
-                    minimum=0,
-                    maximum=2**31 - 1,
-                ),
-                Param("sci_extname", "str", "SCI", "EXTNAME of the science image."),
-                Param("err_extname", "str", "ERR", "EXTNAME of the error (sigma) image."),
-                Param("dq_extname", "str", "DQ", "EXTNAME of the data-quality image."),
-            ),
         )
     ]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._version import __version__
 from ..plugins.hookspecs import hookimpl
-from ..plugins.records import Method, Param
+from ..plugins.records import Method, Param, declare
 
 if TYPE_CHECKING:
     from ..pipeline import Reduction
@@ -146,7 +146,24 @@ def spectrum_hdu(reduction: Reduction):
     return hdu
 
 
-def write_fits(reduction: Reduction, path: Path, *, products: bool = False, input_path: bool = False) -> None:
+_INPUT_PATH = Param(
+    "input_path",
+    "bool",
+    False,
+    "Record the input's full path in the output (by default only its file name).",
+)
+
+
+@declare(
+    Param(
+        "products",
+        "bool",
+        False,
+        "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
+    ),
+    _INPUT_PATH,
+)
+def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: bool) -> None:
     """FITS: primary header with provenance, a SPECTRUM binary table, optional 2D products."""
     from astropy.io import fits
 
@@ -214,19 +231,12 @@ def _header_text(text: str) -> str:
     return printable(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
-def write_ecsv(reduction: Reduction, path: Path, *, input_path: bool = False) -> None:
+@declare(_INPUT_PATH)
+def write_ecsv(reduction: Reduction, path: Path, *, input_path: bool) -> None:
     """ECSV: the spectrum's columns with units; provenance and the recipe in the metadata."""
     table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask"))
     table.meta.update(provenance(reduction, input_path=input_path))
     table.write(path, format="ascii.ecsv")
-
-
-_INPUT_PATH = Param(
-    "input_path",
-    "bool",
-    False,
-    "Record the input's full path in the output (by default only its file name).",
-)
 
 
 @hookimpl
@@ -237,21 +247,13 @@ def longslit_write_methods() -> list[Method]:
             "fits",
             "FITS binary table WAVELENGTH/FLUX/UNCERTAINTY/MASK; specutils reads it directly.",
             write_fits,
-            (
-                Param(
-                    "products",
-                    "bool",
-                    False,
-                    "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
-                ),
-                _INPUT_PATH,
-            ),
+            suffix=".fits",
         ),
         Method(
             "write",
             "ecsv",
             "ECSV table with units, the recipe and provenance in its header.",
             write_ecsv,
-            (_INPUT_PATH,),
+            suffix=".ecsv",
         ),
     ]
