@@ -144,7 +144,8 @@ class Batch:
                 os.close(fd)
 
     def __del__(self) -> None:  # a batch planned but never run must not keep its folder locked
-        self._release()
+        with contextlib.suppress(Exception):  # at interpreter exit the modules may be gone already
+            self._release()
 
     def _running(self) -> Any:
         return self._iterator() if self._iterator is not None else None

@@ -143,7 +143,8 @@ class Manifest:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit the modules may be gone already
+            self.close()
 
 
 def _lock(fd: int, where: str) -> None:

@@ -232,7 +232,8 @@ def _collapsed(caught: list[warnings.WarningMessage], source: str) -> list[str]:
         if text is _NUMERIC:
             kinds = ", ".join(sorted(numeric, key=lambda k: -numeric[k])[:3])
             shown.append(
-                f"{printable(source)}: the arithmetic overflowed or became undefined {n} times ({kinds}): "
+                f"{printable(source)}: the arithmetic overflowed or became undefined "
+                f"{n} time{'s' * (n != 1)} ({kinds}): "
                 "values this close to the limit of floating point cannot be reduced reliably; scale the "
                 "data down (divide by a power of ten) and reduce again"
             )
