@@ -260,7 +260,7 @@ def test_resume_redoes_only_the_unfinished(interrupted, serial, frames):
 # -- a worker killed mid-file ----------------------------------------------------------------------------
 def test_killed_worker_is_reported_and_the_batch_goes_on(frames, serial, tmp_path):
     (tmp_path / "out").mkdir()
-    env = ENV | {"LONGSLIT_TEST_KILL_ON": "frame_07.fits"}
+    env = ENV | {"LONGSLIT_TEST_KILL_ON": "frame_07.fits", "LONGSLIT_TEST_HOOKS": "1"}
     pattern = str(frames / "frame_0*.fits")  # quoted: longslit expands it
     started = time.monotonic()
     proc = run(
@@ -415,8 +415,10 @@ def test_manifest_lines_are_whole_and_resume_needs_same_hash_and_output(tmp_path
         manifest.write({"input": "/c.fits", "output": None, "status": "failed", "recipe_hash": "h1"})
     with path.open("a") as handle:
         handle.write('{"input": "/d.fits", "sta')  # a line cut short by a crash
+    other = tmp_path / "e_spectrum.fits"
+    other.write_bytes(b"x")
     with Manifest(path) as manifest:  # reopening drops the cut line
-        manifest.write({"input": "/e.fits", "output": str(output), "status": "skipped", "recipe_hash": "h1"})
+        manifest.write({"input": "/e.fits", "output": str(other), "status": "skipped", "recipe_hash": "h1"})
     assert [r["input"] for r in manifest_lines(path)] == ["/a.fits", "/b.fits", "/c.fits", "/e.fits"]
     assert sorted(finished(path, "h1")) == ["/a.fits", "/e.fits"]
     assert finished(path, "other") == {}

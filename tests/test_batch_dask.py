@@ -78,7 +78,7 @@ def test_local_cluster_matches_serial_and_records_failures(cluster, frames, seri
 def test_scheduler_option_and_a_killed_worker(cluster, frames, serial, tmp_path):  # noqa: F811
     local, _ = cluster
     (tmp_path / "out").mkdir()
-    env = ENV | {"LONGSLIT_TEST_KILL_ON": "frame_03.fits"}
+    env = ENV | {"LONGSLIT_TEST_KILL_ON": "frame_03.fits", "LONGSLIT_TEST_HOOKS": "1"}
     started = time.monotonic()
     proc = run(
         "reduce",

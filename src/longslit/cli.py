@@ -255,6 +255,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 
     from .batch import PluginSelection, Task, expand_inputs, output_name, reduce_file, reduce_many
     from .batch.progress import Progress, summary_table
+    from .errors import RecipeError, printable
     from .plugins.manager import get_registry
     from .recipe import Recipe
     from .report import format_from_suffix
@@ -262,8 +263,14 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     registry = get_registry()
     recipe = Recipe.coerce(args.recipe)
     if args.assignments:
-        recipe = recipe.with_assignments(args.assignments, registry)
-    recipe = recipe.resolve(registry)
+        _check_assignments(args.assignments, recipe, registry)
+        try:
+            recipe = recipe.with_assignments(args.assignments, registry)
+        except RecursionError:
+            raise RecipeError(
+                "a --set value nests lists too deeply to be a parameter", path="--set"
+            ) from None
+    recipe = _resolve(recipe, registry)
     inputs = expand_inputs(args.inputs)
     batch_mode = inputs.batch or bool(args.resume or args.manifest or args.scheduler)
     if args.output and batch_mode:
@@ -273,15 +280,27 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         _error("--resume and --manifest record written outputs; drop --no-write")
         return 2
     outdir = Path(args.outdir) if args.outdir else Path()
-    if args.outdir and not outdir.is_dir():
-        _error(f"{outdir}: output folder does not exist; create it first")
-        return 2
-    fmt = args.format or format_from_suffix(args.output, registry) or recipe.config("write").method
+    suffix_format = format_from_suffix(args.output, registry)
+    if args.format:
+        chosen = registry.method("write", args.format, source="--format")  # unknown: exit 2, before any work
+        if args.output and suffix_format not in (None, args.format):
+            stem = Path(args.output).name[: -len(registry.method("write", suffix_format).file_suffix)]
+            _error(
+                f"-o {printable(args.output)} names a {suffix_format.upper()} file but --format "
+                f"{args.format} writes {args.format.upper()}; name it {printable(stem)}{chosen.file_suffix}, "
+                "or drop --format"
+            )
+            return 2
+    fmt = args.format or suffix_format or recipe.config("write").method
     registry.method("write", fmt, source="--format")  # an unknown format: one line, exit 2, before any work
 
     if not batch_mode:
         source = inputs.paths[0]
         target = None if args.no_write else (args.output or str(outdir / output_name(source, fmt)))
+        if target is not None and args.outdir:
+            from .batch import _make_folder
+
+            _make_folder(outdir)  # created when missing, as every tool does
         task = Task(
             index=0,
             input=source,
@@ -356,6 +375,14 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         progress.finish()
     if not args.quiet:
         print(summary_table(batch, sorted(failures, key=lambda r: r.index)), file=sys.stderr)
+    if batch.manifest_error:
+        left = len(batch.unfinished)
+        _error(
+            f"{batch.manifest_error}; the batch stopped with {left} input{'s' * (left != 1)} not reduced. "
+            "Free some space and rerun with --resume: outputs written but not recorded are recognised by "
+            "their headers"
+        )
+        return 1
     if caught:
         left = len(batch.unfinished)
         _error(f"interrupted: {left} input{'s' * (left != 1)} not reduced; rerun with --resume to finish")
@@ -364,6 +391,72 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         _error(f"--strict: {warned} file(s) reduced with warnings count as failed")
         return 1
     return 1 if batch.failed else 0
+
+
+def _resolve(recipe: Any, registry: Any) -> Any:
+    """``recipe.resolve``; a value nested too deeply for Python's recursion is a RecipeError (exit 2)."""
+    from .errors import RecipeError
+
+    try:
+        return recipe.resolve(registry)
+    except RecursionError:
+        raise RecipeError("nests values too deeply to be a recipe", path=recipe.source) from None
+
+
+def _check_assignments(assignments: list[str], recipe: Any, registry: Any) -> None:
+    """Refuse a ``--set`` that names an unknown step or parameter, saying what was probably meant.
+
+    A parameter that the step's current method lacks but another method declares (``locate.aperture``
+    with the default recipe's ``auto``, which measures it) is answered with the ``--set
+    step.method=...`` that makes it apply. What is malformed is left to ``Recipe.with_assignments``.
+    """
+    from . import stepkinds
+    from .errors import LongslitError, RecipeError
+
+    kinds = stepkinds.names()  # the built-in kinds and those the loaded plugins add
+    methods: dict[str, str] = {}
+    wanted = []
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        step, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            continue
+        if step not in kinds:
+            raise RecipeError(
+                f"--set {text!r}: unknown step {step!r}{_did_you_mean(step, kinds)}; steps are "
+                f"{', '.join(kinds)}"
+            )
+        if param == "method":
+            methods[step] = value.strip()
+        else:
+            wanted.append((step, param.strip(), text))
+    for step, param, text in wanted:
+        try:
+            method = registry.method(step, methods.get(step) or recipe.config(step).method)
+        except LongslitError:
+            continue  # with_assignments names the unknown method, with the known ones
+        names = [p.name for p in method.params]
+        if param in names:
+            continue
+        others = [m.name for m in registry.methods(step) if m.param(param) is not None]
+        if others:
+            hint = (
+                f"; {step}.{param} is a parameter of method {others[0]!r}: add --set "
+                f"{step}.method={others[0]}"
+            )
+        else:
+            hint = _did_you_mean(param, names)
+        raise RecipeError(
+            f"--set {text!r}: method {method.name!r} of step {step} has no parameter {param!r}{hint} "
+            f"(its parameters: {', '.join(names) or 'none'})"
+        )
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _positive_int(text: str) -> int:
@@ -398,6 +491,8 @@ def _restore_signal_handlers(saved: dict[int, Any]) -> None:
 
 def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
     """Print one result as ``reduce`` always has: warnings, error or plot and line, ``--json``."""
+    from .errors import printable
+
     summary: dict[str, Any] = {
         "input": result.input,
         "status": result.status,
@@ -414,7 +509,10 @@ def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
             progress.print(result.traceback.rstrip(), sys.stderr)
     elif result.status == "skipped":
         if not args.json and not args.quiet:
-            progress.print(f"{result.input}: skipped, reduced earlier with this recipe -> {result.output}")
+            progress.print(
+                f"{printable(result.input)}: skipped, reduced earlier with this recipe -> "
+                f"{printable(result.output)}"
+            )
     else:
         summary.update(result.summary)
         if args.plot:

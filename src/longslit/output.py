@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OutputError, printable
 
 #: Longest part of the target's name kept in the temporary file's name (names are limited to 255 bytes).
 _TEMPORARY_STEM = 64
@@ -34,65 +36,111 @@ def write_atomic(
 ) -> Path:
     """Call ``produce(temporary)`` to write a file beside ``path``, then move it into place.
 
-    The temporary file lives in the destination folder so the final rename is atomic (same file
-    system), and is flushed to the disk (``fsync``) before it is moved, so a crash or power cut right
-    after cannot leave an empty file under the target's name. Without ``overwrite`` the move is a hard
-    link, which fails if ``path`` appeared in the meantime, so an existing file is never replaced. On
-    any failure the temporary file is removed and an existing ``path`` is left as it was.
+    The temporary file is written inside a private folder (``mkdtemp``: created exclusively, mode
+    0700) in the destination folder, so nobody else can plant a link or a pipe under its name and the
+    final rename is atomic (same file system). It is flushed to the disk (``fsync``) before it is
+    moved, so a crash or power cut right after cannot leave an empty file under the target's name.
+    Without ``overwrite`` the move is a hard link, which fails if ``path`` appeared in the meantime,
+    so an existing file is never replaced. An existing ``path`` that is not a regular file (a
+    symbolic link, a device such as ``/dev/null``, a pipe) is refused even with ``overwrite``: the
+    link is never written through, and a device is never replaced by a file. On any failure the
+    temporary folder is removed and an existing ``path`` is left as it was.
 
     Raises
     ------
     OutputError
-        if ``path`` exists (without ``overwrite``), is an input, or cannot be written.
+        if ``path`` exists (without ``overwrite``), is an input, is not a regular file, or cannot be
+        written.
     """
     path = Path(path)
     where = str(path)
-    target = _resolved(path)
-    for source in inputs:
-        if _resolved(Path(source)) == target:
-            raise OutputError("is the input file; choose another output name", path=where)
+    refuse_input(path, inputs)
     try:
-        is_dir, exists = path.is_dir(), path.exists()
+        info = _lstat(path)
         folder_ok = path.parent.is_dir()
     except OSError as exc:  # a folder on the way that cannot be searched, a name too long...
         raise OutputError(f"cannot be checked: {exc.strerror or exc}", path=where) from None
-    if is_dir:
-        raise OutputError("is a folder; give a file name for the output", path=where)
-    if exists and not overwrite:
-        raise OutputError("exists already; use --overwrite to replace it", path=where)
+    if info is not None:
+        refuse_unusual(info, where)
+        if not overwrite:
+            raise OutputError("exists already; use --overwrite to replace it", path=where)
     folder = path.parent
     if not folder_ok:
         raise OutputError(f"folder {str(folder)!r} does not exist; create it first", path=where)
     try:
-        handle, name = tempfile.mkstemp(prefix=f".{path.name[:_TEMPORARY_STEM]}.", suffix=".part", dir=folder)
+        private = Path(
+            tempfile.mkdtemp(prefix=f".{path.name[:_TEMPORARY_STEM]}.", suffix=".part", dir=folder)
+        )
     except OSError as exc:
         raise OutputError(f"cannot write in {str(folder)!r}: {exc.strerror or exc}", path=where) from None
-    os.close(handle)
-    temporary = Path(name)
+    temporary = private / (path.name if len(os.fsencode(path.name)) <= 200 else f"output{path.suffix[:20]}")
     try:
-        temporary.unlink()  # writers (astropy) refuse to write over an existing file
         produce(temporary)
-        if not temporary.is_file():
+        if not temporary.is_file() or temporary.is_symlink():
             raise OutputError("the write method produced no file; nothing was written", path=where)
         _flush_to_disk(temporary)
         if overwrite:
+            now = _lstat(path)
+            if now is not None:  # it may have changed since the check: a link or device is still refused
+                refuse_unusual(now, where)
             os.replace(temporary, path)
         else:
             try:
-                os.link(temporary, path)
+                os.link(temporary, path, follow_symlinks=False)
             except FileExistsError:
                 raise OutputError("exists already; use --overwrite to replace it", path=where) from None
             except OSError:  # a file system without hard links: check, then rename
-                if path.exists():
+                if os.path.lexists(path):
                     raise OutputError("exists already; use --overwrite to replace it", path=where) from None
                 os.replace(temporary, path)
         _flush_to_disk(folder, directory=True)  # the new name itself survives a crash
     except OSError as exc:
         raise OutputError(f"writing failed: {exc.strerror or exc}", path=where) from None
     finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        shutil.rmtree(private, ignore_errors=True)  # never follows links: only the private folder goes
     return path
+
+
+def refuse_input(path: Path, inputs: Iterable[str], what: str = "output name") -> None:
+    """Raise :class:`OutputError` if ``path`` is one of ``inputs`` (by name, through links, or by inode)."""
+    target = _resolved(Path(path))
+    try:
+        status = os.stat(path)
+        identity = (status.st_dev, status.st_ino)
+    except OSError:
+        identity = None
+    for source in inputs:
+        same = _resolved(Path(source)) == target
+        if not same and identity is not None:
+            with contextlib.suppress(OSError):
+                status = os.stat(source)
+                same = (status.st_dev, status.st_ino) == identity
+        if same:
+            which = "" if str(source) == str(path) else f" {printable(source)}"
+            raise OutputError(f"is the input file{which}; choose another {what}", path=str(path))
+
+
+def refuse_unusual(info: os.stat_result, where: str) -> None:
+    """Raise :class:`OutputError` unless ``info`` (an ``lstat``) is a regular file that may be replaced."""
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputError("is a folder; give a file name for the output", path=where)
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(
+            "is a symbolic link; longslit never writes through one: remove it or choose another name",
+            path=where,
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(
+            "is not a regular file (a device, pipe or socket); give the name of a file to write",
+            path=where,
+        )
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def safe_name(name: str, fallback: str = "frame") -> str:

@@ -7,7 +7,8 @@ A recipe file has one table per step::
     method = "median"
     threshold = 6.0
 
-Steps left out use their default method with default parameters. A recipe is data: it is parsed,
+Steps a recipe file leaves out are the default preset's (``Recipe.load``); a table for the preset's
+method refines the preset's table. A recipe is data: it is parsed,
 never executed. Validation needs the installed methods (their declared parameters), so it happens in
 :meth:`Recipe.resolve` against a plugin registry, and every error names the recipe's file, the key and
 what is allowed.
@@ -100,17 +101,33 @@ class Recipe:
         )
 
     @classmethod
-    def from_toml(cls, text: str, *, source: str = "<recipe>") -> Recipe:
-        """Parse TOML text."""
+    def from_toml(cls, text: str, *, source: str = "<recipe>", base: Recipe | None = None) -> Recipe:
+        """Parse TOML text (a leading byte-order mark is allowed, as editors on Windows write one).
+
+        With ``base``, a step table left out is ``base``'s, and a table for ``base``'s method (named,
+        or implied: a table naming no method is for its kind's default method) refines ``base``'s table:
+        ``[cosmic] threshold = 6.0`` alone changes only that threshold. A table for another method has
+        that method's defaults. Without ``base``, left-out steps use their kind's default method with
+        bare defaults.
+        """
         try:
-            data = tomllib.loads(text)
+            data = tomllib.loads(text.removeprefix("\ufeff"))
         except tomllib.TOMLDecodeError as exc:
             raise RecipeError(f"is not valid TOML: {exc}", path=source) from None
+        except RecursionError:
+            raise RecipeError("nests tables or arrays too deeply to be a recipe", path=source) from None
+        if base is not None:
+            data = _on_base(data, base)
         return cls.from_dict(data, source=source)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recipe:
-        """Read a recipe file."""
+    def load(cls, path: str | Path, *, base: Recipe | str | None = DEFAULT_PRESET) -> Recipe:
+        """Read a recipe file; the steps it leaves out come from ``base`` (default: the default preset).
+
+        A file with only ``[cosmic] threshold = 6.0`` is the default recipe with that threshold, not a
+        recipe of bare defaults (which would need rows for ``locate``). ``base=None``: left-out steps
+        use their kind's default method with its defaults.
+        """
         path = Path(path)
         try:
             if path.exists() and not path.is_file():  # a folder, /dev/zero, a pipe: never read those
@@ -119,12 +136,13 @@ class Recipe:
                 data = handle.read(_MAX_RECIPE_BYTES + 1)
             if len(data) > _MAX_RECIPE_BYTES:
                 raise RecipeError("is over 1 MB; a recipe is a short TOML file", path=str(path))
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")
         except FileNotFoundError:
             raise RecipeError("recipe file not found; check the path", path=str(path)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise RecipeError(f"cannot read the recipe: {exc}", path=str(path)) from None
-        return cls.from_toml(text, source=str(path))
+        chosen = cls.preset(base) if isinstance(base, str) else base
+        return cls.from_toml(text, source=str(path), base=chosen)
 
     @classmethod
     def preset(cls, name: str) -> Recipe:
@@ -325,14 +343,45 @@ def _lookup(registry: Registry | None, step: str, name: str) -> Method | None:
         return None
 
 
+def _on_base(data: Mapping[str, Any], base: Recipe) -> dict[str, Any]:
+    """Parsed recipe ``data`` with the tables it leaves out (or refines) taken from ``base``."""
+    merged: dict[str, Any] = dict(data)
+    for name, config in base.steps.items():
+        given = data.get(name)
+        if given is not None and not isinstance(given, Mapping):
+            continue  # from_dict says what is wrong with it
+        kind = _kind(name)
+        implied = kind.default_method if kind is not None else config.method
+        if given is None:
+            merged[name] = {"method": config.method, **config.params}
+        elif given.get("method", implied) == config.method:
+            merged[name] = {"method": config.method, **config.params, **given}
+        # else: a table for another method (``[locate] aperture = ...`` means rows, the default method
+        # of a table that names none): its own parameters only, as without a base.
+    return merged
+
+
 def _toml_value(value: Any) -> str:
-    """Serialize the few value kinds parameters can have (TOML writing is not in the stdlib)."""
+    """Serialize the few value kinds parameters can have (TOML writing is not in the stdlib).
+
+    Strings are written as TOML basic strings with every control character escaped: JSON's escapes
+    are TOML's, except that JSON leaves DEL (U+007F) raw, which TOML forbids. A lone surrogate (from
+    an undecodable file name) cannot be written in TOML at all and is refused.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            raise ValueError(f"cannot write {value!r} to TOML: it holds an undecodable character")
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

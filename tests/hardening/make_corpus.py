@@ -392,8 +392,16 @@ CASES: tuple[Case, ...] = (
         "ERR shape",
         "ERR of another shape than SCI",
         _modified("err_shape.fits", _replace_data("ERR", lambda d: d[: ROWS // 2])),
+        "refused",
+        ("is damaged: its ERR image is 2D (32x80) but its SCI image 2D (64x80)", "read.err_extname=none"),
+    ),
+    Case(
+        "ERR shape, ignored",
+        "ERR of another shape than SCI, with `--set read.err_extname=none`",
+        lambda folder: "err_shape.fits",  # the file the case above built
         "reduced",
-        ("ERR is 2D (32x80), SCI 2D (64x80); ERR ignored",),
+        ("no ERR array: uncertainties are unknown",),
+        args=(*SMALL, "--set", "read.err_extname=none"),
     ),
     Case(
         "DQ shape",
@@ -536,7 +544,7 @@ def build_all(folder: Path) -> dict[str, str]:
     built = {}
     for case in CASES:
         name = case.build(folder)
-        assert name not in built.values() or case.name.startswith("spaces"), name
+        assert name not in built.values() or case.name.startswith(("spaces", "ERR shape, ignored")), name
         built[case.name] = name
     return built
 

@@ -26,9 +26,9 @@ from .._pool import available_cores
 from ..errors import InputError, OutputError
 from .engine import Batch
 from .inputs import expand_inputs, output_name
-from .manifest import MANIFEST_NAME, Manifest, finished
-from .staging import sweep_partials
-from .worker import KILL_ENV, FileResult, PluginSelection, Task, reduce_file, summarize
+from .manifest import MANIFEST_NAME, Manifest, resumable
+from .staging import lock_folder, sweep_partials
+from .worker import KILL_ENV, TEST_HOOKS_ENV, FileResult, PluginSelection, Task, reduce_file, summarize
 
 __all__ = [
     "KILL_ENV",
@@ -73,8 +73,9 @@ def reduce_many(
     recipe : Recipe, preset name or TOML path, optional
         Default: the default preset.
     outdir : path, optional
-        Folder for the outputs (``<name>_spectrum.fits``) and the manifest. None: write nothing;
-        the results still carry each spectrum.
+        Folder for the outputs (``<name>_spectrum.fits``) and the manifest, created if missing, and
+        locked while the batch runs (a second batch on it is refused). None: write nothing; the
+        results still carry each spectrum.
     jobs : int, optional
         Local worker processes (default: the number of cores; 1 runs in this process). With a
         ``client``: how many files to keep in flight (default twice the cluster's threads).
@@ -92,7 +93,8 @@ def reduce_many(
         a path, or False.
     resume : bool
         Skip inputs the manifest records as reduced with the same recipe hash whose output exists
-        (they are yielded with ``status == "skipped"``).
+        (they are yielded with ``status == "skipped"``), and adopt outputs present without a line
+        whose header records this input and recipe hash (a batch killed between the two).
     registry : Registry, optional
         The methods to use (default: the installed plugins); workers load the same plugins.
     debug : bool
@@ -107,8 +109,9 @@ def reduce_many(
     Raises
     ------
     LongslitError
-        Before anything runs: a bad recipe, a missing output folder, a folder or pattern with no
-        frames, two inputs that would write the same output, ``resume`` without a manifest.
+        Before anything runs: a bad recipe, an output folder that cannot be created or that another
+        batch is writing, a folder or pattern with no frames, two inputs that would write the same
+        output, a manifest that is an input, a link or not a manifest, ``resume`` without a manifest.
 
     Examples
     --------
@@ -126,8 +129,6 @@ def reduce_many(
     fmt = format or chosen.steps["write"].method
     registry.method("write", fmt)  # an unknown format is refused now, not once per file
     folder = Path(outdir) if outdir is not None else None
-    if folder is not None and not folder.is_dir():
-        raise OutputError("output folder does not exist; create it first", path=str(folder))
     outputs = [str(folder / output_name(p, fmt)) if folder is not None else None for p in inputs]
     _refuse_shared_outputs(inputs, outputs)
 
@@ -138,63 +139,135 @@ def reduce_many(
         manifest_path = Path(manifest)  # type: ignore[arg-type]
     if resume and manifest_path is None:
         raise InputError("resume needs a manifest: give an output folder (or a manifest path)")
-
     if manifest_path is not None:
-        Manifest(manifest_path).close()  # can it be written? Say so now, before anything runs
-    digest = chosen.digest()
-    done = finished(manifest_path, digest) if resume and manifest_path else {}
-    plugins = PluginSelection.of(registry)
-    kill_on = os.environ.get(KILL_ENV) or None
-    tasks: list[Task] = []
-    skipped: list[FileResult] = []
-    absolute: dict[int, tuple[str, str | None]] = {}
-    for index, (source, output) in enumerate(zip(inputs, outputs, strict=True)):
-        absolute[index] = (os.path.abspath(source), os.path.abspath(output) if output else None)
-        earlier = done.get(absolute[index][0])
-        if earlier is not None and earlier.get("output") == absolute[index][1]:
-            skipped.append(
-                FileResult(
+        mine = os.path.abspath(manifest_path)
+        if any(output and os.path.abspath(output) == mine for output in outputs):
+            raise InputError("is also an output of this batch; give the manifest another name", path=mine)
+
+    locks: list[int] = []
+    handle: Manifest | None = None
+    try:
+        # A manifest elsewhere is checked before the folder is made: a refusal then leaves nothing behind.
+        if manifest_path is not None and manifest_path.parent.is_dir():
+            handle = Manifest(manifest_path, inputs=inputs)
+        if folder is not None:
+            _make_folder(folder)
+            lock = lock_folder(folder)  # before anything in it is swept or decided
+            if lock is not None:
+                locks.append(lock)
+        if manifest_path is not None and handle is None:
+            # Can it be written, is it no input, is no other batch writing it? Said now, before anything runs.
+            handle = Manifest(manifest_path, inputs=inputs)
+        digest = chosen.digest()
+        absolute = {
+            index: (os.path.abspath(source), os.path.abspath(output) if output else None)
+            for index, (source, output) in enumerate(zip(inputs, outputs, strict=True))
+        }
+        done = resumable(manifest_path, digest, absolute.values()) if resume and manifest_path else {}
+        plugins = PluginSelection.of(registry)
+        kill_on = _test_kill_on()
+        tasks: list[Task] = []
+        skipped: list[FileResult] = []
+        for index, (source, output) in enumerate(zip(inputs, outputs, strict=True)):
+            earlier, how = done.get(absolute[index][0], (None, ""))
+            if earlier is not None:
+                skipped.append(
+                    FileResult(
+                        index=index,
+                        input=source,
+                        output=output,
+                        status="skipped",
+                        recipe_digest=digest,
+                        versions=earlier.get("versions") or {},
+                        timings={"reduced": (earlier.get("timings") or {}).get("finished")},
+                        note=(
+                            "adopted: the output was written with this recipe (its header says so) but "
+                            "never recorded; recorded now"
+                            if how == "adopted"
+                            else None
+                        ),
+                    )
+                )
+                continue
+            tasks.append(
+                Task(
                     index=index,
                     input=source,
                     output=output,
-                    status="skipped",
-                    recipe_digest=digest,
-                    versions=earlier.get("versions") or {},
-                    timings={"reduced": (earlier.get("timings") or {}).get("finished")},
+                    recipe=chosen,
+                    format=fmt,
+                    overwrite=overwrite,
+                    write_params={"products": True} if products and fmt == "fits" else {},
+                    plugins=plugins,
+                    origin_pid=os.getpid(),
+                    kill_on=kill_on,
+                    with_traceback=debug,
+                    stage=True,
                 )
             )
-            continue
-        tasks.append(
-            Task(
-                index=index,
-                input=source,
-                output=output,
-                recipe=chosen,
-                format=fmt,
-                overwrite=overwrite,
-                write_params={"products": True} if products and fmt == "fits" else {},
-                plugins=plugins,
-                origin_pid=os.getpid(),
-                kill_on=kill_on,
-                with_traceback=debug,
-                stage=True,
-            )
-        )
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        for lock in locks:
+            os.close(lock)
+        raise
 
     sweep_partials(task.output for task in tasks)  # what an earlier run, killed, left half-written
     close_client = False
     if isinstance(client, str):
-        client, close_client = _connect(client), True
+        try:
+            client, close_client = _connect(client), True
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            for lock in locks:
+                os.close(lock)
+            raise
     return Batch(
         tasks,
         skipped=skipped,
         jobs=jobs if jobs is not None else (0 if client is not None else default_jobs()),
         client=client,
         manifest=manifest_path,
+        manifest_handle=handle,
+        locks=locks,
         absolute=absolute,
         close_client=close_client,
         registry=registry,
     )
+
+
+def _make_folder(folder: Path) -> None:
+    """Create the output folder (and its parents) when missing, as every tool does."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(
+            "is a file, not a folder; give a folder for the outputs", path=str(folder)
+        ) from None
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output folder: {exc.strerror or exc}", path=str(folder)
+        ) from None
+    if not folder.is_dir():
+        raise OutputError("is not a folder; give a folder for the outputs", path=str(folder))
+
+
+def _test_kill_on() -> str | None:
+    """The test-only kill switch (see ``worker.KILL_ENV``): armed only with ``LONGSLIT_TEST_HOOKS=1`` too."""
+    name = os.environ.get(KILL_ENV)
+    if not name:
+        return None
+    if os.environ.get(TEST_HOOKS_ENV) != "1":
+        import warnings
+
+        warnings.warn(
+            f"{KILL_ENV} is set but ignored: it is a test-only switch, armed only with {TEST_HOOKS_ENV}=1",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return name
 
 
 def _refuse_shared_outputs(inputs: list[str], outputs: list[str | None]) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _pool
+from ..errors import printable
 from .worker import FileResult, Task, reduce_file
 
 
@@ -37,7 +38,7 @@ def died_result(task: Task, how: str) -> FileResult:
         input=task.input,
         status="failed",
         error=(
-            f"{task.input}: the worker process died while reducing this file ({how}); "
+            f"{printable(task.input)}: the worker process died while reducing this file ({how}); "
             "it was killed (out of memory?) or crashed in compiled code"
         ),
         exit_code=1,
@@ -103,10 +104,48 @@ class _Done:
         self.result = result
 
 
-def _worker_init() -> None:
+def _worker_init(batch_pid: int = 0) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the batch decides what stops, so the
     # workers ignore it and finish their file.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if batch_pid:
+        _end_with(batch_pid)
+
+
+def _end_with(pid: int) -> None:
+    """End this worker when the process running the batch ends, however it ends (``kill -9``).
+
+    A pool's workers wait on a queue whose other end they hold themselves, so they would wait forever
+    after the batch is killed, and keep the fork server and resource tracker alive with them. A daemon
+    thread waits for the batch process to end (a pidfd where there is one; else it polls) and then
+    ends the worker; what it had staged is swept by the next run.
+    """
+    import threading
+
+    def watch() -> None:
+        pidfd = -1
+        with contextlib.suppress(AttributeError, OSError):
+            pidfd = os.pidfd_open(pid)
+        if pidfd >= 0:
+            import select
+
+            select.select([pidfd], [], [])
+        else:
+            while _alive(pid):
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="longslit-batch-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        return True
+    return True
 
 
 class ProcessBackend(Backend):
@@ -125,7 +164,9 @@ class ProcessBackend(Backend):
             self._discard()
         if self._pool is None:
             _pool.start()  # if the command line has not started it already (single-threaded BLAS)
-            self._pool = ProcessPoolExecutor(size, mp_context=_pool.context(), initializer=_worker_init)
+            self._pool = ProcessPoolExecutor(
+                size, mp_context=_pool.context(), initializer=_worker_init, initargs=(os.getpid(),)
+            )
             self._size = size
         return self._pool
 
@@ -155,7 +196,8 @@ class ProcessBackend(Backend):
         except Exception as exc:  # the result could not come back (e.g. it does not pickle)
             result = died_result(task, f"{type(exc).__name__}: {exc}")
             result.error = (
-                f"{task.input}: the worker could not return its result ({type(exc).__name__}: {exc})"
+                f"{printable(task.input)}: the worker could not return its result "
+                f"({type(exc).__name__}: {exc})"
             )
             return result
 
@@ -248,7 +290,7 @@ class DaskBackend(Backend):
             if name == "KilledWorker":
                 return died_result(task, "the scheduler saw its workers die each time it ran it")
             result = died_result(task, name)
-            result.error = f"{task.input}: could not run on the cluster ({name}: {exc})"
+            result.error = f"{printable(task.input)}: could not run on the cluster ({name}: {exc})"
             return result
         result.input, result.output = task.input, task.output if result.output else None
         return result

@@ -25,7 +25,7 @@ from pathlib import Path
 from threading import Event
 from typing import Any
 
-from ..errors import OutputError
+from ..errors import OutputError, printable
 from .backends import Backend, DaskBackend, ProcessBackend, SerialBackend, WorkerDied, died_result
 from .manifest import Manifest
 from .staging import publish, sweep_partials
@@ -55,6 +55,11 @@ class Batch:
         Where the results are recorded.
     counts : dict
         Results so far by status (``ok``, ``failed``, ``skipped``).
+    notes : dict
+        ``retried``: files whose worker process died while they were in flight, rerun alone;
+        ``adopted``: outputs found on resume without a manifest line, recognised by their header.
+    manifest_error : str or None
+        Why the manifest could not be written (a full disk); the batch then stopped.
     unfinished : list of str
         After a stop: the inputs not reduced.
     """
@@ -67,6 +72,8 @@ class Batch:
         jobs: int,
         client: Any = None,
         manifest: Path | None = None,
+        manifest_handle: Manifest | None = None,
+        locks: list[int] | None = None,
         run_id: str = "",
         absolute: dict[int, tuple[str, str | None]] | None = None,
         close_client: bool = False,
@@ -79,12 +86,19 @@ class Batch:
         self.total = len(tasks) + len(skipped)
         self.run_id = run_id or _run_id()
         self.manifest = Path(manifest) if manifest else None
-        self._manifest: Manifest | None = None
+        self._manifest: Manifest | None = manifest_handle
+        self._locks = list(locks or ())
+        #: Why the manifest could not be written (the disk is full), if it could not: the batch stopped.
+        self.manifest_error: str | None = None
+        #: Inputs whose worker died while they were in flight (index: how), rerun alone.
+        self._died: dict[int, str] = {}
         self._absolute = absolute or {}
         self._close_client = close_client
         self._registry = registry
         self._stop = Event()
         self.counts = {"ok": 0, "failed": 0, "skipped": 0}
+        #: Results with something to know: ``retried`` (their worker died), ``adopted`` (resume).
+        self.notes = {"retried": 0, "adopted": 0}
         self.unfinished: list[str] = []
         self.started: float | None = None
         self.elapsed = 0.0
@@ -120,19 +134,38 @@ class Batch:
         self._iterator = weakref.ref(iterator)
         return iterator
 
+    def _release(self) -> None:
+        """Close the manifest and unlock the output folder."""
+        if self._manifest is not None:
+            self._manifest.close()
+        locks, self._locks = self._locks, []
+        for fd in locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:  # a batch planned but never run must not keep its folder locked
+        with contextlib.suppress(Exception):  # at interpreter exit the modules may be gone already
+            self._release()
+
     def _running(self) -> Any:
         return self._iterator() if self._iterator is not None else None
 
     def close(self) -> None:
-        """End the batch now if it is running (files in flight still finish and are recorded)."""
+        """End the batch now if it is running (files in flight still finish and are recorded).
+
+        A batch never run releases its output folder and manifest (a later batch may take them).
+        """
         iterator = self._running()
         if iterator is not None:
             iterator.close()
+        if iterator is None or self.started is None:
+            self._release()
 
     # -- running ----------------------------------------------------------------------------------
     def _run(self) -> Iterator[FileResult]:
         self.started = time.perf_counter()
-        self._manifest = Manifest(self.manifest) if self.manifest else None
+        if self._manifest is None and self.manifest:
+            self._manifest = Manifest(self.manifest)
         try:
             for result in self.skipped:
                 self._record(result)
@@ -146,8 +179,7 @@ class Batch:
             yield from self._loop(backend)
         finally:
             self.elapsed = time.perf_counter() - self.started
-            if self._manifest is not None:
-                self._manifest.close()
+            self._release()
             if self._close_client and self.client is not None:
                 with contextlib.suppress(Exception):
                     self.client.close()
@@ -222,8 +254,16 @@ class Batch:
         except WorkerDied as died:
             if not (alone or backend.exact):
                 suspects.append(task)
+                self._died.setdefault(task.index, str(died))
                 return None
             result = died_result(task, str(died))
+        how = self._died.pop(task.index, None)
+        if how is not None and result.status != "failed":
+            result.note = (
+                f"retried: a worker process died ({how}) while this file was in flight with others; "
+                "it was reduced again, alone"
+            )
+            result.warnings.append(f"{printable(task.input)}: {result.note}")
         if result.staged is not None:
             staged, result.staged = result.staged, None
             try:
@@ -247,13 +287,23 @@ class Batch:
 
     def _record(self, result: FileResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        for kind in self.notes:
+            if result.note and result.note.startswith(kind):
+                self.notes[kind] += 1
         if self._manifest is not None:
             record = result.record()
             source, output = self._absolute.get(result.index, (result.input, result.output))
             record["input"] = source
             record["output"] = output if result.output is not None else None
             record["run"] = self.run_id
-            self._manifest.write(record)
+            try:
+                self._manifest.write(record)
+            except OutputError as exc:
+                # The disk is full (or gone): what is published stays, and is adopted on resume by its
+                # header; nothing new starts, since nothing more could be recorded.
+                if self.manifest_error is None:
+                    self.manifest_error = str(exc)
+                self.stop()
 
 
 def _run_id() -> str:

@@ -137,6 +137,17 @@ def summary_table(batch: Any, results_failed: list[Any], *, limit: int = 20) -> 
         lines.append(f"  {status:<8} {counts.get(status, 0):>6}")
     if batch.unfinished:
         lines.append(f"  {'not run':<8} {len(batch.unfinished):>6}")
+    notes = getattr(batch, "notes", {})
+    if notes.get("retried"):
+        lines.append(
+            f"  {'retried':<8} {notes['retried']:>6}   (a worker process died while they were in flight; "
+            "reduced again, alone: see the manifest's notes)"
+        )
+    if notes.get("adopted"):
+        lines.append(
+            f"  {'adopted':<8} {notes['adopted']:>6}   (outputs found without a manifest line, recognised "
+            "by their headers)"
+        )
     if results_failed:
         lines.append("  failed:")
         for result in results_failed[:limit]:
@@ -144,5 +155,8 @@ def summary_table(batch: Any, results_failed: list[Any], *, limit: int = 20) -> 
         if len(results_failed) > limit:
             lines.append(f"    ... and {len(results_failed) - limit} more (see the manifest)")
     if batch.manifest is not None:
-        lines.append(f"  manifest: {batch.manifest}")
+        broken = getattr(batch, "manifest_error", None)
+        lines.append(
+            f"  manifest: {batch.manifest}" + (" (INCOMPLETE: could not be written)" if broken else "")
+        )
     return "\n".join(lines)

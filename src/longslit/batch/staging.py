@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 
 from ..errors import OutputError
+from ..output import refuse_unusual
 
 _SUFFIX = ".part"
 
@@ -35,15 +37,17 @@ def publish(staged: str, output: str, *, overwrite: bool) -> None:
         if ``output`` exists (without ``overwrite``) or cannot be written.
     """
     try:
+        with contextlib.suppress(FileNotFoundError):
+            refuse_unusual(os.lstat(output), output)  # a link, device or pipe planted meanwhile
         if overwrite:
             os.replace(staged, output)
             return
         try:
-            os.link(staged, output)
+            os.link(staged, output, follow_symlinks=False)
         except FileExistsError:
             raise OutputError("exists already; use --overwrite to replace it", path=output) from None
         except OSError:  # a file system without hard links: check, then rename
-            if os.path.exists(output):
+            if os.path.lexists(output):
                 raise OutputError("exists already; use --overwrite to replace it", path=output) from None
             os.replace(staged, output)
     except OSError as exc:
@@ -57,8 +61,8 @@ def sweep_partials(outputs: Iterable[str | None]) -> int:
     """Remove leftover staged and temporary files of ``outputs`` (one folder listing per folder).
 
     Both kinds are hidden and end in ``.part``: ``.<name>.<token>.part`` (staged here) and
-    ``.<name>.<random>.part`` (:func:`longslit.output.write_atomic`'s temporary, possibly of a staged
-    name, hence leading dots are stripped). Returns how many were removed.
+    ``.<name>.<random>.part`` (:func:`longslit.output.write_atomic`'s private temporary folder, possibly
+    of a staged name, hence leading dots are stripped). Returns how many were removed.
     """
     wanted: dict[str, set[str]] = defaultdict(set)
     for output in outputs:
@@ -77,6 +81,44 @@ def sweep_partials(outputs: Iterable[str | None]) -> int:
             stem = entry.name.lstrip(".").split(_SUFFIX)[0]  # "<name>.<token>"
             if stem.rsplit(".", 1)[0] in names:
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                    if entry.is_dir(follow_symlinks=False):  # write_atomic's private folder
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
                     removed += 1
     return removed
+
+
+def lock_folder(folder: str | os.PathLike) -> int | None:
+    """Take an exclusive lock (``flock``) on an output folder; return its descriptor (close to release).
+
+    Two batches writing one folder would sweep each other's staged files and race for the same
+    outputs: the second is refused instead. None where folders cannot be locked (some network file
+    systems, other platforms): then nothing is refused.
+
+    Raises
+    ------
+    OutputError
+        if another batch holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(
+            "another longslit batch is writing into this folder; wait for it to finish, or give this one "
+            "another --outdir",
+            path=str(folder),
+        ) from None
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sys
 import threading
@@ -29,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import LongslitError, OutputError
+from ..errors import LongslitError, OutputError, printable
+from ..output import refuse_input, refuse_unusual
 from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
 from ..products import Spectrum
@@ -38,8 +40,12 @@ from .staging import staged_path
 
 #: Test-only hook (documented in the README): a worker *process* that is given the file of this name
 #: ends itself abruptly, as the kernel's out-of-memory killer would, so tests can check that a dead
-#: worker is reported and the batch goes on. It never fires in the process that runs the batch.
+#: worker is reported and the batch goes on. It never fires in the process that runs the batch, and
+#: only when :data:`TEST_HOOKS_ENV` is ``1`` as well (a stray variable in production is ignored,
+#: with a warning).
 KILL_ENV = "LONGSLIT_TEST_KILL_ON"
+#: Arms the test-only hooks (:data:`KILL_ENV`).
+TEST_HOOKS_ENV = "LONGSLIT_TEST_HOOKS"
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,9 @@ class FileResult:
     traceback: str | None = None
     #: Where the output was written before the batch publishes it to ``output`` (internal).
     staged: str | None = None
+    #: Something the user should know about how this result came about (its worker died and it was
+    #: rerun alone; its output was adopted on resume). Recorded in the manifest.
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,8 +146,8 @@ class FileResult:
         return self.status != "failed"
 
     def record(self) -> dict[str, Any]:
-        """The manifest line: plain JSON data."""
-        return {
+        """The manifest line: plain JSON data (``input`` first: see ``manifest``)."""
+        record = {
             "input": self.input,
             "output": self.output,
             "status": self.status,
@@ -149,6 +158,9 @@ class FileResult:
             "versions": self.versions,
             "worker": self.worker,
         }
+        if self.note:
+            record["note"] = self.note
+        return record
 
 
 def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
@@ -175,6 +187,10 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     found: list[str] = []  # what the steps found suspicious (Reduction.warnings)
     with capture_warnings() as caught:
         try:
+            if task.output is not None:
+                # Before the reduction, so the user learns at once; write_atomic checks again.
+                refuse_input(Path(task.output), [task.input])
+                _check_target(task.output, task.overwrite)
             reduction = Pipeline(registry).run(task.input, task.recipe)
             found = list(reduction.warnings)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
@@ -182,8 +198,6 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
                 began = time.perf_counter()
                 target = task.output
                 if task.stage:
-                    if not task.overwrite and os.path.exists(task.output):
-                        raise OutputError("exists already; use --overwrite to replace it", path=task.output)
                     target = result.staged = staged_path(task.output)
                 reduction.write(target, task.format, overwrite=task.overwrite, **task.write_params)
                 timings["write"] = round(time.perf_counter() - began, 6)
@@ -194,7 +208,7 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
             if task.raise_errors:
                 raise
             _fail(result, exc, task)
-    result.warnings = [str(w.message) for w in caught] + found
+    result.warnings = _collapsed(caught, task.input) + found
     timings["total"] = round(time.perf_counter() - started, 6)
     timings["started"] = started_wall.isoformat(timespec="milliseconds")
     timings["finished"] = datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -202,24 +216,79 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     return result
 
 
+def _collapsed(caught: list[warnings.WarningMessage], source: str) -> list[str]:
+    """The warnings to show: each distinct one once, and numpy's floating-point ones as one line.
+
+    numpy warns once per call, so a frame of extreme values (float64 near 1e300) would otherwise print
+    "overflow encountered in ..." a hundred times; one line saying what it means helps more.
+    """
+    counts: dict[str, int] = {}
+    numeric: dict[str, int] = {}
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, RuntimeWarning) and " encountered in " in text:
+            numeric[text] = numeric.get(text, 0) + 1
+            text = _NUMERIC
+        counts[text] = counts.get(text, 0) + 1
+    shown = []
+    for text, n in counts.items():
+        if text is _NUMERIC:
+            kinds = ", ".join(sorted(numeric, key=lambda k: -numeric[k])[:3])
+            shown.append(
+                f"{printable(source)}: the arithmetic overflowed or became undefined "
+                f"{n} time{'s' * (n != 1)} ({kinds}): "
+                "values this close to the limit of floating point cannot be reduced reliably; scale the "
+                "data down (divide by a power of ten) and reduce again"
+            )
+        else:
+            shown.append(text if n == 1 else f"{text} ({n} times)")
+    return shown
+
+
+_NUMERIC = "numpy floating-point warnings"
+
+
+def _check_target(output: str, overwrite: bool) -> None:
+    """Refuse an output that exists (without ``overwrite``), or that is a link, device or pipe."""
+    try:
+        info = os.lstat(output)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot be checked: {exc.strerror or exc}", path=output) from None
+    refuse_unusual(info, output)
+    if not overwrite:
+        raise OutputError("exists already; use --overwrite to replace it", path=output)
+
+
 def _fail(result: FileResult, exc: Exception, task: Task) -> None:
     result.status = "failed"
     result.output = None
-    if result.staged is not None:
+    staged, result.staged = result.staged, None
+    if staged is not None:
         with contextlib.suppress(OSError):
-            os.unlink(result.staged)
-        result.staged = None
+            os.unlink(staged)
     if isinstance(exc, LongslitError):
         if exc.path is None:
             exc.path = task.input
-        result.error, result.exit_code = str(exc), exc.exit_code
+        error, result.exit_code = str(exc), exc.exit_code
     else:  # a bug in longslit or a plugin: say so, with the traceback if asked
-        result.error = (
-            f"{task.input}: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it"
+        error = (
+            f"{printable(task.input)}: internal error ({type(exc).__name__}: {printable(exc)}); "
+            "rerun with --debug and report it"
         )
         result.exit_code = 1
+    result.error = _unstaged(error, staged, task.output)
     if task.with_traceback:
         result.traceback = traceback.format_exc()
+
+
+def _unstaged(text: str, staged: str | None, output: str | None) -> str:
+    """``text`` with the hidden staging and temporary names replaced by the output's own name."""
+    if not staged or not output:
+        return text
+    name = re.escape(printable(os.path.basename(staged)))
+    return re.sub(rf"[^\s'\"]*{name}[^\s'\":]*", lambda _: printable(output), text)
 
 
 def summarize(reduction: Reduction) -> dict[str, Any]:

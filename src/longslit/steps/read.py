@@ -247,8 +247,13 @@ def _choose(
             f"{sci.plane_shape[1]} plane is reduced"
         )
     if err is not None and err.plane_shape != sci.plane_shape:
-        notes.append(f"ERR is {err.describe()}, SCI {sci.describe()}; ERR ignored, no uncertainties")
-        err = None
+        # A mismatched ERR means a damaged or mis-assembled file: refused, as silently dropping the
+        # uncertainties would change every S/N downstream. The user may choose to go without them.
+        raise FrameError(
+            f"is damaged: its ERR image is {err.describe()} but its SCI image {sci.describe()}; to reduce "
+            "it without uncertainties, ignore the ERR image with --set read.err_extname=none",
+            path=where,
+        )
     if dq is not None and (dq.plane_shape != sci.plane_shape or dq.floating):
         notes.append("DQ is not an integer image of the SCI shape; ignored")
         dq = None

@@ -55,10 +55,17 @@ def flux_unit(reduction: Reduction) -> str:
         return ""
 
 
-def provenance(reduction: Reduction) -> dict[str, Any]:
-    """What made this spectrum: input, recipe, methods with their packages and versions."""
+def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, Any]:
+    """What made this spectrum: input, recipe, methods with their packages and versions.
+
+    The input is recorded by its name; its full path (which may say more about the machine and the
+    user than the file should) only with ``input_path``.
+    """
+    recorded = {"input": Path(str(reduction.frame.source)).name}
+    if input_path:
+        recorded["input_path"] = str(reduction.frame.source)
     return {
-        "input": reduction.frame.source,
+        **recorded,
         "longslit_version": __version__,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         "recipe_name": reduction.recipe.name,
@@ -154,6 +161,14 @@ def spectrum_hdu(reduction: Reduction):
     return hdu
 
 
+_INPUT_PATH = Param(
+    "input_path",
+    "bool",
+    False,
+    "Record the input's full path in the output (by default only its file name).",
+)
+
+
 @declare(
     Param(
         "products",
@@ -161,18 +176,19 @@ def spectrum_hdu(reduction: Reduction):
         False,
         "Add the cleaned frame, background model, cosmic-ray mask and geometry.",
     ),
+    _INPUT_PATH,
 )
-def write_fits(reduction: Reduction, path: Path, *, products: bool) -> None:
+def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: bool) -> None:
     """FITS: primary header with provenance, a SPECTRUM binary table, optional 2D products."""
     from astropy.io import fits
 
-    info = provenance(reduction)
+    info = provenance(reduction, input_path=input_path)
     primary = fits.PrimaryHDU()
     header = primary.header
     header["ORIGIN"] = ("longslit", "software that made this file")
     header["LSVERS"] = (__version__, "longslit version")
     header["DATE"] = (info["date"], "UTC date this file was written")
-    header["INFILE"] = (_header_text(Path(info["input"]).name), "input frame")
+    header["INFILE"] = (_header_text(info["input"]), "input frame")
     header["RECIPE"] = (info["recipe_name"], "recipe name")
     header["RECHASH"] = (info["recipe_digest"], "hash of the recipe's steps")
     for record in reduction.records:
@@ -183,9 +199,10 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool) -> None:
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
-    # The full recipe and input path as JSON (long strings continue over several cards).
+    # The full recipe as JSON (long strings continue over several cards); the input's path on request.
     header["LSRECIPE"] = json.dumps(info["recipe"], separators=(",", ":"))
-    header["LSINPUT"] = _header_text(info["input"])
+    if input_path:
+        header["LSINPUT"] = _header_text(info["input_path"])
     for line in reduction.recipe.to_toml().splitlines():
         header.add_history(f"recipe: {line}"[:72])
     for note in info["notes"]:
@@ -229,10 +246,11 @@ def _header_text(text: str) -> str:
     return printable(text).encode("ascii", "backslashreplace").decode("ascii")
 
 
-def write_ecsv(reduction: Reduction, path: Path) -> None:
+@declare(_INPUT_PATH)
+def write_ecsv(reduction: Reduction, path: Path, *, input_path: bool) -> None:
     """ECSV: the spectrum's columns with units; provenance and the recipe in the metadata."""
     table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask", "dq"))
-    table.meta.update(provenance(reduction))
+    table.meta.update(provenance(reduction, input_path=input_path))
     table.write(path, format="ascii.ecsv")
 
 
