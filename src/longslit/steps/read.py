@@ -802,7 +802,6 @@ def _variance(
         return None, "none"
     level, level_from = bias if bias is not None else (0.0, None)
     variance = noise_variance(sci, gain, read_noise, level)
-    variance[~np.isfinite(sci)] = np.nan
     described = f"read noise {read_noise:g} e- ({noise_from}), gain {gain:g} e-/count ({gain_from})"
     if level_from is not None:
         described += f", bias {level:.1f} counts (median of {level_from})"
