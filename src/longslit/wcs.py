@@ -373,6 +373,20 @@ def _evaluate(header: Any, axis: int, count: int, other: int | None, ctype: str,
         for key in ("CD", "PC")
         for a, b in ((axis, other_axis), (other_axis, axis))
     )
+    if not coupled and ctype in ("WAVE", "AWAV"):
+        # The linear case, as wcslib evaluates it (paper I: CRVAL + CDELT * PC * (p - CRPIX), or CD), without
+        # importing astropy.wcs, which brings astropy.table with it: a tenth of a second of every start-up.
+        # tests/test_wcs.py checks it against astropy.wcs.
+        crval = _number(header, f"CRVAL{axis}") or 0.0
+        crpix = _number(header, f"CRPIX{axis}")
+        crpix = 0.0 if crpix is None else crpix
+        step = _number(header, f"CD{axis}_{axis}")
+        if step is None:
+            pc = _number(header, f"PC{axis}_{axis}")
+            step = (_number(header, f"CDELT{axis}") or 1.0) * (1.0 if pc is None else pc)
+        with np.errstate(over="ignore", invalid="ignore"):
+            world = crval + (np.arange(count, dtype=np.float64) + 1.0 - crpix) * step
+        return world, unit
     attempts = [(axis, other_axis), (axis,)] if coupled else [(axis,)]
     last: Exception | None = None
     for axes in attempts:

@@ -415,11 +415,13 @@ def _choose(
         err = by_number(err_name, "ERR") or next(iter(named(err_name, sci.version)), None)
         dq = by_number(dq_name, "DQ") or next(iter(named(dq_name, sci.version)), None)
     else:
-        if sci_name not in ("SCI", "") and any(hdu.name for hdu in images):
-            found = ", ".join(sorted({hdu.name for hdu in images if hdu.name}))
-            raise FrameError(
-                f"has no image named {sci_name} (read.sci_extname); its images are named {found}",
-                path=where,
+        named_images = sorted({hdu.name for hdu in images if hdu.name and hdu.name != "PRIMARY"})
+        if named_images:
+            # An archive product whose science is named otherwise (an LT level-2 file, say): never
+            # take the first image silently.
+            notes.append(
+                f"no image is named {printable(sci_name)[:30]} (read.sci_extname); the first 2D image is "
+                f"reduced; the file's images are named {', '.join(named_images)[:120]}"
             )
         planes = [hdu for hdu in images if hdu.plane_shape is not None]
         if not planes:
