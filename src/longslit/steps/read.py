@@ -181,8 +181,10 @@ def read_fits(
     - **Uncertainties.** ERR becomes a variance (a sigma, variance or inverse variance, by ``err_type``
       or ERRTYPE); JWST's VAR_POISSON + VAR_RNOISE + VAR_FLAT extensions are used when there is no ERR.
       A raw frame without ERR gets the noise model ``(read_noise / gain)**2 + max(counts - bias, 0) /
-      gain`` (counts squared) when gain and read noise are known from the parameters or the header;
-      ``Frame.noise_model`` says which was used.
+      gain`` (counts squared; read noise in electrons; the counts 3 x 3 median-filtered, see
+      :func:`~longslit.frame.noise_variance`; the bias is the median of ``bias_section``, 0 without
+      one) when gain and read noise are known from the parameters or the header (parameters win);
+      ``Frame.noise_model`` says which was used, and a note says it too.
     - **Mask.** DQ becomes a bad-pixel mask through ``dq_bitmask`` (JWST's DO_NOT_USE by default for JWST
       products, STIS's SDQFLAGS otherwise); non-finite SCI values and pixels whose ERR is not a
       positive number are masked too.
