@@ -228,3 +228,43 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def test_through_the_console_script_a_refusal_is_one_line_and_a_reduction_is_written(tmp_path):
+    import subprocess
+
+    script = Path(sys.executable).parent / "longslit"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    refused = subprocess.run(
+        [
+            str(script),
+            "reduce",
+            str(_need(REAL / "lick_kast/kast_blue_arc_600_4310.fits")),
+            "--outdir",
+            str(tmp_path / "a"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stderr.startswith("error: ")
+    assert not any((tmp_path / "a").iterdir())  # nothing written
+    reduced = subprocess.run(
+        [
+            str(script),
+            "reduce",
+            str(_need(REAL / "lick_kast/pypeit_kast_b24.fits.gz")),
+            "-r",
+            "kast-blue",
+            "--outdir",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert reduced.returncode == 0, reduced.stderr
+    assert "variance from the noise model, read noise 3.7 e-" in reduced.stderr
+    assert len(list((tmp_path / "b").iterdir())) == 1
