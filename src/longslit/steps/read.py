@@ -418,6 +418,13 @@ def _choose(
         dq = by_number(dq_name, "DQ") or next(iter(named(dq_name, sci.version)), None)
     else:
         named_images = sorted({hdu.name for hdu in images if hdu.name and hdu.name != "PRIMARY"})
+        if sci_name != "SCI":  # asked for by name: a typo must not reduce another image
+            shown = ", ".join(named_images)[:120] or "none"
+            raise FrameError(
+                f"has no image named {printable(sci_name)[:30]} (read.sci_extname); the images it names: "
+                f"{shown} (or give an HDU number)",
+                path=where,
+            )
         if named_images:
             # An archive product whose science is named otherwise (an LT level-2 file, say): never
             # take the first image silently.
