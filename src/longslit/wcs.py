@@ -335,11 +335,12 @@ _WCS_KEYS = ("CTYPE", "CUNIT", "CRVAL", "CRPIX", "CDELT")
 
 def _evaluate(header: Any, axis: int, count: int, other: int | None, ctype: str, unit: str) -> tuple:
     """World coordinates along ``axis`` from wcslib, on a clean two-axis header (or one axis if needed)."""
-    from astropy import wcs
-    from astropy.io import fits
-    from astropy.utils.exceptions import AstropyWarning
 
     def build(axes: tuple[int, ...]) -> Any:
+        from astropy import wcs
+        from astropy.io import fits
+        from astropy.utils.exceptions import AstropyWarning
+
         clean = fits.Header()
         clean["NAXIS"] = len(axes)
         for new, old in enumerate(axes, start=1):
