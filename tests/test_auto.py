@@ -238,7 +238,7 @@ def test_auto_finds_the_tutorials_trace_on_3c120(real_auto):
     assert np.all(np.abs(geometry.trace - 254.5) <= 1.0)
     # the aperture spans about the tutorial's rows 250:260, the background stays off the host galaxy
     assert geometry.aperture.lower.min() >= 248 and geometry.aperture.upper.max() <= 261
-    assert geometry.info["background_inner"] > 20
+    assert geometry.model.background_inner > 20
 
 
 def test_auto_agrees_with_the_tutorial_reference_on_3c120(real_auto, tutorial_reduction, reference_path):

@@ -21,18 +21,15 @@ breaks ``importlib.metadata.entry_points()`` for every distribution, and must no
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import textwrap
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from wheels import VERSION, build_wheel, module_of
 
 from longslit.errors import StepError
 from longslit.pipeline import Pipeline
@@ -41,7 +38,6 @@ from longslit.recipe import Recipe
 from longslit.testing import make_frame
 
 LONGSLIT = Path(sys.executable).parent / "longslit"
-VERSION = "0.0.1"
 SMALL = ["-r", "tutorial", "--set", "locate.aperture=27:37", "--set", "locate.background=2:20,44:62"]
 SMALL += ["--set", "locate.protected=auto"]
 
@@ -147,36 +143,6 @@ BROKEN = {  # distribution: (entry-point name, module source)
     "longslit-broken-records": ("broken-records", RECORDS),
     "longslit-broken-methods": ("broken-methods", METHODS),
 }
-
-
-def module_of(distribution: str) -> str:
-    return distribution.replace("-", "_")
-
-
-def build_wheel(folder: Path, distribution: str, entry: str, source: str) -> Path:
-    """A pure-Python wheel holding one module and a ``longslit`` entry point (PEP 427 layout)."""
-    module = module_of(distribution)
-    info = f"{module}-{VERSION}.dist-info"
-    files = {
-        f"{module}/__init__.py": textwrap.dedent(source),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {VERSION}\n"
-        "Summary: A deliberately broken longslit plugin, for longslit's tests.\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: longslit-tests\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[longslit]\n{entry} = {module}\n",
-    }
-    record = []
-    for name, text in files.items():
-        data = text.encode()
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    wheel = folder / f"{module}-{VERSION}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-        archive.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
-    return wheel
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import pytest
 
 from longslit import Method, Param, declare, hookimpl
 from longslit.plugins.manager import Registry
-from longslit.plugins.records import STEP_KINDS
+from longslit.stepkinds import names as step_kind_names
 
 
 def _builtin_methods():
     registry = Registry(entry_points=False)
-    return [method for kind in STEP_KINDS for method in registry.methods(kind)]
+    return [method for kind in step_kind_names() for method in registry.methods(kind)]
 
 
 @pytest.mark.parametrize("method", _builtin_methods(), ids=lambda m: f"{m.step}.{m.name}")

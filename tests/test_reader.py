@@ -9,8 +9,7 @@ import pytest
 from astropy.io import fits
 
 import longslit
-from longslit.errors import FrameError
-from longslit.steps.read import LongslitWarning
+from longslit.errors import FrameError, LongslitWarning
 
 
 def image(rows=20, cols=30, dtype=np.float32, seed=0):

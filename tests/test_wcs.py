@@ -10,7 +10,7 @@ from astropy.io import fits
 
 import longslit
 from longslit import wcs
-from longslit.steps.read import LongslitWarning
+from longslit.errors import LongslitWarning
 
 NCOLS, NROWS = 40, 12
 

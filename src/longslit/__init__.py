@@ -51,7 +51,10 @@ _LAZY = {
     "InputError": "errors",
     "OutputError": "errors",
     "StepError": "errors",
-    "LongslitWarning": "steps.read",
+    "LongslitWarning": "errors",
+    "StepKind": "stepkinds",
+    "call_method": "stepkinds",
+    "summarize": "report",
 }
 
 __all__ = ["__version__", "read", "reduce", *_LAZY]
@@ -106,13 +109,13 @@ def reduce(
 def _run_step(step: str, source: Any, params: dict[str, Any]) -> Any:
     """Run the default method of one step on its own (used by :func:`read`)."""
     from .errors import RecipeError
-    from .pipeline import Pipeline
     from .plugins.manager import get_registry
-    from .recipe import DEFAULT_METHODS
+    from .stepkinds import call_method, get
 
-    method = get_registry().method(step, DEFAULT_METHODS[step])
+    kind = get(step)
+    method = get_registry().method(step, kind.default_method)
     try:
         resolved = method.resolve(params)
     except (KeyError, ValueError) as exc:
         raise RecipeError(f"{step}.{exc.args[0]}") from None
-    return Pipeline._call(method, step, str(source), source, **resolved)
+    return call_method(method, source, where=str(source), expect=kind.product, **resolved)

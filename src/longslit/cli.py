@@ -15,7 +15,6 @@ from typing import Any
 
 from ._version import __version__
 
-_OUTPUT_SUFFIX = {"fits": ".fits", "ecsv": ".ecsv"}
 _COMMANDS = ("reduce", "steps", "plugins", "example", "recipe", "tui")
 _GLOBAL_FLAGS = ("--debug", "--no-plugins")
 
@@ -62,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--outdir", help="output folder (default: the current folder)")
     reduce.add_argument(
         "--format",
-        choices=sorted(_OUTPUT_SUFFIX),
         default=None,
-        help="output format (default: the recipe's write method)",
+        metavar="METHOD",
+        help="output format: a write method, fits, ecsv or a plugin's (default: the recipe's write "
+        "method, or the one whose suffix -o ends with); 'longslit steps' lists them",
     )
     reduce.add_argument(
         "--products",
@@ -251,6 +251,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from .batch.progress import Progress, summary_table
     from .plugins.manager import get_registry
     from .recipe import Recipe
+    from .report import format_from_suffix
 
     registry = get_registry()
     recipe = Recipe.coerce(args.recipe)
@@ -269,7 +270,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if args.outdir and not outdir.is_dir():
         _error(f"{outdir}: output folder does not exist; create it first")
         return 2
-    fmt = args.format or _format_from_suffix(args.output) or recipe.steps["write"].method
+    fmt = args.format or format_from_suffix(args.output, registry) or recipe.config("write").method
+    registry.method("write", fmt, source="--format")  # an unknown format: one line, exit 2, before any work
 
     if not batch_mode:
         source = inputs.paths[0]
@@ -407,46 +409,10 @@ def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
         progress.print(json.dumps(summary))
 
 
-def _format_from_suffix(output: str | None) -> str | None:
-    """``-o spectrum.ecsv`` asks for ECSV even without ``--format``."""
-    if output:
-        for fmt, suffix in _OUTPUT_SUFFIX.items():
-            if output.lower().endswith(suffix):
-                return fmt
-    return None
-
-
-def _output_name(source: str, fmt: str) -> str:
-    from .batch.inputs import output_name
-
-    return output_name(source, fmt)
-
-
-def _summary(result: Any) -> dict[str, Any]:
-    from .batch.worker import summarize
-
-    return summarize(result)
-
-
-def _report(source: str, summary: dict[str, Any]) -> None:
-    print(_report_line(source, summary))
-
-
 def _report_line(source: str, summary: dict[str, Any]) -> str:
-    from .errors import printable  # a newline in a file name must not split the line
+    from .report import report_line
 
-    low, high = summary["wavelength_range"]
-    unit = "A" if summary["wavelength_unit"] == "Angstrom" else "pix"
-    wrote = f" -> {printable(summary['output'])}" if summary["output"] else ""
-    return (
-        f"{printable(source)}{wrote}: {summary['columns']} columns, {low:.1f}-{high:.1f} {unit}, "
-        f"{summary['cosmic_rays_replaced']} cosmic-ray pixels replaced, "
-        f"{summary['masked_columns']} columns masked, median S/N {_number(summary['median_snr'])}"
-    )
-
-
-def _number(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:.1f}"
+    return report_line(source, summary)
 
 
 def render_plot(
@@ -481,36 +447,38 @@ def render_plot(
 # -- listing --------------------------------------------------------------------------------------
 def cmd_steps(args: argparse.Namespace) -> int:
     from .plugins.manager import get_registry
-    from .plugins.records import STEP_KINDS
-    from .recipe import DEFAULT_METHODS
 
     registry = get_registry()
     if args.json:
         data = {
-            kind: [
+            kind.name: [
                 {
                     "name": m.name,
                     "summary": m.summary,
                     "package": m.package,
                     "version": m.version,
                     "params": [p.describe() for p in m.params],
+                    **({"suffix": m.file_suffix} if kind.name == "write" else {}),
                 }
-                for m in registry.methods(kind)
+                for m in registry.methods(kind.name)
             ]
-            for kind in STEP_KINDS
+            for kind in registry.kinds
         }
         print(json.dumps(data, indent=2, default=str))
         return 0
     from .recipe import DEFAULT_PRESET, Recipe
 
-    preset = Recipe.preset(DEFAULT_PRESET)
+    preset = Recipe.preset(DEFAULT_PRESET).resolve(registry)
+    defaults = ", ".join(f"{kind.name} {kind.default_method}" for kind in registry.kinds)
     print(f"(preset {DEFAULT_PRESET}: the methods used when no recipe is given; a recipe table that")
-    print(" names no method uses: " + ", ".join(f"{k} {m}" for k, m in DEFAULT_METHODS.items()) + ")")
-    for kind in STEP_KINDS:
-        print(f"{kind}:")
-        for method in registry.methods(kind):
-            default = f" (preset {DEFAULT_PRESET})" if method.name == preset.steps[kind].method else ""
-            print(f"  {method.name}{default} [{method.package} {method.version}]: {method.summary}")
+    print(f" names no method uses: {defaults})")
+    for kind in registry.kinds:
+        print(f"{kind.name}:")
+        print(f"  -- {kind.summary}")
+        for method in registry.methods(kind.name):
+            default = f" (preset {DEFAULT_PRESET})" if method.name == preset.config(kind.name).method else ""
+            suffix = f", writes *{method.file_suffix}" if kind.name == "write" else ""
+            print(f"  {method.name}{default} [{method.package} {method.version}{suffix}]: {method.summary}")
             for param in method.params:
                 value = json.dumps(param.default)
                 if param.default is None:

@@ -31,6 +31,10 @@ class LongslitError(Exception):
         return f"{printable(self.path)}: {self.message}" if self.path else self.message
 
 
+class LongslitWarning(UserWarning):
+    """Something was assumed about the input; the reduction goes on."""
+
+
 class FrameError(LongslitError):
     """An input file cannot be read as a long-slit frame."""
 

@@ -75,6 +75,70 @@ class Band:
         return slice(start, max(start, stop))
 
 
+#: The parameters of the ``trace`` locate method, in the order :meth:`TraceModel.to_params` gives them.
+TRACE_PARAMS = (
+    "centre",
+    "slope",
+    "curvature",
+    "cubic",
+    "aperture_below",
+    "aperture_above",
+    "background_inner",
+    "background_outer",
+    "protect",
+)
+
+
+@dataclass(frozen=True)
+class TraceModel:
+    """A trace polynomial and the regions around it as offsets from it (apall's way).
+
+    Attributes
+    ----------
+    coefficients : tuple of float
+        Power series in ``column - reference``: the row at the reference column, the slope, ...
+    reference : float
+        The column the series is centred on (the middle column, ``(ncols - 1) / 2``).
+    aperture_below, aperture_above : float
+        Rows from the trace to the aperture's lower and upper edges (negative: past the trace).
+    background_inner, background_outer : float
+        Rows from the trace to the inner and outer edges of the background regions, one each side.
+    protect : float
+        Rows each side of the trace that cosmic-ray cleaning leaves alone.
+    background_sides : tuple of str
+        Which of the two background regions fit in the frame (``"below"``, ``"above"``).
+    """
+
+    coefficients: tuple[float, ...]
+    reference: float
+    aperture_below: float
+    aperture_above: float
+    background_inner: float
+    background_outer: float
+    protect: float
+    background_sides: tuple[str, ...] = ("below", "above")
+
+    def rows(self, ncols: int) -> np.ndarray:
+        """The trace row in each of ``ncols`` columns."""
+        return trace_rows(list(self.coefficients), ncols)
+
+    def to_params(self) -> dict[str, float | str]:
+        """The ``trace`` locate method's parameters that reproduce this model exactly.
+
+        Raises
+        ------
+        ValueError
+            If the polynomial has terms beyond the cubic, which ``trace`` cannot hold.
+        """
+        coefficients = list(self.coefficients)
+        if len(coefficients) > 4 and any(c != 0 for c in coefficients[4:]):
+            raise ValueError("the trace has terms beyond the cubic; the 'trace' method holds up to cubic")
+        values = dict(zip(TRACE_PARAMS[:4], [*coefficients, 0.0, 0.0, 0.0, 0.0][:4], strict=True))
+        for name in TRACE_PARAMS[4:]:
+            values[name] = getattr(self, name)
+        return {"method": "trace", **{k: float(v) for k, v in values.items()}}
+
+
 @dataclass(frozen=True, eq=False)
 class Geometry:
     """Trace, aperture, background regions and cosmic-ray-protected regions, per column.
@@ -90,9 +154,10 @@ class Geometry:
     protected : tuple of Band
         Rows where cosmic-ray cleaning must not touch the data (the source and its wings).
     info : dict
-        What the locate method measured or was given, as plain numbers, for display and for freezing
-        into a recipe (see ``longslit.steps.locate.geometry_to_params``). :meth:`from_trace` fills in
-        the trace coefficients and the offsets of every region from the trace.
+        What the locate method measured or was given, as plain numbers, for display.
+    model : TraceModel, optional
+        The trace polynomial and the regions' offsets from it, when the regions follow a trace
+        (:meth:`from_trace`); :meth:`to_trace_params` freezes it into a recipe.
     """
 
     trace: np.ndarray
@@ -100,6 +165,7 @@ class Geometry:
     background: tuple[Band, ...]
     protected: tuple[Band, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    model: TraceModel | None = None
 
     @classmethod
     def from_trace(
@@ -166,20 +232,74 @@ class Geometry:
                 f"{background_inner:g}-{background_outer:g} rows from the trace; bring the background closer"
             )
         protected = Band(np.clip(trace - protect, bottom, top), np.clip(trace + protect, bottom, top))
-        described = dict(info or {})
-        described.update(
-            trace_coefficients=[float(c) for c in coefficients],
-            trace_reference=(ncols - 1) / 2.0,
+        model = TraceModel(
+            coefficients=tuple(float(c) for c in coefficients),
+            reference=(ncols - 1) / 2.0,
             aperture_below=float(aperture_below),
             aperture_above=float(aperture_above),
             background_inner=float(background_inner),
             background_outer=float(background_outer),
-            background_sides=[
-                name for name, w in zip(("below", "above"), widths, strict=True) if w >= min_background_rows
-            ],
             protect=float(protect),
+            background_sides=tuple(
+                name for name, w in zip(("below", "above"), widths, strict=True) if w >= min_background_rows
+            ),
         )
-        return cls(trace, aperture, background, (protected,), described)
+        return cls(trace, aperture, background, (protected,), dict(info or {}), model)
+
+    def to_trace_params(self) -> dict[str, float | str]:
+        """The ``trace`` locate method's parameters that reproduce this geometry: how an automatic
+        result is frozen into a recipe.
+
+        Use it to write what ``auto`` found into a recipe as numbers, so the next run (or another
+        frame) uses exactly these regions, and a user can read and edit them::
+
+            result = longslit.reduce("frame.fits")                # locate.method = "auto"
+            frozen = result.recipe.with_overrides({"locate": result.geometry.to_trace_params()})
+            print(frozen.to_toml())                               # [locate] method = "trace", ...
+            longslit.reduce("frame.fits", frozen)                 # the same geometry, bit for bit
+
+        For a geometry with a :attr:`model` (``auto``, ``trace``) the numbers are exact and the round
+        trip reproduces every array. For any other (e.g. ``rows``) they are estimated: a cubic fitted
+        to the trace, the median offsets of the aperture edges, and one symmetric background region
+        each side spanning the nearest to the farthest background edge.
+
+        Returns
+        -------
+        dict
+            ``{"method": "trace", "centre": ..., "slope": ..., ...}`` with plain floats (every name in
+            :data:`TRACE_PARAMS`), ready for ``Recipe.with_overrides({"locate": ...})``.
+
+        Raises
+        ------
+        ValueError
+            If the trace polynomial has terms beyond the cubic, which ``trace`` cannot hold.
+        """
+        if self.model is not None:
+            return self.model.to_params()
+        trace = np.asarray(self.trace, dtype=np.float64)
+        x = np.arange(trace.size) - (trace.size - 1) / 2.0
+        coefficients = (
+            np.polynomial.polynomial.polyfit(x, trace, min(3, trace.size - 1)) if trace.size > 1 else trace
+        )
+        coefficients = [*np.asarray(coefficients, dtype=np.float64).tolist(), 0.0, 0.0, 0.0][:4]
+        inner, outer = [], []
+        for band in self.background:
+            if np.median(band.upper) <= np.median(trace):
+                inner.append(float(np.median(trace - band.upper)))
+                outer.append(float(np.median(trace - band.lower)))
+            else:
+                inner.append(float(np.median(band.lower - trace)))
+                outer.append(float(np.median(band.upper - trace)))
+        protect = [float(np.median(np.maximum(trace - b.lower, b.upper - trace))) for b in self.protected]
+        values = dict(zip(TRACE_PARAMS[:4], coefficients, strict=True))
+        values.update(
+            aperture_below=float(np.median(trace - self.aperture.lower)),
+            aperture_above=float(np.median(self.aperture.upper - trace)),
+            background_inner=min(inner) if inner else 15.0,
+            background_outer=max(outer) if outer else 75.0,
+            protect=max(protect) if protect else float(np.median(trace - self.aperture.lower)) + 3.0,
+        )
+        return {"method": "trace", **{k: float(v) for k, v in values.items()}}
 
     @property
     def ncols(self) -> int:

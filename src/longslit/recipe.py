@@ -24,20 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import stepkinds
 from .errors import LongslitError, PluginError, RecipeError
-from .plugins.records import STEP_KINDS, Method
+from .plugins.records import Method
 
 if TYPE_CHECKING:
     from .plugins.manager import Registry
 
-DEFAULT_METHODS = {
-    "read": "fits",
-    "locate": "rows",
-    "cosmic": "median",
-    "background": "polynomial",
-    "extract": "boxcar",
-    "write": "fits",
-}
 #: The preset used when no recipe is given.
 DEFAULT_PRESET = "auto"
 _TOP_KEYS = ("name", "description")
@@ -59,7 +52,8 @@ class Recipe:
     Attributes
     ----------
     steps : dict
-        ``StepConfig`` per step kind, every kind present.
+        ``StepConfig`` per step kind: every built-in kind, and the plugins' kinds the recipe names
+        (:meth:`config` gives a kind left out its default method).
     name, description : str
         Shown to the user and written into outputs.
     source : str
@@ -84,20 +78,22 @@ class Recipe:
                 if not isinstance(value, str):
                     raise RecipeError(f"{key} must be a string", path=source)
                 continue
-            if key not in STEP_KINDS:
-                allowed = ", ".join((*_TOP_KEYS, *STEP_KINDS))
+            kind = _kind(key)
+            if kind is None:
+                allowed = ", ".join((*_TOP_KEYS, *stepkinds.names()))
                 raise RecipeError(f"unknown key {key!r}; allowed: {allowed}", path=source)
             if not isinstance(value, Mapping):
                 raise RecipeError(f"[{key}] must be a table of parameters", path=source)
             params = dict(value)
-            method = params.pop("method", DEFAULT_METHODS[key])
+            method = params.pop("method", kind.default_method)
             if not isinstance(method, str):
                 raise RecipeError(f"{key}.method must be a method name (a string)", path=source)
             steps[key] = StepConfig(method, params)
-        for kind in STEP_KINDS:
-            steps.setdefault(kind, StepConfig(DEFAULT_METHODS[kind]))
+        for kind in stepkinds.BUILTIN_KINDS:
+            steps.setdefault(kind.name, StepConfig(kind.default_method))
+        order = stepkinds.names()
         return cls(
-            steps={kind: steps[kind] for kind in STEP_KINDS},
+            steps={name: steps[name] for name in order if name in steps},
             name=str(data.get("name", "custom")),
             description=str(data.get("description", "")),
             source=source,
@@ -154,10 +150,20 @@ class Recipe:
             return cls.load(text)
         return cls.preset(text)  # raises, listing the presets
 
+    def config(self, step: str) -> StepConfig:
+        """The configuration of ``step``; a kind the recipe leaves out takes its default method."""
+        config = self.steps.get(step)
+        if config is None:
+            kind = _kind(step)
+            if kind is None:
+                raise RecipeError(f"unknown step {step!r}; steps are {', '.join(stepkinds.names())}")
+            config = StepConfig(kind.default_method)
+        return config
+
     # -- changing -------------------------------------------------------------------------------
     def with_step(self, step: str, method: str | None = None, **params: Any) -> Recipe:
         """A copy with ``step`` changed. A new method starts from its own defaults."""
-        current = self.steps[step]
+        current = self.config(step)
         if method is not None and method != current.method:
             merged: dict[str, Any] = dict(params)
         else:
@@ -165,14 +171,18 @@ class Recipe:
             merged = {**current.params, **params}
         steps = dict(self.steps)
         steps[step] = StepConfig(method, merged)
+        order = stepkinds.names()
+        steps = {
+            name: steps[name] for name in sorted(steps, key=lambda n: order.index(n) if n in order else 99)
+        }
         return replace(self, steps=steps, resolved=False)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Recipe:
         """A copy with ``{step: {param: value, ...}}`` applied (``method`` may be among them)."""
         recipe = self
         for step, params in overrides.items():
-            if step not in STEP_KINDS:
-                raise RecipeError(f"unknown step {step!r}; steps are {', '.join(STEP_KINDS)}")
+            if _kind(step) is None:
+                raise RecipeError(f"unknown step {step!r}; steps are {', '.join(stepkinds.names())}")
             if not isinstance(params, Mapping):
                 raise RecipeError(f"override for {step!r} must be a mapping of parameters")
             params = dict(params)
@@ -188,9 +198,9 @@ class Recipe:
             step, dot, param = key.strip().partition(".")
             if not sep or not dot or not param:
                 raise RecipeError(f"--set {text!r} must look like step.param=value", path="--set")
-            if step not in STEP_KINDS:
+            if _kind(step) is None:
                 raise RecipeError(
-                    f"--set {text!r}: unknown step {step!r}; steps are {', '.join(STEP_KINDS)}",
+                    f"--set {text!r}: unknown step {step!r}; steps are {', '.join(stepkinds.names())}",
                     path="--set",
                 )
             if param == "method":
@@ -198,7 +208,7 @@ class Recipe:
             else:
                 pending.append((step, param, value, text))
         for step, param, value, text in pending:  # after method changes: parse with the new method
-            method = _method(registry, step, recipe.steps[step].method, "--set")
+            method = _method(registry, step, recipe.config(step).method, "--set")
             declared = method.param(param)
             if declared is None:
                 known = ", ".join(p.name for p in method.params) or "none"
@@ -218,8 +228,16 @@ class Recipe:
     def resolve(self, registry: Registry) -> Recipe:
         """Validate every step against the installed methods and fill in defaults."""
         steps = {}
-        for kind in STEP_KINDS:
-            config = self.steps[kind]
+        known = {kind.name for kind in registry.kinds}
+        for name in self.steps:
+            if name not in known:
+                steps_text = ", ".join(kind.name for kind in registry.kinds)
+                raise RecipeError(
+                    f"[{name}] is a step kind no loaded plugin offers; steps are {steps_text}",
+                    path=self.source,
+                )
+        for kind in (k.name for k in registry.kinds):
+            config = self.config(kind)
             method = _method(registry, kind, config.method, self.source)
             try:
                 params = method.resolve(config.params)
@@ -266,6 +284,21 @@ class Recipe:
                 else:
                     lines.append(f"{name} = {_toml_value(value)}{comment}")
         return "\n".join(lines) + "\n"
+
+
+def _kind(name: str) -> stepkinds.StepKind | None:
+    """The step kind ``name``; a name no kind has yet may be a plugin's, so plugins are loaded first."""
+    try:
+        return stepkinds.get(name)
+    except KeyError:
+        pass
+    from .plugins.manager import get_registry
+
+    get_registry()  # loads the installed plugins, which add their kinds to the table
+    try:
+        return stepkinds.get(name)
+    except KeyError:
+        return None
 
 
 def preset_names() -> list[str]:

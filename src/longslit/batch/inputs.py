@@ -12,15 +12,11 @@ import glob
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import InputError
-from ..output import safe_name
 
 #: Suffixes of the files a folder contributes (compared case-insensitively).
 FRAME_SUFFIXES = (".fits", ".fits.gz", ".fit")
-#: Output suffix per built-in format; other write methods use ``.<method>``.
-OUTPUT_SUFFIX = {"fits": ".fits", "ecsv": ".ecsv"}
 _STRIP_SUFFIXES = (".gz", ".fz", ".fits", ".fit", ".fts")
 _GLOB_CHARACTERS = set("*?[")
 
@@ -90,9 +86,10 @@ def folder_frames(folder: str | os.PathLike) -> list[str]:
 
 
 def output_name(source: str | os.PathLike, fmt: str) -> str:
-    """``night1/frame.fits.gz`` -> ``frame_spectrum.fits`` (``.ecsv`` for ECSV, ``.<fmt>`` otherwise)."""
-    name = safe_name(_strip(Path(source).name))
-    return f"{name or 'frame'}_spectrum{OUTPUT_SUFFIX.get(fmt, '.' + fmt)}"
+    """``night1/frame.fits.gz`` -> ``frame_spectrum.fits``: the suffix the write method ``fmt`` declares."""
+    from ..report import output_name as named
+
+    return named(source, fmt)
 
 
 def _strip(name: str) -> str:

@@ -220,23 +220,10 @@ def _fail(result: FileResult, exc: Exception, task: Task) -> None:
 
 
 def summarize(reduction: Reduction) -> dict[str, Any]:
-    """The numbers the command line prints for a reduction (and ``--json`` carries)."""
-    spectrum = reduction.spectrum
-    good = ~spectrum.mask & np.isfinite(spectrum.flux)
-    snr = spectrum.flux[good] / spectrum.uncertainty[good] if good.any() else np.array([np.nan])
-    return {
-        "recipe": reduction.recipe.name,
-        "recipe_digest": reduction.recipe.digest(),
-        "columns": len(spectrum),
-        "masked_columns": int(spectrum.mask.sum()),
-        "cosmic_rays_replaced": reduction.cosmic.n_replaced,
-        "wavelength_unit": spectrum.wavelength_unit,
-        "wavelength_range": [float(spectrum.wavelength[0]), float(spectrum.wavelength[-1])],
-        # None (JSON null) when no uncertainties are known: NaN is not valid JSON.
-        "median_snr": float(np.median(snr[np.isfinite(snr)])) if np.isfinite(snr).any() else None,
-        "seconds": {r.step: round(r.seconds, 4) for r in reduction.records},
-        "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in reduction.records},
-    }
+    """The numbers the command line prints for a reduction (``longslit.report.summarize``)."""
+    from ..report import summarize as numbers
+
+    return numbers(reduction)
 
 
 # -- per-process state ------------------------------------------------------------------------------

@@ -41,10 +41,14 @@ Methods must not modify their inputs; the pipeline keeps every product for the U
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .records import Method
+
+if TYPE_CHECKING:
+    from ..stepkinds import StepKind
 
 hookspec = pluggy.HookspecMarker("longslit")
 hookimpl = pluggy.HookimplMarker("longslit")
@@ -119,7 +123,32 @@ def longslit_write_methods() -> Iterable[Method]:
     """
 
 
-HOOK_NAMES = {
-    kind: f"longslit_{kind}_methods"
-    for kind in ("read", "locate", "cosmic", "background", "extract", "write")
-}
+@hookspec
+def longslit_step_kinds() -> Iterable[StepKind]:
+    """Return the step kinds this plugin adds to the pipeline (most plugins add none).
+
+    A kind is a :class:`~longslit.stepkinds.StepKind` record naming its inputs (products of earlier
+    kinds), the product it provides, its default method, the kind it runs after, and in ``spec`` the
+    module or class holding its own ``@hookspec`` (``longslit_<name>_methods``). The kind then appears
+    in recipes, ``--set``, ``longslit steps`` and the terminal UI like a built-in one::
+
+        class ScaleSpec:
+            @hookspec
+            def longslit_scale_methods(self): ...
+
+        @hookimpl
+        def longslit_step_kinds():
+            return [StepKind("scale", "Scale", "Scale the spectrum.", inputs=("spectrum",),
+                             provides="spectrum", product=Spectrum, default_method="times",
+                             after="extract", spec=ScaleSpec)]
+    """
+
+
+def _hook_names() -> dict[str, str]:
+    from ..stepkinds import BUILTIN_KINDS
+
+    return {kind.name: kind.hook for kind in BUILTIN_KINDS}
+
+
+#: The hook of each built-in step kind (from the step-kind table).
+HOOK_NAMES = _hook_names()

@@ -26,20 +26,16 @@ from typing import Any
 
 import pluggy
 
+from .. import stepkinds
 from .._version import __version__
 from ..errors import PluginError, RecipeError
+from ..stepkinds import StepKind
 from . import hookspecs
-from .records import STEP_KINDS, Method
-from .validate import method_problem, records_of
+from .records import Method
+from .validate import kind_problem, method_problem, records_of
 
-DEFAULT_PLUGINS = (
-    "longslit.steps.read",
-    "longslit.steps.locate",
-    "longslit.steps.cosmic",
-    "longslit.steps.background",
-    "longslit.steps.extract",
-    "longslit.steps.write",
-)
+#: The modules registering the built-in methods: one per built-in step kind (``StepKind.module``).
+DEFAULT_PLUGINS = stepkinds.builtin_modules()
 ENTRY_POINT_GROUP = "longslit"
 #: ``LONGSLIT_NO_PLUGINS=1`` (or true, yes, on): load the built-in methods alone.
 NO_PLUGINS_ENV = "LONGSLIT_NO_PLUGINS"
@@ -98,7 +94,9 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self.problems: list[PluginProblem] = []
         self.skipped: list[SkippedPlugin] = []
-        self._methods: dict[str, dict[str, Method]] = {kind: {} for kind in STEP_KINDS}
+        #: The step kinds this registry runs: the built-in ones and those its plugins brought.
+        self.kinds: tuple[StepKind, ...] = stepkinds.BUILTIN_KINDS
+        self._methods: dict[str, dict[str, Method]] = {kind.name: {} for kind in self.kinds}
         self._conflicts: dict[tuple[str, str], list[Method]] = {}
         for module_name in DEFAULT_PLUGINS:
             self.register(
@@ -218,17 +216,17 @@ class Registry:
             self.problems.append(PluginProblem(name, package, f"cannot register: {_reason(exc)}"))
             return False
         offered: list[str] = []
-        implemented = 0
-        for kind in STEP_KINDS:
-            hook = getattr(self.pm.hook, hookspecs.HOOK_NAMES[kind])
+        implemented = self._add_kinds(name, package)
+        for kind in self.kinds:
+            hook = getattr(self.pm.hook, kind.hook)
             for impl in hook.get_hookimpls():
                 if impl.plugin_name != name:
                     continue
                 implemented += 1
-                for method in self._call(impl, kind, name, package):
+                for method in self._call(impl, kind.name, name, package):
                     self._add(replace(method, params=tuple(method.params), package=package, version=version))
-                    offered.append(f"{kind}.{method.name}")
-        for hook_name in _unknown_hooks(plugin):
+                    offered.append(f"{kind.name}.{method.name}")
+        for hook_name in _unknown_hooks(plugin, {kind.hook for kind in self.kinds}):
             self.problems.append(PluginProblem(name, package, f"unknown hook {hook_name!r} ignored"))
         if not implemented and len(self.problems) == before:
             self.problems.append(
@@ -241,6 +239,45 @@ class Registry:
             )
         self.plugins.append(PluginInfo(name, package, version, tuple(offered), source))
         return True
+
+    def _add_kinds(self, name: str, package: str) -> int:
+        """Take the step kinds plugin ``name`` brings (``longslit_step_kinds``): add their hookspecs and
+        place them in :attr:`kinds`. Returns how many hooks of that kind the plugin implements."""
+        impls = [i for i in self.pm.hook.longslit_step_kinds.get_hookimpls() if i.plugin_name == name]
+        for impl in impls:
+            try:
+                records, problem = records_of(impl.function(), "step_kinds", record_type=StepKind)
+            except (Exception, SystemExit) as exc:
+                self.problems.append(
+                    PluginProblem(name, package, f"hook longslit_step_kinds raised {_reason(exc)}")
+                )
+                continue
+            if problem:
+                self.problems.append(PluginProblem(name, package, problem))
+                continue
+            for kind in records:
+                problem = kind_problem(kind, {k.name for k in self.kinds})
+                if problem is None:
+                    try:
+                        stepkinds.add(kind)
+                        self.pm.add_hookspecs(kind.spec)
+                    except Exception as exc:
+                        problem = f"step kind {kind.name!r} cannot be added: {_reason(exc)}"
+                if problem is not None:
+                    self.problems.append(PluginProblem(name, package, problem))
+                    continue
+                self.kinds = stepkinds.ordered(
+                    [k for k in self.kinds if k not in stepkinds.BUILTIN_KINDS] + [kind]
+                )
+                self._methods.setdefault(kind.name, {})
+        return len(impls)
+
+    def kind(self, name: str) -> StepKind:
+        """The step kind ``name`` of this registry (``RecipeError`` naming the kinds if none)."""
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise RecipeError(f"unknown step {name!r}; steps are {', '.join(k.name for k in self.kinds)}")
 
     def _forget(self, plugin: Any, name: str) -> None:
         """Undo a half-done registration (pluggy keeps the hooks it added before failing)."""
@@ -256,7 +293,7 @@ class Registry:
             records, problem = records_of(impl.function(), kind)
         except (Exception, SystemExit) as exc:
             self.problems.append(
-                PluginProblem(name, package, f"hook {hookspecs.HOOK_NAMES[kind]} raised {_reason(exc)}")
+                PluginProblem(name, package, f"hook longslit_{kind}_methods raised {_reason(exc)}")
             )
             return []
         if problem:
@@ -311,7 +348,8 @@ class Registry:
             if no package offers it (listing what is available).
         """
         if step not in self._methods:
-            raise RecipeError(f"unknown step {step!r}; steps are {', '.join(STEP_KINDS)}", path=source)
+            steps = ", ".join(kind.name for kind in self.kinds)
+            raise RecipeError(f"unknown step {step!r}; steps are {steps}", path=source)
         if (step, name) in self._conflicts:
             raise PluginError(self._conflict_text((step, name)), path=source)
         try:
@@ -354,7 +392,7 @@ def _text(dist: Any, filename: str) -> str | None:
         return None
 
 
-def _unknown_hooks(plugin: Any) -> list[str]:
+def _unknown_hooks(plugin: Any, hooks: set[str]) -> list[str]:
     """Callables named ``longslit_*`` that are not hooks: most likely a misspelt hook name."""
     found = []
     try:
@@ -362,7 +400,7 @@ def _unknown_hooks(plugin: Any) -> list[str]:
     except Exception:
         return found
     for hook_name in names:
-        if not hook_name.startswith("longslit_") or hook_name in hookspecs.HOOK_NAMES.values():
+        if not hook_name.startswith("longslit_") or hook_name in hooks or hook_name == "longslit_step_kinds":
             continue
         try:
             if callable(getattr(plugin, hook_name)):

@@ -13,43 +13,33 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import hookspecs
 from .records import Method, Param
-
-#: The positional inputs each step kind's callable receives (see ``hookspecs``), for error messages.
-INPUTS = {
-    "read": ("path",),
-    "locate": ("frame",),
-    "cosmic": ("frame", "geometry"),
-    "background": ("frame", "geometry"),
-    "extract": ("frame", "geometry", "background"),
-    "write": ("reduction", "path"),
-}
 
 #: A method name must survive ``--set step.method=NAME`` and a TOML string unchanged.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
-def records_of(result: Any, kind: str) -> tuple[list[Any], str | None]:
+def records_of(result: Any, kind: str, *, record_type: type = Method) -> tuple[list[Any], str | None]:
     """The items of a hook's ``result`` and, if the result is not a collection of records, why.
 
     A hook returns an iterable of ``Method``; ``None`` counts as nothing. A single ``Method``, a
     string, a mapping or a non-iterable is refused as a whole (iterating a string would report every
     character). Exceptions raised while iterating (a generator that fails) propagate to the caller.
     """
-    hook = hookspecs.HOOK_NAMES[kind]
+    hook = f"longslit_{kind}" if kind == "step_kinds" else f"longslit_{kind}_methods"
+    noun = record_type.__name__
     if result is None:
         return [], None
-    if isinstance(result, Method):
-        return [], f"{hook} returned a single Method, not a list of them; wrap it in [...]"
+    if isinstance(result, record_type):
+        return [], f"{hook} returned a single {noun}, not a list of them; wrap it in [...]"
     if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
-        return [], f"{hook} returned {type(result).__name__}, not a list of Method records"
+        return [], f"{hook} returned {type(result).__name__}, not a list of {noun} records"
     return list(result), None
 
 
 def method_problem(record: Any, kind: str) -> str | None:
     """Why ``record`` cannot be registered as a method of ``kind`` (None when it can)."""
-    hook = hookspecs.HOOK_NAMES[kind]
+    hook = f"longslit_{kind}_methods"
     if not isinstance(record, Method):
         return f"{hook} returned {type(record).__name__}, not Method"
     label = f"method {record.name!r}"
@@ -83,7 +73,7 @@ def _signature_problem(record: Method) -> str | None:
         signature = inspect.signature(record.func)
     except (TypeError, ValueError):  # some builtins and C functions have none: cannot tell
         return None
-    inputs = INPUTS[record.step]
+    inputs = _inputs(record.step)
     values = {param.name: param.default for param in record.params}
     try:
         signature.bind(*inputs, **values)
@@ -116,3 +106,34 @@ def _same_default(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # an object whose == does not give a truth value: cannot tell, so not the same
         return False
+
+
+def _inputs(step: str) -> tuple[str, ...]:
+    """The positional inputs of ``step``'s methods, from the step-kind table."""
+    from .. import stepkinds
+
+    try:
+        inputs = stepkinds.get(step).inputs
+    except KeyError:
+        return ()
+    # Say what a function receives, as the hookspecs do: the cleaned and subtracted frames are frames.
+    nouns = {"source": "path", "cleaned": "frame", "subtracted": "frame"}
+    return tuple(nouns.get(name, name) for name in inputs)
+
+
+def kind_problem(kind: Any, taken: set[str]) -> str | None:
+    """Why ``kind`` (from a plugin's ``longslit_step_kinds``) cannot be added (None when it can)."""
+    from .. import stepkinds
+
+    if not isinstance(kind, stepkinds.StepKind):
+        return f"longslit_step_kinds returned {type(kind).__name__}, not StepKind"
+    label = f"step kind {kind.name!r}"
+    if not isinstance(kind.name, str) or not re.match(r"^[a-z][a-z0-9_]*$", kind.name):
+        return f"{label} has an unusable name: use lower-case letters, digits and _"
+    if kind.name in taken:
+        return f"{label} exists already"
+    if kind.spec is None:
+        return f"{label} has no spec: give the module or class holding its @hookspec {kind.hook}"
+    if not callable(getattr(kind.spec, kind.hook, None)):
+        return f"{label}: its spec has no hookspec named {kind.hook}"
+    return None

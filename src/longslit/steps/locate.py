@@ -4,7 +4,7 @@
 - ``auto``: finds the source, traces it across the dispersion and sets every region from what it measured
   (see :func:`locate_auto`).
 - ``trace``: the same regions from explicit numbers (trace polynomial, offsets from it), which is what an
-  ``auto`` result freezes into (:func:`geometry_to_params`).
+  ``auto`` result freezes into (:meth:`~longslit.geometry.Geometry.to_trace_params`).
 """
 
 from __future__ import annotations
@@ -229,8 +229,8 @@ def locate_auto(
     - protected from cosmic-ray cleaning: the aperture plus ``protect_fwhm`` FWHM, or the source's
       extent if larger (extended line emission must not be "cleaned").
 
-    Everything measured is in ``geometry.info``; :func:`geometry_to_params` turns it into the numbers of
-    the ``trace`` method, so a recipe can keep them.
+    Everything measured is in ``geometry.info``; :meth:`Geometry.to_trace_params` turns the trace and
+    the regions into the numbers of the ``trace`` method, so a recipe can keep them.
     """
     ncols = frame.shape[1]
     bad = frame.mask | ~np.isfinite(frame.sci)
@@ -338,84 +338,9 @@ def locate_trace(
         raise InputError(f"locate method 'trace': {exc}") from None
 
 
-#: The parameters of the ``trace`` method, in the order :func:`geometry_to_params` gives them.
-TRACE_PARAMS = (
-    "centre",
-    "slope",
-    "curvature",
-    "cubic",
-    "aperture_below",
-    "aperture_above",
-    "background_inner",
-    "background_outer",
-    "protect",
-)
-
-
 def geometry_to_params(geometry: Geometry) -> dict[str, float | str]:
-    """The ``trace`` method's parameters that reproduce ``geometry``: how an automatic result is frozen.
-
-    Use it to write what ``auto`` found into a recipe as numbers, so the next run (or another frame)
-    uses exactly these regions, and a user can read and edit them::
-
-        result = longslit.reduce("frame.fits")                # locate.method = "auto"
-        frozen = result.recipe.with_overrides({"locate": geometry_to_params(result.geometry)})
-        print(frozen.to_toml())                               # [locate] method = "trace", centre = ...
-        longslit.reduce("frame.fits", frozen)                 # the same geometry, bit for bit
-
-    Parameters
-    ----------
-    geometry : Geometry
-        A locate result. For ``auto`` and ``trace`` geometries (``geometry.info`` holds the trace
-        coefficients and offsets) the numbers are exact and the round trip reproduces every array. For
-        any other geometry (e.g. ``rows``) they are estimated: a cubic fitted to the trace, the median
-        offsets of the aperture edges, and one symmetric background region each side spanning the
-        nearest to the farthest background edge.
-
-    Returns
-    -------
-    dict
-        ``{"method": "trace", "centre": ..., "slope": ..., ...}`` with plain floats (every name in
-        :data:`TRACE_PARAMS`), ready for ``Recipe.with_overrides({"locate": ...})``.
-
-    Raises
-    ------
-    ValueError
-        If the trace polynomial has terms beyond the cubic, which ``trace`` cannot hold.
-    """
-    info = geometry.info
-    if "trace_coefficients" in info:
-        coefficients = list(info["trace_coefficients"])
-        if len(coefficients) > 4 and any(c != 0 for c in coefficients[4:]):
-            raise ValueError("the trace has terms beyond the cubic; the 'trace' method holds up to cubic")
-        values = dict(zip(TRACE_PARAMS[:4], [*coefficients, 0.0, 0.0, 0.0, 0.0][:4], strict=True))
-        for name in TRACE_PARAMS[4:]:
-            values[name] = info[name]
-        return {"method": "trace", **{k: float(v) for k, v in values.items()}}
-    trace = np.asarray(geometry.trace, dtype=np.float64)
-    x = np.arange(trace.size) - (trace.size - 1) / 2.0
-    coefficients = (
-        np.polynomial.polynomial.polyfit(x, trace, min(3, trace.size - 1)) if trace.size > 1 else trace
-    )
-    coefficients = [*np.asarray(coefficients, dtype=np.float64).tolist(), 0.0, 0.0, 0.0][:4]
-    inner, outer = [], []
-    for band in geometry.background:
-        if np.median(band.upper) <= np.median(trace):
-            inner.append(float(np.median(trace - band.upper)))
-            outer.append(float(np.median(trace - band.lower)))
-        else:
-            inner.append(float(np.median(band.lower - trace)))
-            outer.append(float(np.median(band.upper - trace)))
-    protect = [float(np.median(np.maximum(trace - b.lower, b.upper - trace))) for b in geometry.protected]
-    values = dict(zip(TRACE_PARAMS[:4], coefficients, strict=True))
-    values.update(
-        aperture_below=float(np.median(trace - geometry.aperture.lower)),
-        aperture_above=float(np.median(geometry.aperture.upper - trace)),
-        background_inner=min(inner) if inner else 15.0,
-        background_outer=max(outer) if outer else 75.0,
-        protect=max(protect) if protect else float(np.median(trace - geometry.aperture.lower)) + 3.0,
-    )
-    return {"method": "trace", **{k: float(v) for k, v in values.items()}}
+    """The ``trace`` method's parameters that reproduce ``geometry`` (:meth:`Geometry.to_trace_params`)."""
+    return geometry.to_trace_params()
 
 
 @hookimpl

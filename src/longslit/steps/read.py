@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import limits, wcs
-from ..errors import FrameError, LongslitError, printable
+from ..errors import FrameError, LongslitError, LongslitWarning, printable
 from ..fitslayout import HduLayout, scan_layout
 from ..frame import Frame, decide_dispersion_axis, noise_variance, parse_section, section_slices
 from ..plugins.hookspecs import hookimpl
@@ -51,10 +51,6 @@ SUMMARY_KEYS = (
     "ATODGAIN",
     "READNSE",
 )
-
-
-class LongslitWarning(UserWarning):
-    """Something was assumed about the input; the reduction goes on."""
 
 
 #: JWST's DQ bit DO_NOT_USE: the only one that marks a pixel bad in a calibrated JWST product.

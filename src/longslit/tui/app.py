@@ -8,7 +8,6 @@ result stays on screen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from textual import work
@@ -20,22 +19,13 @@ from textual.worker import get_current_worker
 
 from ..errors import LongslitError
 from ..recipe import Recipe
-from .panes import BackgroundPane, CosmicPane, ExtractPane, FramePane, LocatePane, SavePane, StepPane
+from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
-from .session import UI_STEPS, Session
+from .session import Session
 from .widgets.params import ParamForm
 
 #: Seconds a run may take before the message bar says "running …".
 RUNNING_NOTICE_DELAY = 0.15
-
-STEP_TITLES = {
-    "frame": "Frame",
-    "locate": "Locate",
-    "cosmic": "Cosmic",
-    "background": "Background",
-    "extract": "Extract",
-    "save": "Save",
-}
 
 
 class LongslitApp(App):
@@ -51,20 +41,19 @@ class LongslitApp(App):
         Binding("n", "step(1)", "next"),
         Binding("p", "step(-1)", "prev"),
         Binding("o", "open", "open", show=False),
-        *[
-            Binding(str(i), f"goto('{name}')", STEP_TITLES[name], show=False)
-            for i, name in enumerate(UI_STEPS, start=1)
-        ],
     ]
 
     def __init__(
         self, source: str | Path | None = None, recipe: Recipe | str | Path | None = None, *, registry=None
     ) -> None:
         super().__init__()
-        self.recipe = Recipe.coerce(recipe)
-        self.source = source
         extra = {"registry": registry} if registry is not None else {}
-        self.session = Session(self.recipe, source=source, **extra)
+        self.session = Session(Recipe.coerce(recipe), source=source, **extra)
+        #: The screens, in the order of the session's step kinds (a plugin's kind brings one too).
+        self.step_screens = screens(self.session.kinds)
+        self.screen_names = tuple(screen.name for screen in self.step_screens)
+        for i, screen in enumerate(self.step_screens[:9], start=1):
+            self.bind(str(i), f"goto('{screen.name}')", description=screen.title, show=False)
         self.current = "frame"
         self.load_error: str | None = None
         self._running_notice = None  # the timer that shows "running …" for a run that takes a while
@@ -74,12 +63,8 @@ class LongslitApp(App):
         yield Static(id="status", markup=False)
         yield Static(id="steps")
         with ContentSwitcher(initial="frame", id="switcher"):
-            yield FramePane(self.session, id="frame")
-            yield LocatePane(self.session, id="locate")
-            yield CosmicPane(self.session, id="cosmic")
-            yield BackgroundPane(self.session, id="background")
-            yield ExtractPane(self.session, id="extract")
-            yield SavePane(self.session, id="save")
+            for screen in self.step_screens:
+                yield screen.pane(self.session)
             with Vertical(id="error-view"):
                 yield Static(id="error-text", markup=False)
         yield Static(id="message", markup=False)
@@ -99,9 +84,9 @@ class LongslitApp(App):
 
     def _show_steps(self) -> None:
         parts = []
-        for i, name in enumerate(UI_STEPS, start=1):
-            label = f" {i} {STEP_TITLES[name]} "
-            parts.append(f"[reverse]{label}[/]" if name == self.current else label)
+        for i, screen in enumerate(self.step_screens, start=1):
+            label = f" {i} {screen.title} "
+            parts.append(f"[reverse]{label}[/]" if screen.name == self.current else label)
         self.query_one("#steps", Static).update("".join(parts))
 
     def message(self, text: str, *, error: bool = False) -> None:
@@ -117,6 +102,7 @@ class LongslitApp(App):
         try:
             if session.source is None:
                 session.source = _example_path()
+                session.example = True
             session.load()
         except LongslitError as exc:
             self.call_from_thread(self._load_failed, str(exc))
@@ -128,7 +114,7 @@ class LongslitApp(App):
         frame = self.session.frame
         header = frame.header
         bits = [
-            Path(frame.source).name if self.source is not None else "built-in example",
+            "built-in example" if self.session.example else Path(frame.source).name,
             str(header.get("TARGNAME", "")),
             str(header.get("INSTRUME", "")),
             str(header.get("OPT_ELEM", "")),
@@ -141,6 +127,7 @@ class LongslitApp(App):
         for note in frame.notes:
             self.notify(note, severity="warning", timeout=6, markup=False)
         self._pane("frame").update_from(self.session)
+        self.query_one(SavePane).name_targets()  # the new frame's names, not the last one's
 
     def _load_failed(self, text: str) -> None:
         self.load_error = text
@@ -188,8 +175,10 @@ class LongslitApp(App):
         self._stop_running_notice()
         session = self.session
         computed = ", ".join(session.computed) or "nothing (cached)"
-        result = session.reduction
-        self.message(f"{result.cosmic.n_replaced:,} cosmic-ray pixels replaced · recomputed {computed}")
+        summary = session.summary()
+        self.message(
+            f"{summary['cosmic_rays_replaced']:,} cosmic-ray pixels replaced · recomputed {computed}"
+        )
         self._pane(self.current).update_from(session)
 
     def _failed(self, text: str) -> None:
@@ -210,29 +199,39 @@ class LongslitApp(App):
     def on_param_form_method_changed(self, event: ParamForm.MethodChanged) -> None:
         self.change_method(event.step, event.name)
 
+    def on_step_pane_method_chosen(self, event: StepPane.MethodChosen) -> None:
+        if event.name not in [m.name for m in self.session.methods(event.step)]:
+            self.notify(f"no {event.step} method {event.name!r} is installed", severity="warning")
+            return
+        self.change_method(event.step, event.name)
+
     def change_method(self, step: str, name: str) -> None:
         self.session.set_method(step, name)
         self._pane(self.current).update_form()
         self.rerun()
 
-    def edit_regions(
-        self, change: Callable[[Session], object], *, rerun: bool = True, require_rows: bool = True
-    ) -> None:
-        """Apply a region edit from the locate keys, then rerun from locate."""
+    def on_step_pane_edit(self, event: StepPane.Edit) -> None:
+        """A region edit from the locate keys: apply it to the session, then rerun from locate."""
         if self.session.frame is None:
             return
         try:
-            change(self.session)
+            event.change(self.session)
         except LongslitError as exc:
             self.message(exc.message, error=True)
             return
-        if rerun:  # the form shows the new numbers with the result (one redraw, not two)
+        if event.rerun:  # the form shows the new numbers with the result (one redraw, not two)
             self.rerun()
+        else:
+            self._pane(self.current).update_from(self.session)
 
     # -- saving ---------------------------------------------------------------------------------
+    def on_save_pane_save(self, event: SavePane.Save) -> None:
+        self.save(event.spectrum, event.fmt, event.products, event.recipe)
+
     def save(
         self, spectrum: Path, fmt: str, products: bool, recipe_path: Path, *, overwrite: bool = False
     ) -> None:
+        """Ask the session to write; ask the user first when a file would be replaced."""
         if self.session.reduction is None:
             self.message("nothing to save yet", error=True)
             return
@@ -248,26 +247,13 @@ class LongslitApp(App):
 
             self.push_screen(ConfirmScreen(f"{names} exist(s). Overwrite? (y/n)"), answer)
             return
-        session = self.session
         try:
-            params = {"products": products} if fmt == "fits" else {}
-            session.reduction.write(spectrum, fmt, overwrite=overwrite, **params)
-            from ..output import write_atomic
-
-            text = session.reduction.recipe.to_toml(session.registry)
-            write_atomic(
-                recipe_path,
-                lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                overwrite=overwrite,
-                inputs=[str(session.source)],
-            )
+            self.session.save(spectrum, fmt, products, recipe_path, overwrite=overwrite)
         except LongslitError as exc:
             self.message(str(exc), error=True)
             return
-        session.unsaved = False
-        session.saved_paths += [str(spectrum), str(recipe_path)]
         self.message(f"wrote {spectrum} and {recipe_path}")
-        self._pane("save").update_from(session)
+        self._pane("save").update_from(self.session)
 
     # -- navigation and app actions -------------------------------------------------------------
     def action_goto(self, name: str) -> None:
@@ -281,8 +267,8 @@ class LongslitApp(App):
         pane.focus()
 
     def action_step(self, delta: int) -> None:
-        index = (UI_STEPS.index(self.current) + delta) % len(UI_STEPS)
-        self.action_goto(UI_STEPS[index])
+        index = (self.screen_names.index(self.current) + delta) % len(self.screen_names)
+        self.action_goto(self.screen_names[index])
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._help_text()))
@@ -290,11 +276,12 @@ class LongslitApp(App):
     def _help_text(self) -> str:
         lines = ["Global keys"]
         lines += [f"  {b.key_display or b.key.split(',')[0]:10} {b.description}" for b in self.BINDINGS]
-        for name in UI_STEPS:
+        for number, screen in enumerate(self.step_screens, start=1):
+            name = screen.name
             pane = self._pane(name)
             own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS] if name != "frame" else []
             if own or name == "frame":
-                lines.append(f"{STEP_TITLES[name]} ({UI_STEPS.index(name) + 1})")
+                lines.append(f"{screen.title} ({number})")
             for binding in own + (list(StepPane.BINDINGS) if name == "frame" else []):
                 keys = binding.key.replace(",", " ")
                 lines.append(f"  {keys:22} {binding.description} ({binding.action})")
@@ -304,8 +291,7 @@ class LongslitApp(App):
     def action_open(self) -> None:
         def chosen(path: str | None) -> None:
             if path:
-                self.source = path
-                self.session = Session(self.recipe, registry=self.session.registry, source=path)
+                self.session = self.session.reopen(path)
                 for pane in self.query(StepPane):
                     pane.session = self.session
                 self.load_error = None

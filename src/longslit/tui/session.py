@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError, LongslitError
 from ..frame import Frame
-from ..pipeline import COMPUTE_STEPS, Pipeline, Reduction
+from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import Registry, get_registry
 from ..plugins.records import Method
 from ..recipe import Recipe
-
-#: The steps a user walks through, in order (read happens when the file opens).
-UI_STEPS = ("frame", "locate", "cosmic", "background", "extract", "save")
+from ..report import output_name as spectrum_name
+from ..report import output_suffix, recipe_name, spatial_profile, summarize
+from ..stepkinds import StepKind, call_method
 
 
 @dataclass
@@ -31,8 +33,6 @@ class Regions:
     aperture: list[int]
     background: list[list[int]]
     protected: list[list[int]] | None = None
-    #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
-    selected: int = 0
 
     def as_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -45,7 +45,11 @@ class Regions:
 
 @dataclass
 class Session:
-    """An interactive reduction: a frame, a recipe being edited, the last good result."""
+    """An interactive reduction: a frame, a recipe being edited, the last good result.
+
+    The session is the one holder of the recipe being edited and of the region the keys act on; the
+    screens read both from it and change them only through its methods.
+    """
 
     recipe: Recipe
     registry: Registry = field(default_factory=get_registry)
@@ -59,10 +63,28 @@ class Session:
     saved_paths: list[str] = field(default_factory=list)
     #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
     selected_region: int = 0
+    #: Whether the frame is the built-in example (written to a temporary file when the UI opens).
+    example: bool = False
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.registry)
         self._lock = threading.Lock()
+        #: The recipe the session started from: what another file opened with ``o`` starts from too.
+        self.start_recipe = self.recipe
+        self._profile: tuple[Frame, np.ndarray] | None = None
+
+    def reopen(self, source: str | Path) -> Session:
+        """A new session on ``source``, from the recipe this one started from."""
+        return Session(self.start_recipe, registry=self.registry, source=source)
+
+    @property
+    def kinds(self) -> tuple[StepKind, ...]:
+        """The step kinds of this session's registry, in pipeline order."""
+        return self.registry.kinds
+
+    def kind(self, name: str) -> StepKind:
+        """The step kind ``name``."""
+        return self.registry.kind(name)
 
     # -- running ------------------------------------------------------------------------------
     def load(self) -> Frame:
@@ -71,9 +93,10 @@ class Session:
             self.frame = self.source
             return self.frame
         recipe = self.recipe.resolve(self.registry)
-        method = self.registry.method("read", recipe.steps["read"].method)
-        self.frame = Pipeline._call(
-            method, "read", str(self.source), Path(self.source), expect=Frame, **recipe.steps["read"].params
+        config = recipe.config("read")
+        method = self.registry.method("read", config.method)
+        self.frame = call_method(
+            method, Path(self.source), where=str(self.source), expect=Frame, **config.params
         )
         return self.frame
 
@@ -101,6 +124,59 @@ class Session:
         """Steps the last run actually computed (the others came from the cache)."""
         return list(self.pipeline.computed)
 
+    # -- what the screens show ---------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The last result's numbers, as the command line reports them (``longslit.report``)."""
+        if self.reduction is None:
+            raise InputError("nothing reduced yet")
+        return summarize(self.reduction)
+
+    def spatial_profile(self) -> np.ndarray:
+        """The frame's median spatial profile (computed once per frame, not per nudge)."""
+        if self.frame is None:
+            raise InputError("no frame is open")
+        if self._profile is None or self._profile[0] is not self.frame:
+            self._profile = (self.frame, spatial_profile(self.frame))
+        return self._profile[1]
+
+    # -- saving ---------------------------------------------------------------------------------
+    def default_targets(self, fmt: str) -> tuple[str, str]:
+        """The spectrum and recipe file names for the open frame, as the command line names them."""
+        source = self.frame.source if self.frame is not None else self.source
+        return spectrum_name(source, fmt, self.registry), recipe_name(source)
+
+    def renamed_for(self, name: str, fmt: str) -> str:
+        """``name`` with the suffix of write method ``fmt`` in place of any other write suffix."""
+        suffixes = sorted((m.file_suffix for m in self.methods("write")), key=len, reverse=True)
+        for suffix in suffixes:
+            if name.lower().endswith(suffix.lower()):
+                name = name[: -len(suffix)]
+                break
+        return name + output_suffix(fmt, self.registry)
+
+    def save(self, spectrum: Path, fmt: str, products: bool, recipe_path: Path, *, overwrite: bool) -> None:
+        """Write the spectrum with write method ``fmt`` and the recipe that replays this result.
+
+        Raises ``OutputError`` (a file exists and ``overwrite`` is false, a folder is missing, a disk
+        is full) with nothing half-written; on success the result counts as saved.
+        """
+        from ..output import write_atomic
+
+        if self.reduction is None:
+            raise InputError("nothing to save yet")
+        method = self.registry.method("write", fmt)
+        params = {"products": products} if method.param("products") is not None else {}
+        self.reduction.write(spectrum, fmt, overwrite=overwrite, **params)
+        text = self.reduction.recipe.to_toml(self.registry)
+        write_atomic(
+            recipe_path,
+            lambda tmp: tmp.write_text(text, encoding="utf-8"),
+            overwrite=overwrite,
+            inputs=[str(self.source)],
+        )
+        self.unsaved = False
+        self.saved_paths += [str(spectrum), str(recipe_path)]
+
     # -- editing methods and parameters -------------------------------------------------------
     def methods(self, step: str) -> list[Method]:
         """Every method registered for ``step``: built-in and plugins alike."""
@@ -108,12 +184,12 @@ class Session:
 
     def method(self, step: str) -> Method:
         """The method the recipe uses for ``step``."""
-        return self.registry.method(step, self.recipe.steps[step].method)
+        return self.registry.method(step, self.recipe.config(step).method)
 
     def params(self, step: str) -> dict[str, Any]:
         """The recipe's parameters for ``step``, defaults filled in."""
         method = self.method(step)
-        return {**method.defaults(), **self.recipe.steps[step].params}
+        return {**method.defaults(), **self.recipe.config(step).params}
 
     def set_method(self, step: str, name: str) -> None:
         """Switch ``step`` to method ``name`` (its own defaults)."""
@@ -131,17 +207,14 @@ class Session:
     # -- editing regions by keys (apall style) ------------------------------------------------
     def regions(self) -> Regions | None:
         """The hand-editable regions, when the locate method is ``rows``."""
-        if self.recipe.steps["locate"].method != "rows":
+        if self.recipe.config("locate").method != "rows":
             return None
         params = self.params("locate")
         if params.get("aperture") is None or not params.get("background"):
             return None
-        return Regions(
-            params["aperture"], params["background"], params.get("protected"), selected=self.selected_region
-        )
+        return Regions(params["aperture"], params["background"], params.get("protected"))
 
     def _store(self, regions: Regions) -> None:
-        self.selected_region = regions.selected
         self.recipe = self.recipe.with_step("locate", "rows", **regions.as_params())
 
     def nrows(self) -> int:
@@ -150,13 +223,11 @@ class Session:
     # -- traced geometries: keys edit the ``trace`` method's offsets, so a tilt is kept ------------
     def _traced(self) -> dict[str, Any] | None:
         """The ``trace`` parameters being edited; an ``auto`` result is frozen into them first."""
-        method = self.recipe.steps["locate"].method
+        method = self.recipe.config("locate").method
         if method == "auto":
             if self.reduction is None:
                 raise InputError("nothing located yet")
-            from ..steps.locate import geometry_to_params
-
-            frozen = geometry_to_params(self.reduction.geometry)
+            frozen = self.reduction.geometry.to_trace_params()
             self.recipe = self.recipe.with_overrides({"locate": frozen})
             method = "trace"
         return self.params("locate") if method == "trace" else None
@@ -197,9 +268,8 @@ class Session:
             self.selected_region = (self.selected_region + step) % 2
             return self.selected_region
         regions = self._require_regions()
-        regions.selected = (regions.selected + step) % (1 + len(regions.background))
-        self._store(regions)
-        return regions.selected
+        self.selected_region = (self.selected_region + step) % (1 + len(regions.background))
+        return self.selected_region
 
     def shift_region(self, rows: int) -> None:
         """Move the selected region by ``rows`` (positive = up the slit), kept inside the frame."""
@@ -242,18 +312,18 @@ class Session:
         size = min(width, high - low)
         middle = (low + high) // 2
         regions.background.append([middle - size // 2, middle - size // 2 + size])
-        regions.selected = len(regions.background)
+        self.selected_region = len(regions.background)
         self._store(regions)
 
     def delete_background(self) -> None:
         """Delete the selected background region (the aperture and the last region stay)."""
         regions = self._require_regions()
-        if regions.selected == 0:
+        if self.selected_region == 0:
             raise InputError("select a background region first (with , or .)")
         if len(regions.background) == 1:
             raise InputError("the background needs at least one region")
-        del regions.background[regions.selected - 1]
-        regions.selected = min(regions.selected, len(regions.background))
+        del regions.background[self.selected_region - 1]
+        self.selected_region = min(self.selected_region, len(regions.background))
         self._store(regions)
 
     def adopt_geometry_as_rows(self) -> None:
@@ -283,12 +353,13 @@ class Session:
             raise InputError("a traced geometry has one background pair; press r to edit plain rows")
         return regions
 
-    @staticmethod
-    def _selected_range(regions: Regions) -> list[int]:
-        return regions.aperture if regions.selected == 0 else regions.background[regions.selected - 1]
+    def _selected_range(self, regions: Regions) -> list[int]:
+        index = min(self.selected_region, len(regions.background))
+        return regions.aperture if index == 0 else regions.background[index - 1]
 
     def _set_selected(self, regions: Regions, rows: list[int]) -> None:
-        if regions.selected == 0:
+        index = min(self.selected_region, len(regions.background))
+        if index == 0:
             # The protected rows stay with the source while they still cover the aperture (so a
             # nudge reruns only the extraction: the cleaning is the same); when the aperture leaves
             # them, they travel with it.
@@ -306,17 +377,5 @@ class Session:
                 ]
             regions.aperture = rows
         else:
-            regions.background[regions.selected - 1] = rows
+            regions.background[index - 1] = rows
         self._store(regions)
-
-
-def _overlap(a: list[int], b: list[int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def first_changed_step(before: Recipe, after: Recipe) -> str | None:
-    """The first compute step whose configuration differs between two recipes."""
-    for step in COMPUTE_STEPS:
-        if before.steps[step] != after.steps[step]:
-            return step
-    return None

@@ -1,0 +1,393 @@
+"""The table of step kinds: what each kind's methods receive, return and depend on, in pipeline order.
+
+A step kind is one :class:`StepKind` record. The pipeline runs the table as a loop (gather the inputs
+from the products so far, call the recipe's method, check what it returned, keep it); the recipe, the
+plugin registry, the command line and the terminal UI read their names, titles, order and default
+methods from it. Adding a kind is one record here and one hookspec in ``plugins/hookspecs.py`` (plus
+its built-in methods in a module of ``steps/``, named by the record); a plugin can bring a kind of its
+own through the ``longslit_step_kinds`` hook, with its hookspec in :attr:`StepKind.spec`.
+
+Products are named. A kind's :attr:`StepKind.inputs` are names of products made by earlier kinds (or
+``source``, the file being reduced); its result is stored under :attr:`StepKind.provides` and may add
+derived views (:attr:`StepKind.derive`): the cosmic step's result gives the ``cleaned`` frame, the
+background's the ``subtracted`` one. A later kind that provides a name an earlier one did (a flux
+calibration providing ``spectrum``, say) supersedes it for the kinds after it and for the writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .errors import InputError, LongslitError, StepError
+from .frame import Frame
+from .geometry import Band, Geometry
+from .limits import check_frame
+from .plugins.records import Method
+from .products import BackgroundFit, CosmicResult, Spectrum
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a post-condition check knows: the step, the method, the file, and the products so far."""
+
+    step: str
+    method: Method
+    where: str
+    products: Mapping[str, Any]
+
+    def fail(self, reason: str) -> NoReturn:
+        """Raise the :class:`StepError` that names the step, the method and its package."""
+        raise StepError(self.step, self.method.name, self.method.package or "?", reason, path=self.where)
+
+    def shape(self, name: str, array: Any, shape: tuple, kinds: str = "fbiu") -> None:
+        """A result array must have the shape the next steps need and a dtype of ``kinds``."""
+        if not isinstance(array, np.ndarray) or array.shape != shape:
+            got = getattr(array, "shape", type(array).__name__)
+            self.fail(f"returned {name} of shape {got}, expected {shape}")
+        if array.dtype.kind not in kinds:
+            expected = "booleans" if kinds == "b" else "numbers"
+            self.fail(f"returned {name} of dtype {array.dtype}, expected {expected}")
+
+    def finite(self, name: str, array: np.ndarray, finite: np.ndarray) -> None:
+        """NaN or inf where the input was finite would silently spoil the spectrum: name the method."""
+        bad = int((finite & ~np.isfinite(array)).sum())
+        if bad:
+            self.fail(f"returned {name} with {bad} non-finite values where its input was finite")
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """One kind of step: its place in the pipeline and the contract of its methods.
+
+    Attributes
+    ----------
+    name : str
+        The recipe's table name and ``--set NAME.param``; also the hook's middle word.
+    title : str
+        Shown by the faces (a TUI screen's title, ``longslit steps``).
+    summary : str
+        One line saying what the step does.
+    inputs : tuple of str
+        Product names the method receives, positionally, in this order (``source``: the file).
+    provides : str or None
+        The name its product is stored under (None: it makes no product, as ``write``).
+    product : type or None
+        The type a method must return (checked); None: anything.
+    default_method : str
+        The method a recipe that leaves the step out uses.
+    check : callable, optional
+        ``check(result, Check)``: the post-condition of a method's result, raising through
+        ``Check.fail`` (a ``StepError``) or an ``InputError`` for a result that does not fit the frame.
+    derive : callable, optional
+        ``derive(result, products) -> {name: value}``: views of the result later steps take as inputs.
+    fingerprint : callable, optional
+        ``fingerprint(result, uses) -> tuple``: what later steps' caching compares instead of this
+        step's configuration (the geometry: moving the aperture reruns only what reads it). ``uses`` is
+        the consuming method's :attr:`Method.uses`.
+    runs : bool
+        Whether :meth:`Pipeline.run` runs it (``write`` runs on request).
+    module : str, optional
+        The built-in module registering its methods (``longslit.steps.NAME``), if any.
+    after : str, optional
+        For a plugin's kind: the kind it runs after (default: the last computing kind).
+    spec : object, optional
+        For a plugin's kind: the module or class holding its ``@hookspec``.
+    """
+
+    name: str
+    title: str
+    summary: str
+    inputs: tuple[str, ...]
+    provides: str | None
+    product: type | None
+    default_method: str
+    check: Callable[[Any, Check], None] | None = None
+    derive: Callable[[Any, Mapping[str, Any]], dict[str, Any]] | None = None
+    fingerprint: Callable[[Any, tuple[str, ...] | None], tuple] | None = None
+    runs: bool = True
+    module: str | None = None
+    after: str | None = None
+    spec: Any = field(default=None, compare=False)
+
+    @property
+    def hook(self) -> str:
+        """The hook that returns this kind's methods."""
+        return f"longslit_{self.name}_methods"
+
+
+# -- the built-in kinds' checks and views -----------------------------------------------------------
+def _check_frame(frame: Frame, check: Check) -> None:
+    check_frame(frame.shape, check.where)
+
+
+def _check_geometry(geometry: Geometry, check: Check) -> None:
+    problems = geometry.problems(check.products["frame"].shape)
+    if problems:
+        raise InputError(
+            f"locate method {check.method.name!r} gave an unusable geometry: {problems[0]}", path=check.where
+        )
+
+
+def _check_cosmic(result: CosmicResult, check: Check) -> None:
+    frame = check.products["frame"]
+    check.shape("cleaned", result.cleaned, frame.shape, kinds="fiu")
+    check.shape("mask", result.mask, frame.shape, kinds="b")
+    check.finite("cleaned", result.cleaned, np.isfinite(frame.sci))
+
+
+def _check_background(fit: BackgroundFit, check: Check) -> None:
+    cleaned = check.products["cleaned"]
+    check.shape("model", fit.model, cleaned.shape)
+    check.finite("model", fit.model, np.isfinite(cleaned.sci))
+    # basis and covariance are used by the extraction; check them here, against their maker.
+    nrows, ncols = cleaned.shape
+    if fit.basis is not None:
+        k = getattr(fit.basis, "shape", (0, 0))[-1]
+        check.shape("basis", fit.basis, (nrows, k))
+        if fit.covariance is not None:
+            check.shape("covariance", fit.covariance, (ncols, k, k))
+    if fit.used is not None:
+        check.shape("used", fit.used, cleaned.shape, kinds="b")
+
+
+def _check_spectrum(spectrum: Spectrum, check: Check) -> None:
+    ncols = check.products["frame"].shape[1]
+    for name in ("flux", "uncertainty", "wavelength"):
+        check.shape(name, getattr(spectrum, name), (ncols,))
+    check.shape("mask", spectrum.mask, (ncols,), kinds="b")
+
+
+def _cleaned(result: CosmicResult, products: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cleaned": products["frame"].with_sci(result.cleaned)}
+
+
+def _subtracted(fit: BackgroundFit, products: Mapping[str, Any]) -> dict[str, Any]:
+    cleaned = products["cleaned"]
+    return {"subtracted": cleaned.with_sci(cleaned.sci - fit.model)}
+
+
+#: The parts of a geometry a method can declare it reads (``Method.uses``).
+GEOMETRY_PARTS = ("trace", "aperture", "background", "protected")
+
+
+def geometry_fingerprint(geometry: Geometry, uses: tuple[str, ...] | None) -> tuple:
+    """The values of the geometry parts ``uses`` (None: all of them), as comparable bytes."""
+
+    def value(part: Any) -> Any:
+        if isinstance(part, np.ndarray):
+            return part.tobytes()
+        if isinstance(part, Band):
+            return (part.lower.tobytes(), part.upper.tobytes())
+        return tuple(value(p) for p in part)
+
+    names = uses if uses is not None and set(uses) <= set(GEOMETRY_PARTS) else GEOMETRY_PARTS
+    return tuple((name, value(getattr(geometry, name))) for name in names)
+
+
+#: The built-in step kinds, in pipeline order.
+BUILTIN_KINDS: tuple[StepKind, ...] = (
+    StepKind(
+        "read",
+        "Frame",
+        "Read a file into a Frame: science, variance, bad-pixel mask, header, wavelengths.",
+        inputs=("source",),
+        provides="frame",
+        product=Frame,
+        default_method="fits",
+        check=_check_frame,
+        module="longslit.steps.read",
+    ),
+    StepKind(
+        "locate",
+        "Locate",
+        "Find the source: trace, aperture, background and protected regions.",
+        inputs=("frame",),
+        provides="geometry",
+        product=Geometry,
+        default_method="rows",
+        check=_check_geometry,
+        fingerprint=geometry_fingerprint,
+        module="longslit.steps.locate",
+    ),
+    StepKind(
+        "cosmic",
+        "Cosmic",
+        "Find and repair cosmic-ray hits.",
+        inputs=("frame", "geometry"),
+        provides="cosmic",
+        product=CosmicResult,
+        default_method="median",
+        check=_check_cosmic,
+        derive=_cleaned,
+        module="longslit.steps.cosmic",
+    ),
+    StepKind(
+        "background",
+        "Background",
+        "Model the sky and background under the source.",
+        inputs=("cleaned", "geometry"),
+        provides="background",
+        product=BackgroundFit,
+        default_method="polynomial",
+        check=_check_background,
+        derive=_subtracted,
+        module="longslit.steps.background",
+    ),
+    StepKind(
+        "extract",
+        "Extract",
+        "Turn the background-subtracted frame into a 1D spectrum with uncertainties.",
+        inputs=("subtracted", "geometry", "background"),
+        provides="spectrum",
+        product=Spectrum,
+        default_method="boxcar",
+        check=_check_spectrum,
+        module="longslit.steps.extract",
+    ),
+    StepKind(
+        "write",
+        "Save",
+        "Write a reduction to a file (the output formats).",
+        inputs=("reduction", "path"),
+        provides=None,
+        product=None,
+        default_method="fits",
+        runs=False,
+        module="longslit.steps.write",
+    ),
+)
+
+_lock = threading.Lock()
+_added: dict[str, StepKind] = {}
+
+
+def add(kind: StepKind) -> None:
+    """Add a plugin's step kind to the process-wide table (the registry does, when it loads the plugin).
+
+    Adding the same record again does nothing; another record under a taken name is refused.
+    """
+    if not isinstance(kind, StepKind):
+        raise TypeError(f"a step kind is a StepKind record, not {type(kind).__name__}")
+    with _lock:
+        taken = _builtin().get(kind.name) or _added.get(kind.name)
+        if taken is not None and taken != kind:
+            raise ValueError(f"the step kind name {kind.name!r} is taken")
+        if kind.after is not None and kind.after not in _builtin() and kind.after not in _added:
+            raise ValueError(f"step kind {kind.name!r} runs after {kind.after!r}, which is no step kind")
+        _added[kind.name] = kind
+
+
+def remove(name: str) -> None:
+    """Take a plugin's kind out of the table again (tests)."""
+    with _lock:
+        _added.pop(name, None)
+
+
+def _builtin() -> dict[str, StepKind]:
+    return {kind.name: kind for kind in BUILTIN_KINDS}
+
+
+def ordered(extra: Iterable[StepKind] = ()) -> tuple[StepKind, ...]:
+    """The built-in kinds with ``extra`` ones placed after the kind each names (default: the last
+    computing kind), in pipeline order."""
+    kinds = list(BUILTIN_KINDS)
+    for kind in extra:
+        if any(k.name == kind.name for k in kinds):
+            continue
+        anchor = kind.after or [k for k in kinds if k.runs][-1].name
+        index = next((i for i, k in enumerate(kinds) if k.name == anchor), len(kinds) - 1)
+        # after the anchor and after any kinds already placed after it
+        while index + 1 < len(kinds) and kinds[index + 1].after == anchor:
+            index += 1
+        kinds.insert(index + 1, kind)
+    return tuple(kinds)
+
+
+def kinds() -> tuple[StepKind, ...]:
+    """Every step kind known in this process (built-in and plugins' so far), in pipeline order."""
+    with _lock:
+        extra = list(_added.values())
+    return ordered(extra)
+
+
+def names() -> tuple[str, ...]:
+    """The names of :func:`kinds`."""
+    return tuple(kind.name for kind in kinds())
+
+
+def get(name: str) -> StepKind:
+    """The kind called ``name`` (``KeyError`` if none)."""
+    for kind in kinds():
+        if kind.name == name:
+            return kind
+    raise KeyError(name)
+
+
+def builtin_modules() -> tuple[str, ...]:
+    """The modules that register the built-in methods, one per kind."""
+    return tuple(kind.module for kind in BUILTIN_KINDS if kind.module)
+
+
+# -- calling a method ------------------------------------------------------------------------------
+def call_method(
+    method: Method,
+    *args: Any,
+    step: str | None = None,
+    where: str = "?",
+    expect: type | None = None,
+    passthrough: type[BaseException] | tuple = (),
+    **params: Any,
+) -> Any:
+    """Call ``method.func(*args, **params)`` as the pipeline does.
+
+    Any unexpected exception (and ``SystemExit``: a plugin calling ``sys.exit()`` must not end the
+    program) becomes a :class:`StepError` naming the step, the method and its package; a
+    ``LongslitError`` passes with ``where`` as its path; a result that is not an ``expect`` is refused.
+
+    Parameters
+    ----------
+    method : Method
+        The method to call (``registry.method(step, name)``).
+    *args
+        The step kind's inputs, in order.
+    step : str, optional
+        The step's name for messages (default ``method.step``).
+    where : str
+        The file being reduced, for messages.
+    expect : type, optional
+        The type the result must have.
+    passthrough : exception type(s)
+        Exceptions to let through unchanged (the writer's ``OSError``: a full disk is the output's fault).
+    **params
+        The method's parameters, already resolved.
+    """
+    step = step or method.step
+    try:
+        result = method.func(*args, **params)
+    except passthrough:
+        raise
+    except LongslitError as exc:
+        if exc.path is None:
+            exc.path = where
+        raise
+    except (Exception, SystemExit) as exc:
+        raise StepError(step, method.name, method.package or "?", _reason(exc), path=where) from exc
+    if expect is not None and not isinstance(result, expect):
+        raise StepError(
+            step,
+            method.name,
+            method.package or "?",
+            f"returned {type(result).__name__}, expected {expect.__name__}",
+            path=where,
+        )
+    return result
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

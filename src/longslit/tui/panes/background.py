@@ -1,0 +1,80 @@
+"""Screen 4, Background: one column's fit over its background pixels; the model and residual in 2D."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from textual.binding import Binding
+from textual.widgets import Static
+
+from ..widgets.frame_view import FrameView
+from ..widgets.plot import PlotView
+from .base import StepPane
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+class BackgroundPane(StepPane):
+    """The background fit of one column over its background pixels; the model and residual in 2D."""
+
+    screen_name = "background"
+    kind = "background"
+    BINDINGS = [
+        Binding("left,h", "column(-1)", "column", key_display="←→"),
+        Binding("right,l", "column(1)", "column", show=False),
+        Binding("H", "column(-25)", "-25", show=False),
+        Binding("L", "column(25)", "+25", show=False),
+        *StepPane.BINDINGS,
+    ]
+
+    def on_mount(self) -> None:
+        self.column = 10  # the tutorial's single-column plot
+        self.view_layer = "background"
+
+    def action_column(self, step: int) -> None:
+        if self.session.frame is not None:
+            self.column = int(np.clip(self.column + step, 0, self.session.frame.shape[1] - 1))
+            self.update_from(self.session)
+
+    def update_from(self, session: Session) -> None:
+        self.update_form()
+        result = session.reduction
+        if session.frame is None or result is None:
+            return
+        self.show_frame(
+            self.query_one("#background-view", FrameView), self.query_one("#background-caption", Static)
+        )
+        column = min(self.column, session.frame.shape[1] - 1)
+        data = result.cleaned.sci[:, column]
+        used = result.background.used[:, column] if result.background.used is not None else None
+        background = result.geometry.background_mask(session.frame.shape[0])[:, column]
+        rows = np.flatnonzero(background)
+        model = result.background.model[:, column]
+        kept = rows if used is None else np.flatnonzero(used)
+        rejected = np.setdiff1d(rows, kept)
+        finite = data[rows][np.isfinite(data[rows])]
+        low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+        margin = (high - low) * 0.3 + 1e-9
+
+        def draw(plt) -> None:
+            if kept.size:  # plotext cannot draw an empty series
+                plt.scatter(kept.tolist(), data[kept].tolist(), marker="dot", color="cyan", label="used")
+            if rejected.size:
+                plt.scatter(
+                    rejected.tolist(), data[rejected].tolist(), marker="x", color="red", label="left out"
+                )
+            plt.plot(np.arange(model.size).tolist(), model.tolist(), color="yellow", label="fit")
+            plt.ylim(float(low - margin), float(high + margin))
+            unit = "A" if session.frame.calibrated else "col"
+            if kept.size:
+                plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit})")
+            else:
+                plt.title(f"col {column}: all flagged, interpolated")
+            plt.xlabel("row")
+
+        self.query_one("#background-plot", PlotView).plot(draw)
+        self.query_one("#background-figures", Static).update(
+            f"column {column}\n{kept.size} pixels used\n{rejected.size} left out\n←→ column, H L ±25"
+        )

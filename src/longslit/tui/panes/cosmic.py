@@ -1,0 +1,66 @@
+"""Screen 3, Cosmic: a cut through a few columns before and after cleaning, the hits on the frame."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from textual.binding import Binding
+from textual.widgets import Static
+
+from ..widgets.frame_view import FrameView
+from ..widgets.plot import PlotView
+from .base import StepPane
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+class CosmicPane(StepPane):
+    """Cosmic-ray cleaning: a cut through a few columns before and after, the hits on the frame."""
+
+    screen_name = "cosmic"
+    kind = "cosmic"
+    BINDINGS = [
+        Binding("left,h", "columns(-1)", "columns", key_display="←→"),
+        Binding("right,l", "columns(1)", "columns", show=False),
+        *StepPane.BINDINGS,
+    ]
+
+    def on_mount(self) -> None:
+        self.first_column = 254  # the tutorial's plot of columns 254-258
+        self.view_layer = "cleaned"
+
+    def action_columns(self, step: int) -> None:
+        if self.session.frame is not None:
+            self.first_column = int(np.clip(self.first_column + 5 * step, 0, self.session.frame.shape[1] - 5))
+            self.update_from(self.session)
+
+    def update_from(self, session: Session) -> None:
+        self.update_form()
+        result = session.reduction
+        if session.frame is None or result is None:
+            return
+        self.show_frame(
+            self.query_one("#cosmic-view", FrameView),
+            self.query_one("#cosmic-caption", Static),
+            mask=result.cosmic.mask,
+            protected=True,
+        )
+        first = min(self.first_column, session.frame.shape[1] - 5)
+        columns = slice(first, first + 5)
+        before, after = session.frame.sci[:, columns], result.cleaned.sci[:, columns]
+        rows = np.arange(before.shape[0]).tolist()
+
+        def draw(plt) -> None:
+            plt.plot(rows, before.max(axis=1).tolist(), color="red", marker="braille", label="before")
+            plt.plot(rows, after.max(axis=1).tolist(), color="green", marker="braille", label="after")
+            plt.title(f"columns {first}-{first + 4}, max per row")
+            plt.xlabel("row")
+
+        self.query_one("#cosmic-plot", PlotView).plot(draw)
+        in_view = int(result.cosmic.mask[:, columns].sum())
+        self.query_one("#cosmic-figures", Static).update(
+            f"{result.cosmic.n_replaced:,} pixels replaced\n{in_view} in columns {first}-{first + 4}\n"
+            "←→ other columns"
+        )
