@@ -11,13 +11,9 @@ ends. Whatever astropy still raises becomes a :class:`FrameError`.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
 import math
 import stat
 import warnings
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -265,11 +261,12 @@ class _open_source:
             start = handle.read(6)
             handle.seek(0)
             if start[:2] == b"\x1f\x8b" or start[:3] == b"BZh":
-                buffer, size = _decompress(handle, start, where, self.limit)
+                kind = "gzip" if start[:2] == b"\x1f\x8b" else "bzip2"
+                buffer, size = limits.decompress_bounded(handle, kind, where, self.limit)
                 handle.close()
                 if not size:
                     raise FrameError("decompresses to nothing (0 bytes); is it a complete file?", path=where)
-                self.handle = _BufferFile(buffer, size)  # type: ignore[assignment]
+                self.handle = limits.BufferFile(buffer, size)  # type: ignore[assignment]
                 self.size = self.held = size
             else:
                 self.size = info.st_size
@@ -281,88 +278,6 @@ class _open_source:
     def __exit__(self, *exc_info: Any) -> None:
         if self.handle is not None:
             self.handle.close()
-
-
-class _BufferFile(io.RawIOBase):
-    """A read-only, seekable file over the first ``size`` bytes of a buffer, without copying it."""
-
-    def __init__(self, buffer: Any, size: int) -> None:
-        super().__init__()
-        self._view = memoryview(buffer).cast("B")[:size]
-        self._size, self._position = size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        count = max(0, min(len(target), self._size - self._position))
-        memoryview(target).cast("B")[:count] = self._view[self._position : self._position + count]
-        self._position += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def close(self) -> None:
-        self._view.release()
-        super().close()
-
-
-#: Bytes decompressed per read: small enough to overshoot the budget by little.
-_CHUNK = 1 << 20
-
-
-def _decompress(handle: BinaryIO, start: bytes, where: str, limit: int | None) -> tuple[Any, int]:
-    """The decompressed bytes of a gzip or bzip2 file in one buffer, refusing to expand past the budget.
-
-    The stream is decompressed straight into one buffer allocated once (``limit`` bytes of address
-    space, of which only what the file fills is ever touched), so the memory held never exceeds the
-    budget: no chunks are kept and joined into a second copy. Without a budget the buffer grows.
-    ``gzip`` and ``bz2`` raise on a truncated or corrupt stream, where astropy would silently drop the
-    HDUs it could not read.
-    """
-    kind = "gzip" if start[:2] == b"\x1f\x8b" else "bzip2"
-    stream = gzip.GzipFile(fileobj=handle) if kind == "gzip" else bz2.BZ2File(handle)
-    ceiling = None if limit is None else limit + 1  # one byte more: to see that the stream goes on
-    try:
-        buffer = np.empty(ceiling or 64 * _CHUNK, dtype=np.uint8)
-    except MemoryError:  # a budget larger than the address space allows: grow up to it instead
-        buffer = np.empty(64 * _CHUNK, dtype=np.uint8)
-    view = memoryview(buffer)
-    total = 0
-    try:
-        with stream:
-            while True:
-                if total == len(buffer):
-                    if ceiling is not None and total >= ceiling:
-                        limits.check_bytes(total, where, "decompresses to at least", limit=limit)
-                    buffer = _grown(buffer, ceiling)  # a copy, only where one buffer could not be had
-                    view = memoryview(buffer)
-                count = stream.readinto(view[total : min(len(buffer), total + _CHUNK)])
-                if not count:
-                    break
-                total += count
-    except (EOFError, OSError, zlib.error, ValueError) as exc:
-        raise FrameError(
-            f"is a truncated or corrupt {kind} file ({_first_line(exc)}); copy or download it again",
-            path=where,
-        ) from None
-    return buffer, total
-
-
-def _grown(buffer: np.ndarray, ceiling: int | None) -> np.ndarray:
-    size = 2 * len(buffer) if ceiling is None else min(2 * len(buffer), ceiling)
-    bigger = np.empty(size, dtype=np.uint8)
-    bigger[: len(buffer)] = buffer
-    return bigger
 
 
 # -- choosing the images ---------------------------------------------------------------------------
