@@ -140,7 +140,8 @@ def test_recipe_errors_name_file_key_and_what_is_allowed(registry, tmp_path, tom
 def test_missing_recipe_file_and_unknown_preset():
     with pytest.raises(RecipeError, match="recipe file not found"):
         Recipe.coerce("/nonexistent/recipe.toml")
-    with pytest.raises(RecipeError, match="no preset or recipe file named 'fancy'; presets: auto, tutorial"):
+    listed = "auto, gtc-osiris, jwst-miri-lrs, kast-blue, tutorial"
+    with pytest.raises(RecipeError, match=f"no preset or recipe file named 'fancy'; presets: {listed}"):
         Recipe.coerce("fancy")
 
 

@@ -14,17 +14,21 @@ The budget is, in order of precedence:
    ``1000000`` (bytes), or ``none`` / ``0`` for no limit;
 3. three quarters of the physical memory (or of the cgroup's limit, in a container, if smaller).
 
-The reader checks the budget from the FITS header, before it reads the data; the pipeline checks the
-frame it is given (a frame built in memory, or one a plugin reader returned) before the first step.
+The reader checks the budget from the FITS header, before it reads the data; a gzip or bzip2 file is
+decompressed into one buffer by :func:`decompress_bounded`, which stops at the budget (the bytes held
+never exceed it: no chunks joined into a second copy); the pipeline checks the frame it is given (a
+frame built in memory, or one a plugin reader returned) before the first step.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any, BinaryIO
 
 from .errors import InputError, MemoryBudgetError
 
@@ -149,6 +153,104 @@ def check_bytes(size: int, where: str | None, what: str, *, limit: int | str | N
             f"raise the budget with {ENV_VARIABLE} if the machine has the memory",
             path=where,
         )
+
+
+# -- compressed inputs: decompressed into one buffer, never past the budget ----------------------------
+class BufferFile(io.RawIOBase):
+    """A read-only, seekable file over the first ``size`` bytes of a buffer, without copying it."""
+
+    def __init__(self, buffer: Any, size: int) -> None:
+        super().__init__()
+        self._view = memoryview(buffer).cast("B")[:size]
+        self._size, self._position = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        count = max(0, min(len(target), self._size - self._position))
+        memoryview(target).cast("B")[:count] = self._view[self._position : self._position + count]
+        self._position += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
+
+
+#: Bytes decompressed per read: small enough to overshoot the budget by little.
+_CHUNK = 1 << 20
+
+
+def decompress_bounded(handle: BinaryIO, kind: str, where: str, limit: int | None) -> tuple[Any, int]:
+    """The decompressed bytes of a gzip or bzip2 file in one buffer, refusing to expand past the budget.
+
+    ``kind`` is ``"gzip"`` or ``"bzip2"``. The stream is decompressed straight into one buffer allocated
+    once (``limit`` bytes of address space, of which only what the file fills is ever touched), so the
+    memory held never exceeds the budget: no chunks are kept and joined into a second copy. Without a
+    budget the buffer grows.
+    ``gzip`` and ``bz2`` raise on a truncated or corrupt stream, where astropy would silently drop the
+    HDUs it could not read.
+    """
+    import bz2
+    import gzip
+    import zlib
+
+    import numpy as np
+
+    from .errors import FrameError, printable
+
+    stream = gzip.GzipFile(fileobj=handle) if kind == "gzip" else bz2.BZ2File(handle)
+    ceiling = None if limit is None else limit + 1  # one byte more: to see that the stream goes on
+    try:
+        buffer = np.empty(ceiling or 64 * _CHUNK, dtype=np.uint8)
+    except MemoryError:  # a budget larger than the address space allows: grow up to it instead
+        buffer = np.empty(64 * _CHUNK, dtype=np.uint8)
+    view = memoryview(buffer)
+    total = 0
+    try:
+        with stream:
+            while True:
+                if total == len(buffer):
+                    if ceiling is not None and total >= ceiling:
+                        check_bytes(total, where, "decompresses to at least", limit=limit)
+                    buffer = _grown(buffer, ceiling)  # a copy, only where one buffer could not be had
+                    view = memoryview(buffer)
+                count = stream.readinto(view[total : min(len(buffer), total + _CHUNK)])
+                if not count:
+                    break
+                total += count
+    except (EOFError, OSError, zlib.error, ValueError) as exc:
+        raise FrameError(
+            f"is a truncated or corrupt {kind} file ({_reason(exc, printable)}); copy or download it again",
+            path=where,
+        ) from None
+    return buffer, total
+
+
+def _grown(buffer: Any, ceiling: int | None) -> Any:
+    import numpy as np
+
+    size = 2 * len(buffer) if ceiling is None else min(2 * len(buffer), ceiling)
+    bigger = np.empty(size, dtype=np.uint8)
+    bigger[: len(buffer)] = buffer
+    return bigger
+
+
+def _reason(exc: BaseException, printable: Any) -> str:
+    text = str(exc).strip().splitlines()
+    return printable(text[0])[:200] if text else type(exc).__name__
 
 
 def format_bytes(size: int) -> str:

@@ -150,9 +150,10 @@ def test_recipe_strings_stay_strings(tmp_path, small):
         '[read]\nsci_extname = "../../etc/passwd"\n'
         '[locate]\nmethod = "rows"\naperture = [27, 37]\nbackground = [[2, 20], [44, 62]]\n'
     )
-    result = longslit.reduce(small, str(recipe))
-    assert result.recipe.name == f"$(touch {marker})"
-    result.write(tmp_path / "out.fits")
+    assert longslit.Recipe.coerce(str(recipe)).name == f"$(touch {marker})"
+    # A science extension asked for by a name the file does not have is refused, the name shown as text.
+    with pytest.raises(longslit.FrameError, match=r"has no image named \.\./\.\./ETC/PASSWD"):
+        longslit.reduce(small, str(recipe))
     assert not marker.exists()
 
 

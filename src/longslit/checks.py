@@ -1,0 +1,205 @@
+"""Sanity checks that catch nonsense: a calibration frame reduced as science, a trace that wanders, a
+cosmic-ray step that rewrote the data, an extraction with no signal.
+
+Pure functions over what the steps produce; they decide nothing themselves. The pipeline refuses a
+frame for which :func:`looks_like_calibration` returns a sentence (exit 2, one line), and shows each
+sentence :func:`reduction_warnings` returns as a warning.
+
+What they look at, and why:
+
+- **Calibration frames.** Science has a source: collapsed along the dispersion (a median per row), the
+  light along the slit has a narrow peak, far above the profile's own noise. An arc or a flat is lit
+  evenly along the slit. An arc then shows strong narrow lines along the dispersion (collapsed along
+  the slit, a median per column), each running the full slit; a flat's light varies smoothly along the
+  dispersion; a bias or dark is flat in both directions.
+- **Trace.** The automatic locate fits the source centre in blocks of columns: their scatter about the
+  fit (``trace_rms``) against the source's width, steps between neighbouring blocks (a trace jumping
+  between sources or orders), and a trace that leaves the frame.
+- **Cosmic rays.** A cleaning step that replaces more than a few percent of the pixels is replacing
+  data (lines, a source), not cosmic rays.
+- **Signal.** A median S/N below 2 per column is an extraction of mostly noise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .frame import Frame
+
+#: A source's peak along the slit must stand this many times the profile's noise above its trend.
+SOURCE_SIGNIFICANCE = 25.0
+#: ... and this fraction of the light level at its row (sky included) above the trend.
+SOURCE_CONTRAST = 0.02
+#: An arc has at least this many lines standing this many times above the dispersion profile's trend.
+ARC_LINES, ARC_LINE_CONTRAST = 3, 0.5
+#: Limits of :func:`reduction_warnings`.
+TRACE_RMS_FWHM = 0.25
+TRACE_JUMP_FWHM = 1.0
+COSMIC_FRACTION = 0.03
+MIN_MEDIAN_SNR = 2.0
+
+
+def looks_like_calibration(frame: Frame) -> str | None:
+    """A sentence saying the frame looks like an arc, a flat or a bias (not science), or None.
+
+    Parameters
+    ----------
+    frame : Frame
+        As read (rows = slit, columns = dispersion).
+
+    Returns
+    -------
+    str or None
+        E.g. "looks like an arc-lamp frame, not science: the light is spread evenly along the slit with
+        no source, and 25 narrow lines cross the full slit; use it as a wavelength calibration". None
+        when the frame has a source along the slit.
+    """
+    sci = np.where(frame.mask, np.nan, frame.sci.astype(np.float64))
+    nrows, ncols = sci.shape
+    if nrows < 8 or ncols < 8:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows or columns
+        along_slit = np.nanmedian(sci, axis=1)  # per row
+        along_dispersion = np.nanmedian(sci, axis=0)  # per column
+    if _has_source(along_slit):
+        return None
+    lines = _lines(along_dispersion, sci)
+    evenly = "the light is spread evenly along the slit with no source"
+    if lines >= ARC_LINES:
+        return (
+            f"looks like an arc-lamp frame, not science: {evenly}, and {lines} narrow lines cross the full "
+            "slit; use it as a wavelength calibration (an arc), not as the science frame"
+        )
+    good = along_dispersion[np.isfinite(along_dispersion)]
+    if good.size < 8:
+        return None
+    low, mid, high = np.percentile(good, [5, 50, 95])
+    if mid > 0 and (high - low) / abs(mid) > 0.2:
+        return (
+            f"looks like a flat-field (lamp or dome) frame, not science: {evenly} and no lines, its light "
+            "varying smoothly along the dispersion; use it as a flat, not as the science frame"
+        )
+    return (
+        f"looks like a bias or dark frame, not science: {evenly}, no lines, and a level that does not "
+        "change along the dispersion; use it as a calibration, not as the science frame"
+    )
+
+
+def reduction_warnings(
+    frame: Frame, geometry: Any, cosmic_mask: np.ndarray | None, spectrum: Any
+) -> list[str]:
+    """Sentences warning that a reduction's results are suspect (empty when nothing is).
+
+    Parameters
+    ----------
+    frame : Frame
+        The frame as read.
+    geometry : Geometry
+        What locate found; its ``info`` (``fwhm``, ``trace_rms``, ``block_centres``) when the trace was
+        fitted (the ``auto`` method).
+    cosmic_mask : ndarray of bool, optional
+        The pixels the cosmic-ray step replaced.
+    spectrum : Spectrum
+        The extracted spectrum (flux, uncertainty, mask).
+    """
+    found: list[str] = []
+    info = getattr(geometry, "info", {}) or {}
+    nrows = frame.shape[0]
+    fwhm = info.get("fwhm")
+    rms = info.get("trace_rms")
+    if fwhm and rms is not None and rms > TRACE_RMS_FWHM * fwhm:
+        found.append(
+            f"the trace scatters by {rms:.2f} rows rms about its fit, {rms / fwhm:.2f} times the source's "
+            f"FWHM ({fwhm:.2f} rows): it may follow noise, several sources or orders; check the trace or "
+            "give the rows (locate.method = 'rows')"
+        )
+    centres = np.asarray(info.get("block_centres", ()), dtype=np.float64)
+    if fwhm and centres.size >= 2:
+        steps = np.abs(np.diff(centres))
+        if np.nanmax(steps) > TRACE_JUMP_FWHM * max(fwhm, 1.0):
+            found.append(
+                f"the trace jumps by {np.nanmax(steps):.1f} rows between neighbouring blocks of columns (the "
+                f"source's FWHM is {fwhm:.1f}): it may jump between sources or orders"
+            )
+    trace = np.asarray(getattr(geometry, "trace", np.array([])), dtype=np.float64)
+    if trace.size and (np.nanmin(trace) < 0 or np.nanmax(trace) > nrows - 1 or not np.isfinite(trace).all()):
+        outside = int(np.sum(~np.isfinite(trace) | (trace < 0) | (trace > nrows - 1)))
+        found.append(f"the trace leaves the frame in {outside:,} of {trace.size:,} columns")
+    if cosmic_mask is not None and np.size(cosmic_mask):
+        share = float(np.mean(cosmic_mask))
+        if share > COSMIC_FRACTION:
+            found.append(
+                f"the cosmic-ray step replaced {100 * share:.1f}% of the pixels (more than "
+                f"{100 * COSMIC_FRACTION:.0f}%): it is replacing data (lines or the source), not cosmic "
+                "rays; raise cosmic.threshold or protect more rows"
+            )
+    flux = np.asarray(spectrum.flux, dtype=np.float64)
+    uncertainty = np.asarray(spectrum.uncertainty, dtype=np.float64)
+    good = ~np.asarray(spectrum.mask, dtype=bool) & np.isfinite(flux) & np.isfinite(uncertainty)
+    good &= uncertainty > 0
+    if good.any():
+        snr = float(np.median(flux[good] / uncertainty[good]))
+        if snr < MIN_MEDIAN_SNR:
+            found.append(
+                f"the extracted spectrum's median S/N is {snr:.1f} per column (below {MIN_MEDIAN_SNR:g}): "
+                "mostly noise; is there a source at the rows extracted?"
+            )
+    return found
+
+
+# -- measures ----------------------------------------------------------------------------------------
+def _trend(values: np.ndarray, window: int) -> np.ndarray:
+    from scipy.ndimage import median_filter
+
+    return median_filter(values, size=max(3, window | 1), mode="nearest")
+
+
+def _has_source(profile: np.ndarray) -> bool:
+    """Whether the light along the slit has a narrow peak (a source) above its smooth trend."""
+    good = np.isfinite(profile)
+    if good.sum() < 8:
+        return False
+    values = np.where(good, profile, np.nanmedian(profile))
+    trend = _trend(values, max(15, len(values) // 4))
+    residual = values - trend
+    # The profile's own noise, from neighbour differences (a source's smooth peak barely adds to it).
+    noise = 1.4826 * np.median(np.abs(np.diff(residual))) / np.sqrt(2.0)
+    peak = int(np.argmax(residual))
+    level = max(abs(float(trend[peak])), abs(float(values[peak])), 1e-30)
+    height = float(residual[peak])
+    return height > SOURCE_SIGNIFICANCE * max(noise, 1e-12 * level) and height > SOURCE_CONTRAST * level
+
+
+def _lines(profile: np.ndarray, sci: np.ndarray) -> int:
+    """Strong narrow lines along the dispersion that run the full slit (each third of it shows them)."""
+    good = np.isfinite(profile)
+    if good.sum() < 16:
+        return 0
+    values = np.where(good, profile, np.nanmedian(profile))
+    trend = _trend(values, max(15, len(values) // 40))
+    residual = values - trend
+    noise = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    high = residual > np.maximum(ARC_LINE_CONTRAST * np.abs(trend), 10.0 * noise)
+    edges = np.diff(np.concatenate(([0], high.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    count = 0
+    thirds = np.array_split(np.arange(sci.shape[0]), 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        parts = [np.nanmedian(sci[rows], axis=0) for rows in thirds]
+    for start, stop in zip(starts, stops, strict=True):
+        if stop - start > 12:
+            continue  # a broad feature, not a line
+        column = start + int(np.argmax(residual[start:stop]))
+        # Tilted lines move a few columns along the slit; vignetting dims a part of it.
+        near = slice(max(0, column - 4), column + 5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            crossing = all(np.nanmax(part[near]) - trend[column] > 0.1 * residual[column] for part in parts)
+        if crossing:
+            count += 1
+    return count
