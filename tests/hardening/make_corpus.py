@@ -400,7 +400,7 @@ CASES: tuple[Case, ...] = (
         "ERR of another shape than SCI, with `--set read.err_extname=none`",
         lambda folder: "err_shape.fits",  # the file the case above built
         "reduced",
-        ("no ERR array: uncertainties are unknown",),
+        ("no ERR array: variance from the noise model",),
         args=(*SMALL, "--set", "read.err_extname=none"),
     ),
     Case(
