@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import longslit
-from longslit import checks
+from longslit import checks, stepkinds
 from longslit.products import Spectrum
 from longslit.testing import make_frame
 
@@ -20,10 +20,13 @@ def reduced():
 
 def test_a_clean_reduction_gives_no_warning_and_is_science(reduced):
     assert checks.looks_like_calibration(reduced.frame) is None
-    assert (
-        checks.reduction_warnings(reduced.frame, reduced.geometry, reduced.cosmic_mask, reduced.spectrum)
-        == []
-    )
+    assert reduced.warnings == []
+
+
+def _warned(kind_name: str, result, reduced) -> list[str]:
+    kind = stepkinds.get(kind_name)
+    method = reduced.registry.method(kind_name, reduced.recipe.config(kind_name).method)
+    return kind.warn(result, stepkinds.Check(kind_name, method, "f.fits", reduced.products))
 
 
 def test_each_suspect_result_is_warned(reduced):
@@ -33,19 +36,22 @@ def test_each_suspect_result_is_warned(reduced):
         trace=geometry.trace + 300.0,  # leaves the frame (512 rows)
         aperture=geometry.aperture,
         background=geometry.background,
-        info={**geometry.info, "trace_rms": 0.5 * fwhm, "block_centres": [30.0, 30.5, 45.0, 31.0]},
+        info={**geometry.info, "trace_rms": 0.6 * fwhm, "block_centres": [30.0, 30.5, 45.0, 31.0]},
     )
-    cosmic = np.zeros(frame.shape, bool)
-    cosmic[:, ::10] = True  # 10 % of the pixels
-    noise = Spectrum(spectrum.wavelength, spectrum.uncertainty * 0.5, spectrum.uncertainty, spectrum.mask)
-    warned = checks.reduction_warnings(frame, wandering, cosmic, noise)
-    assert len(warned) == 5, warned
-    for text, expected in zip(
-        warned,
-        ("scatters", "jumps by 14.5 rows", "leaves the frame", "replaced 10.2%", "S/N is 0.5"),
-        strict=True,
-    ):
+    warned = _warned("locate", wandering, reduced)
+    assert len(warned) == 3, warned
+    for text, expected in zip(warned, ("scatters", "jump by 14.5 rows", "leaves the frame"), strict=True):
         assert expected in text
+    lines = np.zeros(frame.shape, bool)
+    lines[:, ::10] = True  # whole columns: lines along the slit, not cosmic rays
+    [text] = _warned("cosmic", longslit.CosmicResult(frame.sci, lines), reduced)
+    assert "cosmic rays do not line up along the slit" in text
+    scattered = np.random.default_rng(2).random(frame.shape) < 0.12  # 12 % at random
+    [text] = _warned("cosmic", longslit.CosmicResult(frame.sci, scattered), reduced)
+    assert "replaced 12.0% of the pixels" in text
+    noise = Spectrum(spectrum.wavelength, spectrum.uncertainty * 0.5, spectrum.uncertainty, spectrum.mask)
+    [text] = _warned("extract", noise, reduced)
+    assert "median S/N is 0.50" in text
 
 
 @pytest.mark.parametrize("kind", ["arc", "flat", "bias"])

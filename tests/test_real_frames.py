@@ -53,7 +53,8 @@ FRAMES = (
 
 @cache
 def outcome(name: str, preset: str) -> dict:
-    """What reducing one real frame gives: error (exit 2) or numbers, and what checks.py says."""
+    """What reducing one real frame gives: the refusal (exit 2, one line) or the numbers and warnings,
+    and what ``checks.looks_like_calibration`` says of the frame as read."""
     import longslit
     from longslit import checks
     from longslit.errors import LongslitError
@@ -61,7 +62,6 @@ def outcome(name: str, preset: str) -> dict:
     path = _need(REAL / name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", longslit.LongslitWarning)
-        # The check runs on the frame as read, before locate: where the pipeline is to call it.
         try:
             frame = longslit.read(path, **longslit.Recipe.coerce(preset).steps["read"].params)
         except LongslitError as exc:
@@ -79,7 +79,7 @@ def outcome(name: str, preset: str) -> dict:
         "exit": 0,
         "result": result,
         "calibration": calibration,
-        "warnings": checks.reduction_warnings(result.frame, result.geometry, result.cosmic_mask, spectrum),
+        "warnings": result.warnings,
         "trace": float(np.median(result.geometry.trace)),
         "snr": snr,
         "finite": bool(np.isfinite(spectrum.uncertainty).all()),
@@ -88,33 +88,22 @@ def outcome(name: str, preset: str) -> dict:
 
 def table() -> str:
     rows = [
-        "| File | What it is | Preset | `longslit reduce` today | checks.py | Once the checks are wired |",
-        "|---|---|---|---|---|---|",
+        "| File | What it is | Preset | `longslit reduce` | Warnings |",
+        "|---|---|---|---|---|",
     ]
     for name, what, preset in FRAMES:
         found = outcome(name, preset)
         short = Path(name).name
         if found["exit"]:
-            today = f"exit {found['exit']}: {found['error'].splitlines()[0]}"
-            if "calibration" not in found:
-                said, then = "(not reached: not a frame)", f"exit {found['exit']}, the same line"
-            elif found["calibration"]:
-                said, then = found["calibration"].split(":")[0], f"exit 2: {found['calibration']}"
-            else:
-                said, then = "science (a source on the slit)", f"exit {found['exit']}, the same line"
+            said = f"exit {found['exit']}: {found['error'].splitlines()[0]}"
+            warned = ""
         else:
             uncertainties = "finite uncertainties" if found["finite"] else "some uncertainties unknown"
-            today = (
+            said = (
                 f"exit 0: trace at row {found['trace']:.1f}, median S/N {found['snr']:.1f}, {uncertainties}"
             )
-            warned = found["warnings"]
-            if found["calibration"]:
-                said = found["calibration"].split(":")[0]
-                then = f"exit 2: {found['calibration']}"
-            else:
-                said = "science (a source on the slit)"
-                then = "exit 0" + (", warning: " + "; ".join(warned) if warned else ", no warning")
-        rows.append(f"| {short} | {what} | {preset} | {today} | {said} | {then} |")
+            warned = "; ".join(found["warnings"]) or "none"
+        rows.append(f"| {short} | {what} | {preset} | {said} | {warned} |")
     return "\n".join(rows)
 
 
@@ -141,9 +130,9 @@ def test_every_real_frame_reduces_plausibly_or_is_refused_in_one_line(name, what
         else:  # the two MIRI files carry no ERR: the flux is reduced, its uncertainty said to be unknown
             assert found["result"].frame.noise_model == "none"
             assert "uncertainties are unknown" in " ".join(found["result"].frame.notes)
-    elif found.get("calibration") is not None:  # refused once the pipeline calls the check, in one sentence
+    elif found.get("calibration") is not None:  # refused by the read step's check, in one sentence
+        assert found["exit"] == 2 and found["error"].startswith(Path(name).name + ": looks like a")
         assert re.match(r"looks like an? (arc-lamp|flat-field|bias)", found["calibration"])
-        assert "\n" not in found["calibration"]
 
 
 def test_kast_arc_and_flat_are_recognised_and_science_is_not(real_frame_path):
@@ -211,9 +200,22 @@ def test_miri_dispaxis2_gives_the_frame_and_spectrum_of_the_transposed_file():
     assert "decided from the data" in notes and "wavelengths are column numbers" in notes
 
 
-def test_miri_s2d_cosmic_step_replacing_lines_is_warned():
-    warned = outcome("jwst_miri/miri_lrs_s2d_dispaxis2.fits", "jwst-miri-lrs")["warnings"]
-    assert any("cosmic-ray step replaced" in text for text in warned)
+def test_miri_s2d_is_not_cleaned_away_and_the_old_cosmic_step_is_warned():
+    # The auto preset's cosmic step (medians along the slit and the dispersion, each pixel's noise)
+    # leaves the s2d's structure alone; the tutorial's square median with one sigma for the frame
+    # cleans whole columns of it, which the cosmic step kind's warning says.
+    import longslit
+
+    result = outcome("jwst_miri/miri_lrs_s2d_dispaxis2.fits", "jwst-miri-lrs")["result"]
+    assert result.cosmic.mask.mean() < 0.03
+    assert not [w for w in result.warnings if w.startswith("cosmic:")]
+    square = {"model": "square", "noise": "frame", "size": 5, "threshold": 8.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", longslit.LongslitWarning)
+        old = longslit.reduce(
+            _need(REAL / "jwst_miri/miri_lrs_s2d_dispaxis2.fits"), "jwst-miri-lrs", cosmic=square
+        )
+    assert any("cosmic rays do not line up along the slit" in w for w in old.warnings), old.warnings
 
 
 def main(argv: list[str]) -> int:

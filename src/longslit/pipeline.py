@@ -267,7 +267,7 @@ class Pipeline:
                 result = call_method(
                     method, *args, step=kind.name, where=where, expect=kind.product, **params
                 )
-            check = Check(kind.name, method, where, products)
+            check = Check(kind.name, method, where, products, params)
             if kind.check is not None:
                 kind.check(result, check)
             found = list(kind.warn(result, check)) if kind.warn is not None else []

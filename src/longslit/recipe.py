@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 #: The preset used when no recipe is given.
 DEFAULT_PRESET = "auto"
-_TOP_KEYS = ("name", "description")
+_TOP_KEYS = ("name", "description", "base")
 _MAX_RECIPE_BYTES = 1 << 20
 
 
@@ -81,7 +81,7 @@ class Recipe:
                 continue
             kind = _kind(key)
             if kind is None:
-                allowed = ", ".join((*_TOP_KEYS, *stepkinds.names()))
+                allowed = ", ".join((*_TOP_KEYS[:2], *stepkinds.names(), *_TOP_KEYS[2:]))
                 raise RecipeError(f"unknown key {key!r}; allowed: {allowed}", path=source)
             if not isinstance(value, Mapping):
                 raise RecipeError(f"[{key}] must be a table of parameters", path=source)
@@ -116,8 +116,18 @@ class Recipe:
             raise RecipeError(f"is not valid TOML: {exc}", path=source) from None
         except RecursionError:
             raise RecipeError("nests tables or arrays too deeply to be a recipe", path=source) from None
+        named = data.get("base")
+        if named is not None:
+            # ``base = "auto"``: an instrument preset (or a user's recipe) that states only what differs.
+            if not isinstance(named, str) or named not in preset_names():
+                raise RecipeError(
+                    f"base = {named!r} is not a preset; presets: {', '.join(preset_names())}", path=source
+                )
+            if f"preset {named}" == source:
+                raise RecipeError(f"base = {named!r} names the preset itself", path=source)
+            base = cls.preset(named)
         if base is not None:
-            data = _on_base(data, base)
+            data = _on_base({k: v for k, v in data.items() if k != "base"}, base)
         return cls.from_dict(data, source=source)
 
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .errors import InputError, LongslitError, StepError
+from .errors import FrameError, InputError, LongslitError, StepError
 from .frame import Frame
 from .geometry import Band, Geometry
 from .limits import check_frame
@@ -39,6 +39,8 @@ class Check:
     method: Method
     where: str
     products: Mapping[str, Any]
+    #: The method's parameters, resolved (a kind's check may honour one it documents).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def fail(self, reason: str) -> NoReturn:
         """Raise the :class:`StepError` that names the step, the method and its package."""
@@ -129,6 +131,15 @@ class StepKind:
 # -- the built-in kinds' checks and views -----------------------------------------------------------
 def _check_frame(frame: Frame, check: Check) -> None:
     check_frame(frame.shape, check.where)
+    if check.params.get("calibration_check", True):
+        from .checks import looks_like_calibration
+
+        looks = looks_like_calibration(frame)
+        if looks is not None:
+            raise FrameError(
+                f"{looks} (to extract it as science anyway: --set read.calibration_check=false)",
+                path=check.where,
+            )
 
 
 def _check_geometry(geometry: Geometry, check: Check) -> None:

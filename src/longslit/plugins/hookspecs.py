@@ -144,11 +144,10 @@ def longslit_step_kinds() -> Iterable[StepKind]:
     """
 
 
-def _hook_names() -> dict[str, str]:
-    from ..stepkinds import BUILTIN_KINDS
-
-    return {kind.name: kind.hook for kind in BUILTIN_KINDS}
-
-
-#: The hook of each built-in step kind (from the step-kind table).
-HOOK_NAMES = _hook_names()
+#: The hook of each built-in step kind, named from the hookspecs above (the step-kind table's
+#: ``StepKind.hook``; ``tests/test_step_kinds.py`` checks that the two agree).
+HOOK_NAMES = {
+    name.removeprefix("longslit_").removesuffix("_methods"): name
+    for name in list(globals())
+    if name.startswith("longslit_") and name.endswith("_methods")
+}

@@ -142,6 +142,12 @@ VARIANCE_EXTENSIONS = ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
         "none",
         "Overscan whose median the noise model takes as the bias: none, biassec or '[x1:x2,y1:y2]'.",
     ),
+    Param(
+        "calibration_check",
+        "bool",
+        True,
+        "Refuse a frame that looks like an arc, a flat or a bias as science (false: reduce it anyway).",
+    ),
 )
 def read_fits(
     path: str | Path,
@@ -158,6 +164,7 @@ def read_fits(
     gain: float | None,
     read_noise: float | None,
     bias_section: str,
+    calibration_check: bool,
 ) -> Frame:
     """Read a long-slit frame from a FITS file.
 
