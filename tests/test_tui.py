@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
 from astropy.io import fits
+from pilot import run, settle
 
 import longslit
 from longslit import CosmicResult, Method, Param, Recipe
@@ -17,23 +16,6 @@ from longslit.tui.screens import ConfirmScreen, OpenScreen
 from longslit.tui.widgets.frame_view import RAMP, FrameView
 
 SIZE = (80, 24)
-
-
-def run(coroutine):
-    return asyncio.run(coroutine)
-
-
-async def settle(pilot) -> None:
-    """Wait for the pipeline worker and the screen to catch up (a superseded run is cancelled)."""
-    from textual.worker import WorkerCancelled
-
-    for _ in range(5):
-        try:
-            await pilot.app.workers.wait_for_complete()
-            break
-        except WorkerCancelled:
-            continue
-    await pilot.pause()
 
 
 async def type_into(pilot, widget_id: str, text: str) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+from pilot import run, settle
 from textual.widgets import Input, Static
 
 from longslit.testing import make_frame
@@ -13,22 +12,6 @@ from longslit.tui.screens import ConfirmScreen, OpenScreen
 from longslit.tui.widgets.params import ParamForm
 
 SIZE = (80, 24)
-
-
-def run(coroutine):
-    return asyncio.run(coroutine)
-
-
-async def settle(pilot) -> None:
-    from textual.worker import WorkerCancelled
-
-    for _ in range(5):
-        try:
-            await pilot.app.workers.wait_for_complete()
-            break
-        except WorkerCancelled:
-            continue
-    await pilot.pause()
 
 
 def field(app, step: str, name: str):
