@@ -218,6 +218,30 @@ def test_miri_s2d_is_not_cleaned_away_and_the_old_cosmic_step_is_warned():
     assert any("cosmic rays do not line up along the slit" in w for w in old.warnings), old.warnings
 
 
+def test_outputs_say_how_the_input_was_read_and_products_keep_its_orientation(tmp_path):
+    from astropy.io import fits
+
+    import longslit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", longslit.LongslitWarning)
+        turned = longslit.reduce(_need(REAL / "jwst_miri/miri_lrs_s2d_dispaxis2.fits"), "jwst-miri-lrs")
+        kast = longslit.reduce(_need(REAL / "lick_kast/pypeit_kast_b27.fits.gz"), "kast-blue")
+    turned.write(tmp_path / "miri.fits", products=True)
+    kast.write(tmp_path / "kast.fits")
+    with fits.open(_need(REAL / "jwst_miri/miri_lrs_s2d_dispaxis2.fits")) as raw:
+        stored = next(h.data.shape for h in raw if getattr(h, "data", None) is not None and h.data.ndim == 2)
+    with fits.open(tmp_path / "miri.fits") as out:
+        assert out[0].header["DISPAXIS"] == 2
+        assert out["CLEANED"].data.shape == stored == (387, 44)  # the file's orientation, not the turned one
+        np.testing.assert_array_equal(out["CLEANED"].data.T, turned.cleaned.sci.astype(np.float32))
+    with fits.open(tmp_path / "kast.fits") as out:
+        header = out[0].header
+        assert header["DISPAXIS"] == 1 and header["DATASEC"] == "[1:2048,1:350]"
+        assert header["NOISEMOD"].startswith("model: read noise 3.7 e-")
+        assert header.get("WAVEMED") == kast.frame.wavelength_medium
+
+
 def main(argv: list[str]) -> int:
     if argv != ["--update-doc"]:
         print(table())

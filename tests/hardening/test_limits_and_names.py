@@ -96,7 +96,9 @@ def test_the_reader_refuses_from_the_header_before_reading_data(small, monkeypat
 
 
 def test_the_pipeline_refuses_a_frame_built_in_memory(small):
-    frame = Frame.from_arrays(np.ones((64, 80)), np.ones((64, 80)))
+    # A science frame held in memory (a uniform one would now be refused as a bias by the read check).
+    read = longslit.read(small)
+    frame = Frame.from_arrays(read.sci, np.sqrt(read.variance))
     with pytest.raises(MemoryBudgetError, match="64x80 frame needs about"):
         Pipeline(memory_limit="100K").run(frame, Recipe.preset("tutorial").with_overrides(SMALL))
     assert Pipeline(memory_limit="100M").run(frame, Recipe.preset("tutorial").with_overrides(SMALL)).spectrum

@@ -76,7 +76,11 @@ def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, A
             for r in reduction.records
         ],
         "notes": list(reduction.frame.notes),
+        "warnings": list(reduction.warnings),
         "cosmic_rays_replaced": reduction.cosmic.n_replaced,
+        "dispersion_axis": reduction.frame.dispersion_axis,
+        "wavelength_medium": reduction.frame.wavelength_medium,
+        "noise_model": reduction.frame.noise_model,
     }
 
 
@@ -199,6 +203,16 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    frame = reduction.frame
+    # How the input was read, so the numbers can be judged: its axes, the air or vacuum wavelengths,
+    # where the uncertainties came from.
+    header["DISPAXIS"] = (frame.dispersion_axis, "input's dispersion axis")
+    if frame.wavelength_medium:
+        header["WAVEMED"] = (frame.wavelength_medium, "wavelengths in air or vacuum")
+    if frame.noise_model:  # a long string, continued over cards: where the uncertainties came from
+        header["NOISEMOD"] = _header_text(frame.noise_model)
+    if frame.section is not None:
+        header["DATASEC"] = ("[{}:{},{}:{}]".format(*frame.section), "input pixels reduced")
     # The full recipe as JSON (long strings continue over several cards); the input's path on request.
     header["LSRECIPE"] = json.dumps(info["recipe"], separators=(",", ":"))
     if input_path:
@@ -207,16 +221,21 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
         header.add_history(f"recipe: {line}"[:72])
     for note in info["notes"]:
         header.add_comment(f"note: {note}"[:72])
+    for warning in info["warnings"]:
+        header.add_comment(f"warning: {_header_text(warning)}"[:72])
     table = spectrum_hdu(reduction)
     for key in _COPIED_KEYS:
         if key in reduction.frame.header:
             table.header[key] = reduction.frame.header[key]
     hdus = [primary, table]
     if products:
+        # 2D products in the input file's own orientation (a frame dispersed along NAXIS2 was turned
+        # when read), so they overlay the input pixel for pixel.
+        turned = frame.to_file_orientation
         hdus += [
-            fits.ImageHDU(reduction.cleaned.sci.astype(np.float32), name="CLEANED"),
-            fits.ImageHDU(reduction.background.model.astype(np.float32), name="BACKGROUND"),
-            fits.ImageHDU(reduction.cosmic.mask.astype(np.uint8), name="CRMASK"),
+            fits.ImageHDU(turned(reduction.cleaned.sci.astype(np.float32)), name="CLEANED"),
+            fits.ImageHDU(turned(reduction.background.model.astype(np.float32)), name="BACKGROUND"),
+            fits.ImageHDU(turned(reduction.cosmic.mask.astype(np.uint8)), name="CRMASK"),
             _geometry_hdu(reduction),
         ]
     fits.HDUList(hdus).writeto(path)
