@@ -37,13 +37,18 @@ SOURCE_CONTRAST = 0.02
 ARC_LINES, ARC_LINE_CONTRAST = 3, 0.5
 
 
-def looks_like_calibration(frame: Frame) -> str | None:
+def looks_like_calibration(frame: Frame, *, bias: bool = True) -> str | None:
     """A sentence saying the frame looks like an arc, a flat or a bias (not science), or None.
 
     Parameters
     ----------
     frame : Frame
         As read (rows = slit, columns = dispersion).
+    bias : bool
+        Also name a frame with no source, no lines and no lamp as a bias or dark. The read step's
+        check does not: a science exposure of a target too faint to show in the collapsed profile looks
+        the same, and a trace given by hand must still reduce it (the automatic locate says when it
+        finds no source).
 
     Returns
     -------
@@ -78,6 +83,8 @@ def looks_like_calibration(frame: Frame) -> str | None:
             f"looks like a flat-field (lamp or dome) frame, not science: {evenly} and no lines, its light "
             "varying smoothly along the dispersion; use it as a flat, not as the science frame"
         )
+    if not bias:
+        return None
     return (
         f"looks like a bias or dark frame, not science: {evenly}, no lines, and a level that does not "
         "change along the dispersion; use it as a calibration, not as the science frame"
