@@ -258,6 +258,30 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("pypeit_kast_b1.fits.gz", "looks like an arc-lamp frame"),
+        ("pypeit_kast_b11.fits.gz", "looks like a flat-field"),
+    ],
+)
+def test_kast_arc_and_flat_given_as_science_exit_2_in_one_sentence_with_nothing_written(name, said, tmp_path):
+    import subprocess
+
+    script = Path(sys.executable).parent / "longslit"
+    source = _need(REAL / "lick_kast" / name)
+    before = source.stat().st_mtime_ns, source.stat().st_size
+    for recipe in ("kast-blue", "auto"):
+        out = tmp_path / recipe
+        command = [str(script), "reduce", str(source), "-r", recipe, "--outdir", str(out)]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+        assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr
+        assert said in errors[0] and "read.calibration_check=false" in errors[0]
+        assert not out.exists() or not any(out.iterdir())  # nothing written
+    assert (source.stat().st_mtime_ns, source.stat().st_size) == before  # the input untouched
+
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
