@@ -156,3 +156,32 @@ def test_open_asks_when_unsaved_and_save_names_follow_the_new_frame(example, tmp
             assert app.query_one("#save-recipe", Input).value == "night2_0042_recipe.toml"
 
     run(scenario())
+
+
+def test_file_names_with_markup_are_shown_as_text_and_never_break_the_app(example, tmp_path, monkeypatch):
+    # Issue 23 item 9: "[on]d.fits" was logged as "d.fits", "[@click=app.quit]" made the log quit on a
+    # click, and a "[/]" in a path crashed the app with a MarkupError after the files were written.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "[").mkdir()  # so that "[/]r.toml" is a path: folder "[", file "]r.toml"
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=(120, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("6")
+            await pilot.pause()
+            app.query_one("#save-spectrum", Input).value = "[on]d_[@click=app.quit]x.fits"
+            app.query_one("#save-recipe", Input).value = "[/]r.toml"
+            app.query_one("#save").focus()
+            await pilot.press("w")
+            await settle(pilot)
+            assert app.is_running
+            log = str(app.query_one("#save-log", Static).render())
+            assert "wrote [on]d_[@click=app.quit]x.fits" in log and "wrote [/]r.toml" in log
+            assert "wrote [on]d_[@click=app.quit]x.fits and [/]r.toml" in str(
+                app.query_one("#message", Static).render()
+            )
+
+    run(scenario())
+    assert (tmp_path / "[on]d_[@click=app.quit]x.fits").read_bytes()[:6] == b"SIMPLE"
+    assert (tmp_path / "[" / "]r.toml").is_file()
