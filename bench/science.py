@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         auto = longslit.reduce(path, "auto")
         seconds = time.perf_counter() - started
-        info = auto.geometry.info
+        info, model = auto.geometry.info, auto.geometry.model
         a = agreement(auto, tutorial, reference)
         low = auto.geometry.aperture.lower.min() + 0.5
         high = auto.geometry.aperture.upper.max() - 0.5
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  trace centre {info['centre']:.2f} (tutorial 254.5), FWHM {info['fwhm']:.2f} rows, "
             f"aperture rows {low:.1f}-{high:.1f} (tutorial 250-259), background "
-            f"{info['background_inner']:.0f}-{info['background_outer']:.0f} rows from the trace, "
+            f"{model.background_inner:.0f}-{model.background_outer:.0f} rows from the trace, "
             f"{a['rejected']} pixels rejected, "
             f"{a['summed']} columns summed (profile mismatch)"
         )
