@@ -238,7 +238,8 @@ class Pipeline:
                 self.computed.append(kind.name)
             records.append(record)
             warnings += [f"{kind.name}: {text}" for text in found]
-            made[kind.provides] = (product, key, kind)
+            if kind.provides is not None:
+                made[kind.provides] = (product, key, kind)
             if kind.derive is not None:
                 for name, value in self._derive(kind, product, key, made).items():
                     made[name] = (value, key, None)
