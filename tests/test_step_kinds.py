@@ -16,6 +16,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pluggy
 import pytest
 from wheels import build_wheel, install
 
@@ -291,3 +292,32 @@ def test_a_kind_record_from_a_plugin_is_checked(toy_module):
     [problem] = registry.problems
     assert "step kind 'Bad Name' has an unusable name" in problem.reason
     assert [k.name for k in registry.kinds] == [k.name for k in stepkinds.BUILTIN_KINDS]
+
+
+def test_a_plugin_kind_whose_input_nothing_provides_is_named(small):
+    class Spec:
+        @pluggy.HookspecMarker("longslit")
+        def longslit_orphan_methods(self):
+            """Methods of a kind that reads a product nobody makes."""
+
+    class Orphan:
+        @longslit.hookimpl
+        def longslit_step_kinds(self):
+            return [
+                stepkinds.StepKind("orphan", "Orphan", "x", ("nothing",), "spectrum", None, "x", spec=Spec)
+            ]
+
+        @longslit.hookimpl
+        def longslit_orphan_methods(self):
+            return [longslit.Method("orphan", "x", "x", lambda nothing: nothing)]
+
+    registry = Registry(entry_points=False)
+    try:
+        assert registry.register(Orphan(), name="orphan", package="longslit-orphan")
+        recipe = Recipe.preset("tutorial").with_overrides(
+            {"locate": {"aperture": [27, 37], "background": [[2, 20], [44, 62]], "protected": None}}
+        )
+        with pytest.raises(longslit.PluginError, match="step kind 'orphan' takes 'nothing', which no step"):
+            longslit.Pipeline(registry).run(small, recipe)
+    finally:
+        stepkinds.remove("orphan")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, PluginError
 from .frame import Frame
 from .geometry import Geometry
 from .limits import limited
@@ -216,6 +216,11 @@ class Pipeline:
             # only the extraction.
             key = (kind.name, config.method, _freeze(config.params))
             for name in kind.inputs:
+                if name not in made:
+                    raise PluginError(
+                        f"step kind {kind.name!r} takes {name!r}, which no step before it provides "
+                        f"(there are: {', '.join(made)}); its plugin must place it after the step that does"
+                    )
                 value, input_key, maker = made[name]
                 if maker is not None and maker.fingerprint is not None:
                     input_key = maker.fingerprint(value, method.uses)
