@@ -93,13 +93,11 @@ def looks_like_calibration(frame: Frame, *, bias: bool = True) -> str | None:
 
 # -- measures ----------------------------------------------------------------------------------------
 def _trend(values: np.ndarray, window: int) -> np.ndarray:
-    # A running median with the ends repeated (scipy.ndimage's mode "nearest"), without importing
-    # scipy.ndimage on every reduction's path (0.15-0.2 s of start-up).
-    size = max(3, window | 1)
-    half = size // 2
-    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
-    return np.median(windows, axis=-1)
+    # ndimage's median_filter(mode="nearest") values, without importing scipy.ndimage on every
+    # reduction's path (0.15-0.2 s of start-up).
+    from .numerics.median import running_median
+
+    return running_median(values, max(3, window | 1))
 
 
 def _has_source(profile: np.ndarray) -> bool:

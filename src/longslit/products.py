@@ -100,3 +100,16 @@ class Spectrum:
 
     def __len__(self) -> int:
         return self.flux.shape[0]
+
+    def median_snr(self) -> float | None:
+        """Median of flux / uncertainty over the columns not masked (None when no uncertainty is known).
+
+        The one definition every face reports and the extract step's warning judges by.
+        """
+        good = ~self.mask & np.isfinite(self.flux)
+        if not good.any():
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = self.flux[good] / self.uncertainty[good]
+        snr = snr[np.isfinite(snr)]
+        return float(np.median(snr)) if snr.size else None

@@ -28,14 +28,8 @@ _STRIP_SUFFIXES = (".gz", ".fz", ".bz2", ".fits", ".fit", ".fts")
 
 
 def median_snr(spectrum: Spectrum) -> float | None:
-    """Median of flux / uncertainty over the columns not masked (None when no uncertainty is known)."""
-    good = ~spectrum.mask & np.isfinite(spectrum.flux)
-    if not good.any():
-        return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = spectrum.flux[good] / spectrum.uncertainty[good]
-    snr = snr[np.isfinite(snr)]
-    return float(np.median(snr)) if snr.size else None
+    """Median of flux / uncertainty over the columns not masked (:meth:`Spectrum.median_snr`)."""
+    return spectrum.median_snr()
 
 
 def summarize(reduction: Reduction) -> dict[str, Any]:
@@ -80,18 +74,22 @@ def report_line(source: str, summary: dict[str, Any]) -> str:
     )
 
 
-def frame_stem(source: str | os.PathLike | None) -> str:
-    """``night1/frame.fits.gz`` -> ``frame``: the name outputs are named after."""
-    if source is None:
-        return "longslit_example"
-    name = Path(os.fspath(source)).name
+def strip_suffixes(name: str) -> str:
+    """``frame.fits.gz`` -> ``frame``: a file name without its FITS and compression suffixes."""
     stripped = True
     while stripped:
         stripped = False
         for suffix in _STRIP_SUFFIXES:
             if name.lower().endswith(suffix):
                 name, stripped = name[: -len(suffix)], True
-    return safe_name(name) or "frame"
+    return name
+
+
+def frame_stem(source: str | os.PathLike | None) -> str:
+    """``night1/frame.fits.gz`` -> ``frame``: the name outputs are named after."""
+    if source is None:
+        return "longslit_example"
+    return safe_name(strip_suffixes(Path(os.fspath(source)).name)) or "frame"
 
 
 def output_suffix(fmt: str, registry: Registry | None = None) -> str:

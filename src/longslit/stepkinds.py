@@ -242,10 +242,9 @@ def _warn_cosmic(result: CosmicResult, check: Check) -> list[str]:
 
 
 def _warn_spectrum(spectrum: Spectrum, check: Check) -> list[str]:
-    good = ~spectrum.mask & np.isfinite(spectrum.flux) & (spectrum.uncertainty > 0)
-    if not good.any():
+    snr = spectrum.median_snr()
+    if snr is None:
         return []  # no uncertainty known: nothing to judge the signal by
-    snr = float(np.median(spectrum.flux[good] / spectrum.uncertainty[good]))
     if snr < MIN_MEDIAN_SNR:
         return [
             f"the spectrum's median S/N is {snr:.2f}, below {MIN_MEDIAN_SNR:g}: there is little or no "

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..report import strip_suffixes
 
 #: Suffixes of the files a folder contributes (compared case-insensitively).
 FRAME_SUFFIXES = (".fits", ".fits.gz", ".fit")
-_STRIP_SUFFIXES = (".gz", ".fz", ".fits", ".fit", ".fts")
 _GLOB_CHARACTERS = set("*?[")
 
 
@@ -79,7 +79,7 @@ def folder_frames(folder: str | os.PathLike) -> list[str]:
         lower = name.lower()
         if name.startswith(".") or not entry.is_file() or not lower.endswith(FRAME_SUFFIXES):
             continue
-        if _strip(lower).endswith("_spectrum"):  # an output of an earlier run into the same folder
+        if strip_suffixes(lower).endswith("_spectrum"):  # an output of an earlier run into the same folder
             continue
         found.append(os.path.join(os.fspath(folder), name))
     return sorted(found)
@@ -90,10 +90,3 @@ def output_name(source: str | os.PathLike, fmt: str) -> str:
     from ..report import output_name as named
 
     return named(source, fmt)
-
-
-def _strip(name: str) -> str:
-    for suffix in _STRIP_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return name
