@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import stepkinds
 from .errors import LongslitError, PluginError, RecipeError
+from .paths import expand_paths
 from .plugins.records import Method
 
 if TYPE_CHECKING:
@@ -290,6 +291,18 @@ class Recipe:
             if param.kind == "paths" and value:
                 out[param.name] = [str(root / Path(item).expanduser()) for item in value]
         return out
+
+    def check_paths(self, registry: Registry) -> None:
+        """Refuse, before anything runs, a ``paths`` parameter naming no file (a typo in a bias glob).
+
+        The recipe must be resolved (paths absolute). Raises the ``InputError`` that :func:`expand_paths`
+        gives for the first missing entry.
+        """
+        for kind, config in self.steps.items():
+            method = _lookup(registry, kind, config.method)
+            for param in method.params if method is not None else ():
+                if param.kind == "paths" and config.params.get(param.name):
+                    expand_paths(config.params[param.name], f"{kind}.{param.name}")
 
     def digest(self) -> str:
         """A short hash of the steps' methods and parameters (what changes the result)."""

@@ -15,15 +15,16 @@ night's science frames builds each master once per process.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import FrameError, InputError
+from ..errors import FrameError, InputError, LongslitWarning
 from ..frame import Frame
+from ..paths import expand_paths
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
 from ..products import Calibration
@@ -39,28 +40,6 @@ def master_cache():
 
         _MASTERS = MasterCache()
     return _MASTERS
-
-
-def expand(patterns: Sequence[str], what: str) -> list[str]:
-    """The files ``patterns`` name (globs expanded, sorted), or an ``InputError`` naming what is missing."""
-    files: list[str] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            found = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
-            if not found:
-                raise InputError(
-                    f"calibrate.{what}: no file matches {pattern!r}; check the pattern (in a recipe file it "
-                    "is relative to the recipe's folder)"
-                )
-            files += found
-        elif not os.path.isfile(pattern):
-            raise InputError(
-                f"calibrate.{what}: {pattern!r} is not a file; check the path (in a recipe file it is "
-                "relative to the recipe's folder)"
-            )
-        else:
-            files.append(pattern)
-    return files
 
 
 def _raw(frame: Frame):
@@ -192,42 +171,50 @@ def calibrate_ccd(
     from ..calibration import CCDParams, apply_masters, overscan_correct
     from ..calibration.ccd import _per_amp, amplifiers
 
-    files = {kind: expand(paths, kind) for kind, paths in (("bias", bias), ("dark", dark), ("flat", flat))}
+    named = (("bias", bias), ("dark", dark), ("flat", flat))
+    files = {kind: expand_paths(paths, f"calibrate.{kind}") for kind, paths in named}
     files = {kind: paths for kind, paths in files.items() if paths}
     raw = _raw(frame)
     probe = CCDParams(overscan="median" if overscan == "none" else overscan, order=order)
-    amps, _ = amplifiers(raw, probe)
+    try:
+        amps, _ = amplifiers(raw, probe)
+    except InputError:
+        if frame.section is None:
+            raise
+        amps = []  # the header's sections describe the file, not the part the reader kept
+    if frame.section is not None and (not amps or any(a.overscan is not None for a in amps)):
+        if overscan != "none":
+            raise InputError(
+                "read.trim already cut the frame to its data section, so the overscan is gone; set "
+                "read.trim = none and let calibrate subtract the overscan and trim (or calibrate.overscan "
+                "= none)"
+            )
+        whole = f"[1:{raw.data.shape[1]},1:{raw.data.shape[0]}]"
+        amps, _ = amplifiers(raw, CCDParams(data_sections=(whole,)))
     has_overscan = overscan != "none" and any(a.overscan is not None for a in amps)
     trims = _amplifier_box(amps) != (0, raw.data.shape[0], 0, raw.data.shape[1])
     if not (has_overscan or trims or files):
         return Calibration(frame, notes=["no overscan in the header and no calibration frames: unchanged"])
-    if frame.section is not None and (has_overscan or trims):
-        raise InputError(
-            "read.trim already cut the frame to its data section, so the overscan is gone; set read.trim = "
-            "none and let calibrate subtract the overscan and trim"
-        )
     if frame.dq is not None and frame.dq.shape != frame.shape:
         raise InputError("the frame's DQ array does not match its data; calibrate cannot carry it")
     notes: list[str] = []
-    gains = (
-        _per_amp(gain, raw.header, "GAIN", len(amps), "gain")
-        if gain is not None or "GAIN" in raw.header
-        else None
-    )
-    if gains is None:
+    if gain is not None or _in_header(raw.header, "GAIN", len(amps)):
+        gains = _per_amp(gain, raw.header, "GAIN", len(amps), "gain")
+    else:
         gains = [1.0] * len(amps)
         notes.append("no GAIN in the header and calibrate.gain not set: 1 e-/ADU assumed")
-    if read_noise is not None or "RDNOISE" in raw.header:
+    if read_noise is not None or _in_header(raw.header, "RDNOISE", len(amps)):
         noises = _per_amp(read_noise, raw.header, "RDNOISE", len(amps), "read noise")
     elif has_overscan:
         noises = measured_read_noise(raw, amps, gains)
-        notes.append(
-            "read noise measured from the overscan: " + ", ".join(f"{n:.2f}" for n in noises) + " e-"
-        )
+        measured = ", ".join(f"{n:.2f}" for n in noises)
+        notes.append(f"read noise measured from the overscan: {measured} e-")
     else:
         raise InputError(
             "the header has no RDNOISE and the frame no overscan to measure it; set calibrate.read_noise"
         )
+    for note in notes:  # assumptions the user must hear of (the CLI prints them, --json lists them)
+        warnings.warn(f"{Path(frame.source).name}: {note}", LongslitWarning, stacklevel=2)
     params = CCDParams(
         gain=tuple(gains),
         read_noise=tuple(noises),
@@ -274,6 +261,11 @@ def calibrate_ccd(
         + "".join(f", master {kind}" for kind in masters)
     )
     return Calibration(_frame(frame, done, amps, noise), masters, corrected.overscan, files, notes)
+
+
+def _in_header(header, key: str, namps: int) -> bool:
+    """Whether the header gives ``key`` for every amplifier (``GAIN``, or ``GAIN1``, ``GAIN2``...)."""
+    return all(f"{key}{k + 1}" in header or key in header for k in range(namps))
 
 
 def _values(values: Sequence[float]) -> str:
