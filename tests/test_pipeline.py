@@ -58,7 +58,15 @@ def test_changing_a_step_reruns_only_it_and_the_steps_after(source):
     pipeline = Pipeline()
     recipe = Recipe.preset("tutorial")
     first = pipeline.run(source, recipe)
-    assert pipeline.computed == ["read", "calibrate", "locate", "cosmic", "background", "extract"]
+    assert pipeline.computed == [
+        "read",
+        "calibrate",
+        "locate",
+        "wavelength",
+        "cosmic",
+        "background",
+        "extract",
+    ]
     pipeline.run(source, recipe)
     assert pipeline.computed == []
     moved_recipe = recipe.with_overrides({"locate": {"aperture": [251, 261]}})
@@ -131,7 +139,7 @@ def test_write_fits_and_ecsv_with_provenance(source, tmp_path):
     ecsv = Table.read(result.write(tmp_path / "s.ecsv", "ecsv"))
     np.testing.assert_allclose(ecsv["flux"], result.spectrum.flux)
     assert ecsv.meta["recipe"]["locate"]["aperture"] == [250, 260]
-    assert ecsv.meta["steps"][3] == {
+    assert ecsv.meta["steps"][4] == {
         "step": "cosmic",
         "method": "median",
         "package": "longslit",

@@ -133,7 +133,17 @@ def test_every_hookspec_is_a_step_kind_of_the_table_and_back():
 
 def test_a_plugin_kind_runs_in_a_recipe_after_the_extraction(toy_registry, small):
     names = [kind.name for kind in toy_registry.kinds]
-    assert names == ["read", "calibrate", "locate", "cosmic", "background", "extract", "scale", "write"]
+    assert names == [
+        "read",
+        "calibrate",
+        "locate",
+        "wavelength",
+        "cosmic",
+        "background",
+        "extract",
+        "scale",
+        "write",
+    ]
     recipe = Recipe.preset("tutorial").with_overrides(
         {"locate": {"aperture": [27, 37], "background": [[2, 20], [44, 62]], "protected": None}}
     )
@@ -221,13 +231,14 @@ def test_the_tui_shows_a_screen_for_a_plugin_kind(toy_registry, small):
                 "frame",
                 "calibrate",
                 "locate",
+                "wavelength",
                 "cosmic",
                 "background",
                 "extract",
                 "scale",
                 "save",
             ]
-            assert "7 Scale" in str(app.query_one("#steps", Static).render())
+            assert "8 Scale" in str(app.query_one("#steps", Static).render())
             first = app.session.reduction.spectrum.flux.copy()
             await pilot.press(key(pilot.app, "scale"))
             assert app.current == "scale"

@@ -35,6 +35,7 @@ _LAZY = {
     "BackgroundFit": "products",
     "Spectrum": "products",
     "Calibration": "products",
+    "WavelengthCalibration": "products",
     "Recipe": "recipe",
     "Pipeline": "pipeline",
     "reduce_many": "batch",

@@ -27,6 +27,7 @@ validated):
 - read: ``func(path: pathlib.Path, **params) -> Frame``
 - calibrate: ``func(frame: Frame, **params) -> Calibration`` (its ``frame`` is what later steps take)
 - locate: ``func(frame: Frame, **params) -> Geometry``
+- wavelength: ``func(frame: Frame, geometry: Geometry, **params) -> WavelengthCalibration``
 - cosmic: ``func(frame: Frame, geometry: Geometry, **params) -> CosmicResult``
 - background: ``func(frame: Frame, geometry: Geometry, **params) -> BackgroundFit``
 - extract: ``func(frame: Frame, geometry: Geometry, background: BackgroundFit, **params) -> Spectrum``
@@ -92,6 +93,20 @@ def longslit_locate_methods() -> Iterable[Method]:
         def longslit_locate_methods():
             return [Method("locate", "brightest", "Aperture around the brightest row.", brightest,
                            (Param("half_width", "int", 5, "Rows each side.", minimum=1),))]
+    """
+
+
+@hookspec
+def longslit_wavelength_methods() -> Iterable[Method]:
+    """Return the methods that give each column its wavelength (after ``locate``).
+
+    A method takes the ``Frame`` and the ``Geometry`` and returns a ``WavelengthCalibration`` whose
+    ``frame`` (the same pixels, new ``wavelength``) the later steps take. Example::
+
+        @hookimpl
+        def longslit_wavelength_methods():
+            return [Method("wavelength", "linear", "A linear solution.", linear,
+                           (Param("start", "float", 4000.0, "First column.", unit="Angstrom"),))]
     """
 
 
