@@ -100,6 +100,8 @@ def collapsed_profile(data: np.ndarray, bad: np.ndarray, trace: np.ndarray, fwhm
     values = np.where(finite, filled_values - sky, np.nan)
     steps = np.diff(values[finite])
     noise = float(1.4826 * np.median(np.abs(steps)) / np.sqrt(2.0)) if steps.size else 0.0
+    # A noiseless frame (a test's) has no scatter: a floor far below any peak keeps S/N finite.
+    noise = max(noise, 1e-9 * float(np.nanmax(np.abs(values))) if finite.any() else 0.0, 1e-300)
     sigma = max(fwhm / FWHM_PER_SIGMA, 0.3)
     half = int(np.ceil(3 * sigma))
     kernel = pixel_gaussian(np.arange(-half, half + 1, dtype=np.float64), 0.0, sigma)
@@ -219,9 +221,16 @@ def find_sources(
         # The reference itself must be there (a profile too noisy to show it still has it).
         guesses = np.sort(np.r_[guesses, 0.0])
     offsets, amplitudes, fwhm = fit_offsets(profile, guesses, reference.fwhm)
-    order_along = np.argsort(offsets)
-    offsets, amplitudes = offsets[order_along], amplitudes[order_along]
     snr = np.interp(offsets, profile.offsets, profile.snr)
+    # A peak the joint fit moved off (onto a neighbour's wing, or noise) is not confirmed: drop it
+    # and fit the rest again. The reference (nearest zero offset) always stays.
+    confirmed = (snr >= min_snr) & (amplitudes > 0)
+    confirmed[int(np.argmin(np.abs(offsets)))] = True
+    if not confirmed.all():
+        offsets, amplitudes, fwhm = fit_offsets(profile, guesses[confirmed], reference.fwhm)
+        snr = np.interp(offsets, profile.offsets, profile.snr)
+    order_along = np.argsort(offsets)
+    offsets, amplitudes, snr = offsets[order_along], amplitudes[order_along], snr[order_along]
     # The brightest in the profile is the reference trace: its offset is zero by construction.
     brightest = int(np.argmin(np.abs(offsets)))
     found = []
@@ -247,7 +256,11 @@ def find_sources(
         shifted[0] += float(offset)
         chosen, traced, rms = shifted, "reference", reference.rms
         gaps = np.abs(np.delete(offsets, k) - offset)
-        if follow == "auto" and (gaps.size == 0 or gaps.min() >= OWN_TRACE_SEPARATION * fwhm):
+        # Its own trace only when each block of columns sees it well (twice the block threshold):
+        # a fainter one's block centres scatter more than the reference shape at its offset does.
+        bright = snr[k] / np.sqrt(max(reference.used.size, 1)) >= 2.0 * min_snr
+        isolated = gaps.size == 0 or gaps.min() >= OWN_TRACE_SEPARATION * fwhm
+        if follow == "auto" and bright and isolated:
             own = _own_trace(data, bad, offsets, k, trace, fwhm, block=block, order=order, min_snr=min_snr)
             if own is not None:
                 predicted = P.polyval(columns - reference.reference, shifted)

@@ -86,7 +86,7 @@ def extract_boxcar(
 
     A geometry with several apertures gives every aperture's sum (``Spectrum.apertures``).
     """
-    if len(geometry.apertures) > 1:
+    if geometry.apertures:
         return each_aperture(
             lambda single: extract_boxcar(
                 frame,
@@ -269,7 +269,7 @@ def extract_optimal(
         readmit_below=readmit_below,
         mask_fraction=mask_fraction,
     )
-    if len(geometry.apertures) > 1:
+    if geometry.apertures:
         return _optimal_apertures(frame, geometry, background, blend_fwhm, params)
     return _optimal_one(frame, geometry, background, **params)
 
