@@ -128,7 +128,7 @@ def test_one_source_modes(tmp_path):
     assert near.geometry.info["sources_found"] == 3
     # At most two: the two brightest.
     two = longslit.reduce(path, auto.with_overrides({"locate": {"max_sources": 2}}))
-    assert [round(s.position) for s in two.spectra] == [254, 263]
+    assert [s.position for s in two.spectra] == pytest.approx([254.5, 263.5], abs=0.2)
 
 
 def test_resolved_slices_along_one_trace(tmp_path):
@@ -197,14 +197,17 @@ def test_moving_one_aperture_reruns_extraction(tmp_path):
 
 
 def test_gtc_osiris_stars_found():
-    """The stars visible in osiris_tres_3b's spatial profile (rows ~95, 177, 257, 275, 451): all found."""
+    """The stars visible in osiris_tres_3b's spatial profile (rows ~97, 143, 177, 257, 275, 451): all
+    found and extracted, the brightest the primary (docs/several_objects.md)."""
     path = _need(DATA_DIR / "real" / "gtc_osiris" / "osiris_tres_3b.fits.bz2")
     recipe = Recipe.preset("gtc-osiris").with_overrides({"locate": {"max_sources": 0}})
     reduction = longslit.reduce(path, recipe)
     rows = [a.row for a in reduction.geometry.each()]
-    for expected in (95.0, 177.0, 257.0, 275.5, 451.0):
-        assert min(abs(r - expected) for r in rows) < 3.0, (expected, rows)
-    assert len(rows) == 5
+    snr = {round(s.position): s.median_snr() for s in reduction.spectra}
+    for expected in (97.0, 143.0, 177.0, 257.0, 275.5, 451.0):
+        nearest = min(rows, key=lambda r: abs(r - expected))
+        assert abs(nearest - expected) < 2.0, (expected, rows)
+        assert snr[round(nearest)] > 5
     assert reduction.spectrum.position == pytest.approx(275.5, abs=0.5)
-    for spectrum in reduction.spectra:
-        assert spectrum.median_snr() > 5
+    # Nothing else but a faint bump in the wing of the star at 451 (S/N 5 in the profile).
+    assert len(rows) <= 7

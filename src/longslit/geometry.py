@@ -150,8 +150,8 @@ class Aperture:
     name : str
         ``AP1``, ``AP2``, ... in order along the slit (rows increasing).
     trace : ndarray (ncols,)
-        The row its band is centred on in each column (its source's trace, or for a spatially resolved
-        aperture the trace it is an offset from, shifted by the offset).
+        Its own trace in each column: its source's, or for a spatially resolved aperture the trace it
+        is a slice of, shifted by its offset (the slice's centre).
     band : Band
         Rows summed (or weighted) into its spectrum.
     info : dict
@@ -169,10 +169,10 @@ class Aperture:
 
     @property
     def row(self) -> float:
-        """The aperture's centre row at the middle column (its position on the slit)."""
+        """Its trace's row at the middle column (its position on the slit: the source's centre, or
+        the slice's for a resolved aperture)."""
         middle = (self.trace.shape[0] - 1) / 2.0
-        centre = (self.band.lower + self.band.upper) / 2.0
-        return float(np.interp(middle, np.arange(self.trace.shape[0]), centre))
+        return float(np.interp(middle, np.arange(self.trace.shape[0]), self.trace))
 
 
 @dataclass(frozen=True, eq=False)

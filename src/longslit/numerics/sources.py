@@ -168,8 +168,10 @@ def fit_offsets(
         return total
 
     start = [v for k in range(n) for v in (start_amp[k], float(guesses[k]))] + [sigma, 0.0]
-    lower = [v for k in range(n) for v in (0.0, guesses[k] - fwhm)] + [0.3, -np.inf]
-    upper = [v for k in range(n) for v in (np.inf, guesses[k] + fwhm)] + [max(3 * sigma, 1.0), np.inf]
+    # Each centre stays within half a FWHM of its peak: a fit pulled further (by an irregular or
+    # extended neighbour) would describe another place than the one detected.
+    lower = [v for k in range(n) for v in (0.0, guesses[k] - 0.5 * fwhm)] + [0.3, -np.inf]
+    upper = [v for k in range(n) for v in (np.inf, guesses[k] + 0.5 * fwhm)] + [max(3 * sigma, 1.0), np.inf]
     start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
     result = least_squares(lambda p: model(p) - y, start, bounds=(lower, upper), x_scale="jac")
     p = result.x
@@ -222,9 +224,12 @@ def find_sources(
         guesses = np.sort(np.r_[guesses, 0.0])
     offsets, amplitudes, fwhm = fit_offsets(profile, guesses, reference.fwhm)
     snr = np.interp(offsets, profile.offsets, profile.snr)
-    # A peak the joint fit moved off (onto a neighbour's wing, or noise) is not confirmed: drop it
-    # and fit the rest again. The reference (nearest zero offset) always stays.
-    confirmed = (snr >= min_snr) & (amplitudes > 0)
+    # A peak the joint fit gave no flux, or moved off (to where the profile is below the threshold),
+    # is not confirmed: drop it and fit the rest again. The reference (nearest zero offset) stays.
+    confirmed = (np.maximum(snr, np.interp(guesses, profile.offsets, profile.snr)) >= min_snr) & (
+        amplitudes > 0
+    )
+    confirmed &= snr >= 0.5 * min_snr
     confirmed[int(np.argmin(np.abs(offsets)))] = True
     if not confirmed.all():
         offsets, amplitudes, fwhm = fit_offsets(profile, guesses[confirmed], reference.fwhm)

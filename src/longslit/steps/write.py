@@ -166,7 +166,7 @@ def spectrum_hdu(reduction: Reduction, spectrum=None, name: str = "SPECTRUM"):
     hdu.data = fits.FITS_rec.from_columns(columns)
     if spectrum.aperture is not None:
         hdu.header["APNAME"] = (spectrum.aperture, "aperture name (in order along the slit)")
-        hdu.header["APROW"] = (round(float(spectrum.position), 4), "centre row at middle column, 0-based")
+        hdu.header["APROW"] = (round(float(spectrum.position), 4), "trace row at middle column, 0-based")
         offset = spectrum.info.get("aperture_offset")
         if isinstance(offset, float):
             hdu.header["APOFFSET"] = (round(offset, 4), "rows from the reference trace")
