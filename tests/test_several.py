@@ -9,6 +9,7 @@ by more than 1% of each other's flux.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,61 @@ def test_gtc_osiris_stars_found():
     assert reduction.spectrum.position == pytest.approx(275.5, abs=0.5)
     # Nothing else but a faint bump in the wing of the star at 451 (S/N 5 in the profile).
     assert len(rows) <= 7
+
+
+def _cli(cwd, *args):
+    import os
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).parent / "longslit"), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+
+def test_cli_json_lists_apertures_and_split_writes_one_file_each(tmp_path):
+    import json
+
+    make_multi_frame(*LAYOUTS[2], seed=9, tilt=0.01).write(tmp_path / "f.fits")
+    whole = _cli(tmp_path, "reduce", "f.fits", "--set", "locate.max_sources=0", "--json")
+    assert whole.returncode == 0, whole.stderr
+    summary = json.loads(whole.stdout.splitlines()[-1])
+    assert [a["name"] for a in summary["apertures"]] == ["AP1", "AP2"]
+    assert [a["primary"] for a in summary["apertures"]] == [False, True]
+    with fits.open(tmp_path / "f_spectrum.fits") as hdul:
+        assert [h.name for h in hdul[1:]] == ["AP1", "AP2"]
+    split = _cli(
+        tmp_path, "reduce", "f.fits", "--set", "locate.max_sources=0", "--json", "--split", "--overwrite"
+    )
+    assert split.returncode == 0, split.stderr
+    summary = json.loads(split.stdout.splitlines()[-1])
+    outputs = [a["output"] for a in summary["apertures"]]
+    assert [Path(o).name for o in outputs] == ["f_spectrum_AP1.fits", "f_spectrum_AP2.fits"]
+    assert summary["output"] == outputs[1]  # the primary's
+    for output, entry in zip(outputs, summary["apertures"], strict=True):
+        with fits.open(tmp_path / output) as hdul:
+            assert [h.name for h in hdul[1:]] == ["SPECTRUM"]  # one aperture: the usual file
+            assert len(hdul[1].data) == summary["columns"]
+        assert entry["median_snr"] > (5 if entry["primary"] else 1)  # the second is 5 mag fainter
+    (tmp_path / "g.fits").write_bytes((tmp_path / "f.fits").read_bytes())
+    refused = _cli(tmp_path, "reduce", "f.fits", "g.fits", "--split", "--outdir", "out")
+    assert refused.returncode == 2 and "--split" in refused.stderr
+
+
+def test_batch_manifest_records_each_aperture(tmp_path):
+    import json
+
+    from longslit.batch import reduce_many
+
+    for seed in (10, 11):
+        make_multi_frame(*LAYOUTS[2], seed=seed, tilt=0.01).write(tmp_path / f"f{seed}.fits")
+    recipe = Recipe.preset("auto").with_overrides({"locate": {"max_sources": 0}})
+    results = list(reduce_many(sorted(tmp_path.glob("f*.fits")), recipe, tmp_path / "out", jobs=1))
+    assert [r.status for r in results] == ["ok", "ok"]
+    lines = [
+        json.loads(line) for line in (tmp_path / "out" / "longslit_manifest.jsonl").read_text().splitlines()
+    ]
+    assert len(lines) == 2
+    for line in lines:
+        assert line["status"] == "ok"
+        assert [a["name"] for a in line["apertures"]] == ["AP1", "AP2"]
+        assert all(isinstance(a["position"], float) for a in line["apertures"])
