@@ -257,14 +257,14 @@ def find_sources(
                 )
             )
             continue
+        gaps = np.abs(np.delete(offsets, k) - offset)
+        isolated = gaps.size == 0 or gaps.min() >= OWN_TRACE_SEPARATION * fwhm
         shifted = np.array(reference.coefficients, dtype=np.float64)
         shifted[0] += float(offset)
         chosen, traced, rms = shifted, "reference", reference.rms
-        gaps = np.abs(np.delete(offsets, k) - offset)
         # Its own trace only when each block of columns sees it well (twice the block threshold):
         # a fainter one's block centres scatter more than the reference shape at its offset does.
         bright = snr[k] / np.sqrt(max(reference.used.size, 1)) >= 2.0 * min_snr
-        isolated = gaps.size == 0 or gaps.min() >= OWN_TRACE_SEPARATION * fwhm
         if follow == "auto" and bright and isolated:
             own = _own_trace(data, bad, offsets, k, trace, fwhm, block=block, order=order, min_snr=min_snr)
             if own is not None:
