@@ -34,6 +34,7 @@ _LAZY = {
     "CosmicResult": "products",
     "BackgroundFit": "products",
     "Spectrum": "products",
+    "Calibration": "products",
     "Recipe": "recipe",
     "Pipeline": "pipeline",
     "reduce_many": "batch",

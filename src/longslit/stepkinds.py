@@ -28,7 +28,7 @@ from .frame import Frame
 from .geometry import Aperture, Band, Geometry
 from .limits import check_frame
 from .plugins.records import Method
-from .products import BackgroundFit, CosmicResult, Spectrum
+from .products import BackgroundFit, Calibration, CosmicResult, Spectrum
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,24 @@ def _check_frame(frame: Frame, check: Check) -> None:
                 f"{looks} (to extract it as science anyway: --set read.calibration_check=false)",
                 path=check.where,
             )
+
+
+def _check_calibration(result: Calibration, check: Check) -> None:
+    frame = result.frame
+    if not isinstance(frame, Frame):
+        check.fail(f"returned a Calibration whose frame is {type(frame).__name__}, expected Frame")
+    check.shape("mask", frame.mask, frame.shape, kinds="b")
+    check.shape("wavelength", np.asarray(frame.wavelength), (frame.shape[1],))
+    if frame.variance is not None:
+        check.shape("variance", frame.variance, frame.shape)
+        if bool(np.any(frame.variance[~frame.mask] < 0)):
+            check.fail("returned negative variances in unmasked pixels")
+    if not np.isfinite(frame.sci[~frame.mask]).all():
+        check.fail("returned non-finite values in unmasked pixels")
+
+
+def _calibrated(result: Calibration, products: Mapping[str, Any]) -> dict[str, Any]:
+    return {"frame": result.frame}
 
 
 def _check_geometry(geometry: Geometry, check: Check) -> None:
@@ -300,6 +318,18 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         default_method="fits",
         check=_check_frame,
         module="longslit.steps.read",
+    ),
+    StepKind(
+        "calibrate",
+        "Calibrate",
+        "CCD calibration: overscan and trim, master bias, dark and flat; the frame in electrons.",
+        inputs=("frame",),
+        provides="calibration",
+        product=Calibration,
+        default_method="ccd",
+        check=_check_calibration,
+        derive=_calibrated,
+        module="longslit.steps.calibrate",
     ),
     StepKind(
         "locate",

@@ -25,6 +25,7 @@ What ``func`` receives and returns, per step kind (``**params`` are the declared
 validated):
 
 - read: ``func(path: pathlib.Path, **params) -> Frame``
+- calibrate: ``func(frame: Frame, **params) -> Calibration`` (its ``frame`` is what later steps take)
 - locate: ``func(frame: Frame, **params) -> Geometry``
 - cosmic: ``func(frame: Frame, geometry: Geometry, **params) -> CosmicResult``
 - background: ``func(frame: Frame, geometry: Geometry, **params) -> BackgroundFit``
@@ -63,6 +64,21 @@ def longslit_read_methods() -> Iterable[Method]:
         @hookimpl
         def longslit_read_methods():
             return [Method("read", "myinstrument", "Read MyInstrument raw files.", read_raw)]
+    """
+
+
+@hookspec
+def longslit_calibrate_methods() -> Iterable[Method]:
+    """Return the methods that calibrate the frame read: overscan, trim, bias, dark, flat.
+
+    A method takes the ``Frame`` the reader made and returns a ``Calibration`` whose ``frame`` the
+    later steps take (in electrons, with its variance and mask); ``paths`` parameters name the
+    calibration frames. Example::
+
+        @hookimpl
+        def longslit_calibrate_methods():
+            return [Method("calibrate", "mybias", "Subtract a constant.", subtract,
+                           (Param("level", "float", 0.0, "Bias level.", unit="ADU"),))]
     """
 
 
