@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     reduce.add_argument("--no-write", action="store_true", help="reduce without writing a file")
     reduce.add_argument(
+        "--split",
+        action="store_true",
+        help="several apertures: one file per aperture (NAME_AP1.fits, ...) instead of one holding all",
+    )
+    reduce.add_argument(
         "--strict",
         action="store_true",
         help="treat warnings (a trace that scatters, a cosmic step that replaced much of the frame, a "
@@ -276,6 +281,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if args.output and batch_mode:
         _error("-o names one output file; use --outdir for several inputs (or a batch)")
         return 2
+    if args.split and batch_mode:
+        _error("--split writes one file per aperture of one input; a batch writes one file per input")
+        return 2
     if args.no_write and (args.resume or args.manifest):
         _error("--resume and --manifest record written outputs; drop --no-write")
         return 2
@@ -312,6 +320,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             plugins=PluginSelection.of(registry),
             origin_pid=os.getpid(),
             raise_errors=args.debug,
+            split=args.split,
         )
         result = reduce_file(task, registry)
         _show_result(result, args, Progress(1, enabled=False))

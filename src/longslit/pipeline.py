@@ -126,6 +126,23 @@ class Reduction:
         """The aperture band (per-column edges)."""
         return self.geometry.aperture
 
+    def for_aperture(self, name: str) -> Reduction:
+        """This reduction with the spectrum of aperture ``name`` alone (to write one file per aperture).
+
+        Raises
+        ------
+        InputError
+            If no aperture has that name.
+        """
+        for spectrum in self.spectrum.each():
+            if spectrum.aperture == name:
+                from dataclasses import replace
+
+                products = {**self.products, "spectrum": replace(spectrum, apertures=())}
+                return Reduction(self.recipe, products, self.records, self.registry, self.warnings)
+        names = ", ".join(str(s.aperture) for s in self.spectrum.each())
+        raise InputError(f"there is no aperture {name!r}; the apertures are {names}")
+
     def write(
         self,
         path: str | Path,
