@@ -160,3 +160,21 @@ def test_read_trim_and_overscan_together_is_one_clear_error(night):
     )
     with pytest.raises(longslit.InputError, match=r"set read\.trim = none"):
         Pipeline().run(science[0], recipe)
+
+
+def test_longslit_calibrate_writes_the_masters_with_their_provenance(night, tmp_path):
+    from longslit.calibration import read_master
+
+    root, _, science = night
+    run = [SCRIPT, "calibrate", str(science[0]), "-r", str(root / "recipe.toml"), "--outdir", str(tmp_path)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    written = sorted(tmp_path.glob("master_*.fits"))
+    assert [p.name.split("_")[1] for p in written] == ["bias", "dark", "flat"]
+    bias = read_master(next(p for p in written if "bias" in p.name))
+    assert len(bias.provenance["inputs"]) == 5 and bias.data.shape == (120, 400)
+    again = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists already" in again.stderr.splitlines()[-1]
+    bare = [SCRIPT, "calibrate", str(science[0]), "--set", "read.calibration_check=false"]
+    nothing = subprocess.run([*bare, "--outdir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert nothing.returncode == 2 and "names no calibration frames" in nothing.stderr
