@@ -153,6 +153,8 @@ class Calibration:
     overscan: list[Any] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The :class:`~longslit.calibration.Stacked` exposures, when several were combined (rejections).
+    stacked: Any = None
 
 
 @dataclass(frozen=True, eq=False)
