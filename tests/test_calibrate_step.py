@@ -118,6 +118,25 @@ def test_a_batch_builds_each_master_once(night, tmp_path):
     built = {k: cache.builds.get(k, 0) - before.get(k, 0) for k in ("bias", "dark", "flat")}
     assert all(n <= 1 for n in built.values()), built  # 0 when an earlier test built them in this process
     assert len(list((tmp_path / "out").glob("*.fits"))) == 20
+    # In two processes: the first to need a master builds it in the batch's shared folder, under a lock;
+    # the other loads it. One file per master, and a later process is served from it, not rebuilding.
+    batch = reduce_many(links[:6], root / "recipe.toml", tmp_path / "out2", jobs=2)
+    assert all(r.status == "ok" for r in batch), "a file failed"
+    shared = tmp_path / "out2" / ".longslit-masters"
+    assert sorted(p.name.split("_")[0] for p in shared.glob("*.npz")) == ["bias", "dark", "flat"]
+    from longslit.calibration import MASTER_CACHE_ENV
+
+    first = Pipeline().run(links[0], Recipe.load(root / "recipe.toml"))
+    os.environ[MASTER_CACHE_ENV] = str(shared)
+    try:
+        cache = calibrate_step.master_cache()
+        cache._masters.clear()
+        loads, builds = dict(cache.loads), dict(cache.builds)
+        again = Pipeline().run(links[0], Recipe.load(root / "recipe.toml"))
+    finally:
+        del os.environ[MASTER_CACHE_ENV]
+    assert cache.builds == builds and sum(cache.loads.values()) - sum(loads.values()) == 3
+    np.testing.assert_array_equal(again.spectrum.flux, first.spectrum.flux)  # exact: float64 on disk
 
 
 def test_set_paths_are_relative_to_the_current_folder_and_missing_ones_exit_2(night, tmp_path):

@@ -203,6 +203,9 @@ def reduce_many(
                     kill_on=kill_on,
                     with_traceback=debug,
                     stage=True,
+                    # The workers share a night's masters here: each is built once per batch, not per
+                    # process (the folder appears only when the recipe names calibration frames).
+                    master_cache=None if folder is None else str(folder.resolve() / ".longslit-masters"),
                 )
             )
     except BaseException:

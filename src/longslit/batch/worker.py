@@ -88,6 +88,8 @@ class Task:
     stage: bool = False
     #: One file per aperture (``NAME_AP1.fits``, ...) when the geometry has several (``--split``).
     split: bool = False
+    #: Folder where the batch's processes share their master calibration frames (None: per process).
+    master_cache: str | None = None
 
 
 @dataclass
@@ -167,6 +169,25 @@ class FileResult:
         return record
 
 
+@contextlib.contextmanager
+def _master_folder(folder: str | None):
+    """Let the calibrate step share masters through ``folder`` for this file (see ``MasterCache``)."""
+    from ..calibration import MASTER_CACHE_ENV
+
+    if folder is None:
+        yield
+        return
+    before = os.environ.get(MASTER_CACHE_ENV)
+    os.environ[MASTER_CACHE_ENV] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MASTER_CACHE_ENV, None)
+        else:
+            os.environ[MASTER_CACHE_ENV] = before
+
+
 def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     """Reduce ``task.input`` with ``task.recipe`` and write ``task.output``; never raises for the file.
 
@@ -195,7 +216,8 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
                 # Before the reduction, so the user learns at once; write_atomic checks again.
                 refuse_input(Path(task.output), [task.input])
                 _check_target(task.output, task.overwrite)
-            reduction = Pipeline(registry).run(task.input, task.recipe)
+            with _master_folder(task.master_cache):
+                reduction = Pipeline(registry).run(task.input, task.recipe)
             found = list(reduction.warnings)
             timings.update({r.step: round(r.seconds, 6) for r in reduction.records})
             if task.output is not None:

@@ -22,9 +22,10 @@ from .masters import Master, build_master_bias, build_master_dark, build_master_
 from .response import Response, normalize_flat
 from .sections import Amplifier, Section, amplifiers_from_header, amplifiers_from_sections
 from .stack import Stacked, stack_exposures
-from .store import MasterCache, read_master, write_master
+from .store import MASTER_CACHE_ENV, MasterCache, read_master, write_master
 
 __all__ = [
+    "MASTER_CACHE_ENV",
     "OVERSCAN_METHODS",
     "Amplifier",
     "CCDParams",

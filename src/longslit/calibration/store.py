@@ -94,16 +94,27 @@ def read_master(path: str | os.PathLike[str]) -> Master:
         )
 
 
+#: Environment variable naming a folder where processes share masters (the batch sets it per task).
+MASTER_CACHE_ENV = "LONGSLIT_MASTER_CACHE"
+
+
 class MasterCache:
     """Masters by cache key: a batch asks for the same master per science frame and builds it once.
 
-    ``builds`` counts the masters built (per kind), so a batch can report (and a test check) it.
+    ``builds`` counts the masters built (per kind), so a batch can report (and a test check) it. With a
+    ``folder`` (:attr:`folder`, shared by processes on one machine or a cluster's shared storage) a master
+    is also kept there, exactly (float64, ``.npz``), under a lock: the first process to need it builds it,
+    the others wait and load it (``loads`` counts those), so a batch in several processes builds each
+    master once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self._masters: dict[str, Master] = {}
         self._hashes: dict[tuple[str, int, int], str] = {}
         self.builds: dict[str, int] = {}
+        self.loads: dict[str, int] = {}
+        #: Where masters are shared between processes (None: this process only).
+        self.folder: str | None = None if folder is None else str(folder)
 
     def _hash(self, frame: RawFrame | str | os.PathLike[str]) -> str:
         if isinstance(frame, RawFrame):
@@ -129,9 +140,33 @@ class MasterCache:
         """
         key = cache_key(kind, [self._hash(f) for f in frames], parameters, [m.key for m in masters])
         if key not in self._masters:
-            self._masters[key] = build()
-            self.builds[kind] = self.builds.get(kind, 0) + 1
+            self._masters[key] = self._shared(kind, key, build) if self.folder else self._build(kind, build)
         return self._masters[key]
+
+    def _build(self, kind: str, build: Callable[[], Master]) -> Master:
+        master = build()
+        self.builds[kind] = self.builds.get(kind, 0) + 1
+        return master
+
+    def _shared(self, kind: str, key: str, build: Callable[[], Master]) -> Master:
+        import fcntl
+
+        folder = Path(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{kind}_{key[:32]}.npz"
+        with open(folder / f".{path.name}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            if path.exists():
+                try:
+                    master, stored = _load_npz(path)
+                    if stored == key:
+                        self.loads[kind] = self.loads.get(kind, 0) + 1
+                        return master
+                except (OSError, ValueError, KeyError):
+                    pass  # a damaged cache file: build it again
+            master = self._build(kind, build)
+            _save_npz(master, path, key)
+            return master
 
     def bias(self, frames, params: CCDParams, **options) -> Master:
         """The master bias (see :func:`build_master_bias`), built at most once per content and parameters."""
@@ -157,3 +192,49 @@ class MasterCache:
             lambda: build_master_flat(frames, params, bias=bias, dark=dark, **options),
             used,
         )
+
+
+def _save_npz(master: Master, path: Path, cache_key: str) -> None:
+    """A master, exactly, for other processes of the batch (written whole or not at all)."""
+    meta = {
+        "kind": master.kind,
+        "key": master.key,
+        "exptime": master.exptime,
+        "provenance": master.provenance,
+    }
+    meta = json.dumps({**meta, "cache_key": cache_key}, default=str)
+    arrays = {f"info_{k}": np.asarray(v) for k, v in master.info.items() if isinstance(v, np.ndarray)}
+    plain = {k: v for k, v in master.info.items() if not isinstance(v, np.ndarray)}
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(
+                out,
+                data=master.data,
+                variance=master.variance,
+                mask=master.mask,
+                meta=np.array(meta),
+                info=np.array(json.dumps(plain, default=str)),
+                **arrays,
+            )
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)  # the cache is an optimization: the master is still in memory
+
+
+def _load_npz(path: Path) -> tuple[Master, str]:
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        info = json.loads(str(saved["info"]))
+        info.update({k[5:]: saved[k] for k in saved.files if k.startswith("info_")})
+        master = Master(
+            meta["kind"],
+            saved["data"],
+            saved["variance"],
+            saved["mask"],
+            meta["provenance"],
+            meta["key"],
+            float(meta["exptime"]),
+            info,
+        )
+        return master, meta["cache_key"]

@@ -34,11 +34,14 @@ _MASTERS = None
 
 def master_cache():
     """The process-wide :class:`~longslit.calibration.MasterCache` (``builds`` counts masters built)."""
+    import os
+
+    from ..calibration import MASTER_CACHE_ENV, MasterCache
+
     global _MASTERS
     if _MASTERS is None:
-        from ..calibration import MasterCache
-
         _MASTERS = MasterCache()
+    _MASTERS.folder = os.environ.get(MASTER_CACHE_ENV) or None  # a batch shares them between processes
     return _MASTERS
 
 
