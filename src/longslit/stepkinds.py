@@ -437,11 +437,15 @@ def call_method(
     passthrough: type[BaseException] | tuple = (),
     **params: Any,
 ) -> Any:
-    """Call ``method.func(*args, **params)`` as the pipeline does.
+    """Call ``method.func(*args, **params)`` as the pipeline does, isolated (``longslit.isolation``).
 
     Any unexpected exception (and ``SystemExit``: a plugin calling ``sys.exit()`` must not end the
-    program) becomes a :class:`StepError` naming the step, the method and its package; a
-    ``LongslitError`` passes with ``where`` as its path; a result that is not an ``expect`` is refused.
+    program; a ``KeyboardInterrupt`` no Ctrl-C sent; in a child process, a crash, ``os._exit``), a
+    call past the time limit and a cancelled call become a :class:`StepError` naming the step, the
+    method and its package; a ``LongslitError`` passes with ``where`` as its path; a result that is
+    not an ``expect`` is refused, and so is a :class:`Spectrum` with non-finite wavelengths, negative
+    uncertainties or NaN flux left unmasked. Where the method runs (a child process for third-party
+    methods, by default) and for how long is the :class:`~longslit.isolation.Policy` in force.
 
     Parameters
     ----------
@@ -460,9 +464,20 @@ def call_method(
     **params
         The method's parameters, already resolved.
     """
+    from . import isolation
+
     step = step or method.step
     try:
-        result = method.func(*args, **params)
+        result = isolation.run(
+            method.func,
+            args,
+            params,
+            step=step,
+            method=method.name,
+            package=method.package,
+            where=where,
+            passthrough=passthrough,
+        )
     except passthrough:
         raise
     except LongslitError as exc:
@@ -479,6 +494,10 @@ def call_method(
             f"returned {type(result).__name__}, expected {expect.__name__}",
             path=where,
         )
+    if isinstance(result, Spectrum):
+        problem = isolation.spectrum_problem(result)
+        if problem is not None:
+            raise StepError(step, method.name, method.package or "?", problem, path=where)
     return result
 
 
