@@ -157,8 +157,8 @@ def _add_isolation_options(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         metavar="SECONDS",
         default=None,
-        help="stop a step whose method runs longer than this and fail it (default: no limit, or "
-        "LONGSLIT_TIMEOUT)",
+        help="stop a third-party method (or, with --isolate process, any) that runs longer than this "
+        "and fail its step (default: no limit, or LONGSLIT_TIMEOUT)",
     )
     group.add_argument(
         "--isolate",

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import faulthandler
 import gc
 import io
 import os
@@ -76,7 +77,10 @@ class Policy:
         ``"auto"``: third-party methods in a child process, longslit's own in this one;
         ``"process"``: every method in a child process; ``"inline"``: every method in this one.
     timeout : float or None
-        Seconds one method call may take; past it the call is stopped and fails (None: no limit).
+        Seconds one method call may take; past it the call is stopped and fails (None: no limit). It
+        holds for every method in a child process and for third-party methods inline; longslit's own
+        methods inline are not interrupted (an interrupt lands wherever the code is, an import half
+        done included, and they do not hang).
     """
 
     isolate: str = "auto"
@@ -280,7 +284,10 @@ def run(
 
     if policy.isolates(package):
         return _in_process(func, args, kwargs, policy.timeout, fail, passthrough)
-    return _inline(func, args, kwargs, policy.timeout, fail, passthrough)
+    # Inline, the limit interrupts Python code wherever it is (an import half done, a lock held): fair
+    # for a third-party method run here on request, not for longslit's own, which do not hang.
+    timeout = policy.timeout if package != BUILTIN_PACKAGE else None
+    return _inline(func, args, kwargs, timeout, fail, passthrough)
 
 
 def _inline(func, args, kwargs, timeout, fail, passthrough) -> Any:
@@ -575,6 +582,8 @@ def _child(func, args, kwargs, result_r, result_w, console_r, console_w) -> None
         sys.stdin = open(0, closefd=False)  # noqa: SIM115  (the child's streams on its own descriptors)
         sys.stdout = io.TextIOWrapper(open(1, "wb", closefd=False), line_buffering=True)  # noqa: SIM115
         sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), line_buffering=True)  # noqa: SIM115
+        if faulthandler.is_enabled():  # its dump of a crash is part of what the child says, relayed
+            faulthandler.enable(file=sys.stderr)
         for array in arrays_of(args):  # a method that writes into its input fails, as inline
             with contextlib.suppress(ValueError):
                 array.flags.writeable = False
