@@ -24,6 +24,7 @@ LAYERS = {
         "longslit.geometry",
         "longslit.products",
         "longslit.limits",
+        "longslit.isolation",
         "longslit.fitslayout",
         "longslit.output",
         "longslit.paths",

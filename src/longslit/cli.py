@@ -8,10 +8,12 @@ it needs. Errors the user can fix print one line, ``error: <file>: <what and wha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ._version import __version__
 
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip inputs the manifest records as reduced with the same recipe (output still there)",
     )
     batch.add_argument("--manifest", metavar="PATH", help="write the manifest here instead")
+    _add_isolation_options(reduce)
     batch.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors: no progress, lines or summary"
     )
@@ -156,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tui.add_argument("file", nargs="?", default=None, help="FITS frame (default: the built-in example)")
     tui.add_argument("-r", "--recipe", default=None, help="preset name or recipe TOML file to start from")
+    _add_isolation_options(tui)
 
     recipe = commands.add_parser("recipe", help="show presets as TOML, ready to edit")
     recipe_commands = recipe.add_subparsers(dest="recipe_command", metavar="ACTION", required=True)
@@ -163,6 +167,45 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="preset name or recipe file")
     recipe_commands.add_parser("list", help="list the built-in presets")
     return parser
+
+
+def _add_isolation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "plugins' methods",
+        "Third-party methods run in a child process of their own (a crash, an exit or a hang there fails "
+        "the step, naming the method and its package); longslit's own run in this one.",
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        default=None,
+        help="stop a third-party method (or, with --isolate process, any) that runs longer than this "
+        "and fail its step (default: no limit, or LONGSLIT_TIMEOUT)",
+    )
+    group.add_argument(
+        "--isolate",
+        choices=("auto", "process", "inline"),
+        default=None,
+        help="where methods run: auto (third-party ones in a child process), process (all), inline "
+        "(none: fastest, but a crashing plugin ends longslit); default auto, or LONGSLIT_ISOLATE",
+    )
+
+
+def _configure_isolation(args: argparse.Namespace) -> None:
+    """The ``--timeout`` and ``--isolate`` of reduce and tui over the environment's: one policy for the
+    process (the batch hands it to its workers)."""
+    from . import isolation
+    from .errors import InputError
+
+    try:
+        policy = isolation.Policy.from_env()
+        timeout = policy.timeout
+        if getattr(args, "timeout", None) is not None:
+            timeout = isolation.parse_timeout(args.timeout, "--timeout")
+        mode = getattr(args, "isolate", None) or policy.isolate
+        isolation.configure(isolation.Policy(mode, timeout))
+    except ValueError as exc:
+        raise InputError(f"{exc}; give it in seconds, e.g. --timeout 300") from None
 
 
 def console_main() -> int:
@@ -212,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import LongslitError
 
     try:
+        if args.command in ("reduce", "tui"):
+            _configure_isolation(args)
         return handler(args)
     except LongslitError as exc:
         if args.debug:
@@ -231,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it")
         return 1
+    finally:
+        if args.command in ("reduce", "tui"):
+            from . import isolation
+
+            isolation.configure(None)  # main() may be called again in this process (tests, scripts)
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -259,6 +309,43 @@ def _local_pool_likely(args: argparse.Namespace) -> bool:
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
+    """``reduce``; with ``--json``, standard output carries the JSON lines and nothing else."""
+    with _json_output(args.json) as stream:
+        args.json_stream = stream
+        return _reduce(args)
+
+
+@contextlib.contextmanager
+def _json_output(enabled: bool) -> Iterator[TextIO | None]:
+    """With ``--json``: a private copy of standard output for the JSON lines, and the descriptor itself
+    pointed at standard error for the run, so a plugin's ``print`` (or its compiled code's writes, or a
+    worker's) cannot break the JSON. Done before any worker starts, so they inherit it; undone after.
+    """
+    import os
+
+    try:
+        fd = sys.stdout.fileno() if enabled else -1
+        err = sys.stderr.fileno() if enabled else -1
+    except (AttributeError, OSError, ValueError):  # not a real descriptor (a test's capture): as it is
+        fd = -1
+    if fd < 0:
+        yield None
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    os.dup2(err, fd)
+    stream = open(saved, "w", encoding="utf-8", errors="backslashreplace", buffering=1)  # noqa: SIM115
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            stream.flush()
+        os.dup2(saved, fd)
+        stream.close()
+
+
+def _reduce(args: argparse.Namespace) -> int:
     """Reduce one input in this process, or several as a batch (``longslit.batch``).
 
     One input file behaves as it always has: its own exit code (2 bad input, 1 failed step), no
@@ -549,7 +636,7 @@ def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:
         if not args.json and not args.quiet:
             progress.print(_report_line(result.input, summary))
     if args.json:
-        progress.print(json.dumps(summary))
+        progress.print(json.dumps(summary), getattr(args, "json_stream", None))
 
 
 def _report_line(source: str, summary: dict[str, Any]) -> str:

@@ -335,7 +335,9 @@ class Recipe:
                 value = config.params.get(name, declared[name].default if name in declared else None)
                 param = declared.get(name)
                 comment = f"  # {param.help} Allowed: {param.allowed()}." if param else ""
-                if value is None:
+                if value is None and param is not None and param.default is not None and param.kind != "str":
+                    lines.append(f'{name} = "auto"{comment}')  # not the default: say it (round trip)
+                elif value is None:
                     lines.append(f"# {name} = auto{comment.replace('  # ', ' -- ', 1)}")
                 else:
                     lines.append(f"{name} = {_toml_value(value)}{comment}")

@@ -16,6 +16,7 @@ calibration providing ``spectrum``, say) supersedes it for the kinds after it an
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -129,8 +130,23 @@ class StepKind:
 
 
 # -- the built-in kinds' checks and views -----------------------------------------------------------
+#: Science values beyond this magnitude cannot be reduced in float64: their squares (variances, sums of
+#: squares in the fits) overflow at about 1.3e154.
+MAX_MAGNITUDE = 1e150
+
+
 def _check_frame(frame: Frame, check: Check) -> None:
     check_frame(frame.shape, check.where)
+    sci = frame.sci
+    largest = float(np.max(np.abs(sci), where=np.isfinite(sci), initial=0.0))
+    if largest > MAX_MAGNITUDE:
+        exponent = int(np.floor(np.log10(largest)))
+        raise FrameError(
+            f"the science values reach {largest:.1e} in magnitude, beyond what the reduction's "
+            "arithmetic holds (squares overflow past about 1e154); scale the data down, e.g. divide by "
+            f"1e{exponent - 2}, and reduce again",
+            path=check.where,
+        )
     if check.params.get("calibration_check", True):
         from .checks import looks_like_calibration
 
@@ -517,11 +533,15 @@ def call_method(
     passthrough: type[BaseException] | tuple = (),
     **params: Any,
 ) -> Any:
-    """Call ``method.func(*args, **params)`` as the pipeline does.
+    """Call ``method.func(*args, **params)`` as the pipeline does, isolated (``longslit.isolation``).
 
     Any unexpected exception (and ``SystemExit``: a plugin calling ``sys.exit()`` must not end the
-    program) becomes a :class:`StepError` naming the step, the method and its package; a
-    ``LongslitError`` passes with ``where`` as its path; a result that is not an ``expect`` is refused.
+    program; a ``KeyboardInterrupt`` no Ctrl-C sent; in a child process, a crash, ``os._exit``), a
+    call past the time limit and a cancelled call become a :class:`StepError` naming the step, the
+    method and its package; a ``LongslitError`` passes with ``where`` as its path; a result that is
+    not an ``expect`` is refused, and so is a :class:`Spectrum` with non-finite wavelengths, negative
+    uncertainties or NaN flux left unmasked. Where the method runs (a child process for third-party
+    methods, by default) and for how long is the :class:`~longslit.isolation.Policy` in force.
 
     Parameters
     ----------
@@ -540,9 +560,21 @@ def call_method(
     **params
         The method's parameters, already resolved.
     """
+    from . import isolation
+
     step = step or method.step
+    sources = _sources(step, args)
     try:
-        result = method.func(*args, **params)
+        result = isolation.run(
+            method.func,
+            args,
+            params,
+            step=step,
+            method=method.name,
+            package=method.package,
+            where=where,
+            passthrough=passthrough,
+        )
     except passthrough:
         raise
     except LongslitError as exc:
@@ -551,6 +583,13 @@ def call_method(
         raise
     except (Exception, SystemExit) as exc:
         raise StepError(step, method.name, method.package or "?", _reason(exc), path=where) from exc
+    for path, before in sources:
+        if _identity(path) != before:
+            raise FrameError(
+                "changed while it was being read (another program writing it?); nothing was reduced: "
+                "reduce it again once it is complete",
+                path=where,
+            )
     if expect is not None and not isinstance(result, expect):
         raise StepError(
             step,
@@ -559,7 +598,35 @@ def call_method(
             f"returned {type(result).__name__}, expected {expect.__name__}",
             path=where,
         )
+    if isinstance(result, Spectrum):
+        problem = isolation.spectrum_problem(result)
+        if problem is not None:
+            raise StepError(step, method.name, method.package or "?", problem, path=where)
     return result
+
+
+def _sources(step: str, args: tuple) -> list[tuple[Any, tuple]]:
+    """The files a kind reads (its ``source`` inputs) with what identifies their content now."""
+    try:
+        inputs = get(step).inputs
+    except KeyError:
+        return []
+    found = []
+    for name, value in zip(inputs, args, strict=False):
+        if name == "source" and isinstance(value, (str, os.PathLike)):
+            identity = _identity(value)
+            if identity is not None:
+                found.append((value, identity))
+    return found
+
+
+def _identity(path: Any) -> tuple | None:
+    """Inode, size, modification and change times: a file rewritten (in place or replaced) differs."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _reason(exc: BaseException) -> str:

@@ -156,6 +156,15 @@ def _replace_data(extension: str, make: Callable[[np.ndarray], np.ndarray]):
     return change
 
 
+def _scaled(hdus: list, largest: float, dtype, names=("SCI", "ERR")) -> None:
+    """SCI (and ERR) multiplied by one factor, so that SCI's largest magnitude is ``largest``."""
+    sci = next(hdu for hdu in hdus if hdu.name == "SCI")
+    factor = largest / float(np.abs(np.asarray(sci.data, dtype=np.float64)).max())
+    for hdu in hdus:
+        if hdu.name in names:
+            hdu.data = (np.asarray(hdu.data, dtype=np.float64) * factor).astype(dtype)
+
+
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -464,6 +473,19 @@ CASES: tuple[Case, ...] = (
             "float64.fits",
             lambda hdus: [_replace_data(n, lambda d: d.astype(np.float64))(hdus) for n in ("SCI", "ERR")],
         ),
+        "reduced",
+    ),
+    Case(
+        "near-1e300",
+        "float64 SCI scaled to reach 1e300 (squares overflow past 1.3e154)",
+        _modified("huge.fits", lambda hdus: _scaled(hdus, 1e300, np.float64, ("SCI",))),
+        "refused",
+        ("the science values reach 1.0e+300 in magnitude", "scale the data down"),
+    ),
+    Case(
+        "float32-edge",
+        "float32 SCI and ERR scaled to reach 3e38 (the largest float32 is 3.4e38)",
+        _modified("edge32.fits", lambda hdus: _scaled(hdus, 3e38, np.float32)),
         "reduced",
     ),
     Case(

@@ -8,9 +8,11 @@ back, a hundred numpy warnings for one frame.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -201,12 +203,57 @@ def test_a_frame_near_1e300_gives_one_line_not_a_warning_flood(tmp_path, capsys)
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci / np.abs(sci).max() * 1e300, name="SCI")]).writeto(
         path
     )
-    code, _, err = cli(capsys, "reduce", path, "--no-write")
-    numeric = [line for line in err.splitlines() if "encountered in" in line]
-    assert len(numeric) == 1 and "huge.fits: the arithmetic overflowed or became undefined" in numeric[0]
-    # three reader notes (the axis assumed, no ERR, no WCS), this line, and the locate step's refusal
-    assert len(err.splitlines()) <= 5, err
-    assert code == 2 and "found no source" in err  # the overflow itself is not fixed: see the report
+    for recipe in (("-r", "auto"), ("-r", "tutorial", *ROWS)):
+        code, _, err = cli(capsys, "reduce", path, *recipe, "--no-write")
+        # the read step's check refuses it before any arithmetic: no overflow, no misleading "no source"
+        assert "encountered in" not in err and "overflowed" not in err and "no source" not in err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 2 and errors == [
+            f"error: {path}: the science values reach 1.0e+300 in magnitude, beyond what the reduction's "
+            "arithmetic holds (squares overflow past about 1e154); scale the data down, e.g. divide by "
+            "1e298, and reduce again"
+        ]
+        # three reader notes (the axis assumed, no ERR, no WCS) and the refusal
+        assert len(err.splitlines()) == 4, err
+    # scaled down as it says, it reduces: the refusal is about the magnitude, not the frame
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(fits.getdata(path) / 1e298, name="SCI")]).writeto(
+        tmp_path / "scaled.fits"
+    )
+    code, out, err = cli(capsys, "reduce", tmp_path / "scaled.fits", *ROWS, "--no-write")
+    assert code == 0 and "80 columns" in out, err
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_float32_data_at_the_edge_of_its_range_reduces_to_finite_flux(tmp_path, capsys, sign):
+    """Finite float32 values of +-3e38 (the largest float32 is 3.4e38) reduce exactly as the same frame
+    at ordinary scale, scaled: no overflow, no failed step (the audit saw the background fail)."""
+    import longslit
+
+    sci = make_frame((64, 80), trace_center=31.5, seed=1).hdul["SCI"].data.astype(np.float64)
+    scale = sign * 3e38 / np.abs(sci).max()
+    for name, data in (
+        ("edge.fits", (sci * scale).astype(np.float32)),
+        ("plain.fits", sci.astype(np.float32)),
+    ):
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="SCI")]).writeto(tmp_path / name)
+    rows = (*ROWS, "--set", "locate.protected=auto")
+    code, out, err = cli(capsys, "reduce", tmp_path / "edge.fits", "-r", "tutorial", *rows, "--no-write")
+    assert code == 0 and "encountered in" not in err and "80 columns" in out, err
+    recipe = longslit.Recipe.preset("tutorial").with_overrides(
+        {
+            "locate": {
+                "method": "rows",
+                "aperture": [27, 37],
+                "background": [[2, 20], [44, 62]],
+                "protected": None,
+            }
+        }
+    )
+    with pytest.warns(longslit.LongslitWarning):
+        edge = longslit.Pipeline().run(tmp_path / "edge.fits", recipe).spectrum
+        plain = longslit.Pipeline().run(tmp_path / "plain.fits", recipe).spectrum
+    assert np.all(np.isfinite(edge.flux)) and not edge.mask.any()
+    assert np.allclose(edge.flux / scale, plain.flux, rtol=1e-5, atol=1e-6 * np.abs(plain.flux).max())
 
 
 def test_the_input_path_is_kept_out_of_outputs_unless_asked(frame, tmp_path, capsys):
@@ -214,3 +261,56 @@ def test_the_input_path_is_kept_out_of_outputs_unless_asked(frame, tmp_path, cap
     header = fits.getheader(tmp_path / "s.fits")
     assert code == 0 and header["INFILE"] == "a.fits" and "LSINPUT" not in header
     assert os.fsencode(str(tmp_path)) not in (tmp_path / "s.fits").read_bytes()
+
+
+# -- item 10: a file rewritten while it is read ----------------------------------------------------
+RACE_RECIPE = Recipe.preset("tutorial").with_overrides(
+    {"locate": {"method": "rows", "aperture": [27, 37], "background": [[2, 20], [44, 62]], "protected": None}}
+)
+
+
+def _spectrum(path: Path) -> np.ndarray:
+    from longslit.pipeline import Pipeline
+
+    with _quiet():
+        return Pipeline().run(path, RACE_RECIPE).spectrum.flux
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The reader's notes (no ERR...) are warnings, errors in this suite: not what these tests are about."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_a_file_changed_by_its_reader_is_refused(tmp_path):
+    """Deterministic: a reader that sees the file rewritten under it (here, its own doing) is refused."""
+    from longslit.errors import FrameError
+    from longslit.plugins.manager import Registry
+    from longslit.plugins.records import Method
+    from longslit.steps.read import read_fits
+
+    path = make_frame((64, 80), trace_center=31.5, seed=2).write(tmp_path / "a.fits")
+
+    def rewritten(source, **params):
+        frame = read_fits(source)
+        with open(source, "ab") as handle:  # another program appends as the read finishes
+            handle.write(b" " * 2880)
+        return frame
+
+    registry = Registry(entry_points=False)
+    plugin = type("P", (), {})()
+    from longslit import hookimpl
+
+    plugin.longslit_read_methods = hookimpl(lambda: [Method("read", "racy", "t", rewritten)])
+    assert registry.register(plugin, name="racy", package="longslit")  # inline: the same process
+    from longslit.pipeline import Pipeline
+
+    recipe = RACE_RECIPE.with_overrides({"read": {"method": "racy"}})
+    with _quiet(), pytest.raises(FrameError) as caught:
+        Pipeline(registry).run(path, recipe)
+    assert str(caught.value) == (
+        f"{path}: changed while it was being read (another program writing it?); nothing was reduced: "
+        "reduce it again once it is complete"
+    )

@@ -63,6 +63,7 @@ def reduce_many(
     resume: bool = False,
     registry: Any = None,
     debug: bool = False,
+    isolation: Any = None,
 ) -> Batch:
     """Reduce many frames with one recipe; iterate over the result to run them.
 
@@ -99,6 +100,8 @@ def reduce_many(
         The methods to use (default: the installed plugins); workers load the same plugins.
     debug : bool
         Keep each failure's traceback in ``FileResult.traceback``.
+    isolation : longslit.isolation.Policy, optional
+        Where methods run and their time limit, in every worker (default: the policy in force here).
 
     Returns
     -------
@@ -118,9 +121,11 @@ def reduce_many(
     >>> for result in longslit.reduce_many("night1/", "mine.toml", "spectra/", jobs=4):  # doctest: +SKIP
     ...     print(result.input, result.status, result.error or result.output)
     """
+    from .. import isolation as _isolation
     from ..plugins.manager import get_registry
     from ..recipe import Recipe
 
+    policy = isolation or _isolation.current()
     registry = registry or get_registry()
     chosen = Recipe.coerce(recipe)
     if not chosen.resolved:
@@ -206,6 +211,7 @@ def reduce_many(
                     # The workers share a night's masters here: each is built once per batch, not per
                     # process (the folder appears only when the recipe names calibration frames).
                     master_cache=None if folder is None else str(folder.resolve() / ".longslit-masters"),
+                    isolation=policy,
                 )
             )
     except BaseException:

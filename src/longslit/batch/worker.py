@@ -31,6 +31,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import LongslitError, OutputError, printable
+from ..isolation import using
 from ..output import refuse_input, refuse_unusual
 from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import DEFAULT_PLUGINS, Registry
@@ -90,6 +91,9 @@ class Task:
     split: bool = False
     #: Folder where the batch's processes share their master calibration frames (None: per process).
     master_cache: str | None = None
+    #: How the methods are called (``longslit.isolation.Policy``): the planning process's, so workers
+    #: keep its ``--timeout`` and ``--isolate``. None: the worker's own.
+    isolation: Any = None
 
 
 @dataclass
@@ -210,7 +214,7 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     result.versions = versions(registry)
     timings: dict[str, Any] = {}
     found: list[str] = []  # what the steps found suspicious (Reduction.warnings)
-    with capture_warnings() as caught:
+    with capture_warnings() as caught, using(task.isolation):
         try:
             if task.output is not None:
                 # Before the reduction, so the user learns at once; write_atomic checks again.

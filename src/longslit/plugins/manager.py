@@ -151,6 +151,19 @@ class Registry:
                     )
 
     def _load(self, entry_point: Any, package: str, version: str) -> None:
+        from ..isolation import probe_import
+
+        fatal = probe_import(entry_point)  # in a child first: an import that crashes or hangs ends only it
+        if fatal is not None:
+            self.problems.append(
+                PluginProblem(
+                    entry_point.name,
+                    package,
+                    f"import {fatal}, in a process of its own: not loaded; uninstall it, or leave it out "
+                    f"with --no-plugins or {SELECT_ENV}",
+                )
+            )
+            return
         try:
             plugin = entry_point.load()
         except (Exception, SystemExit) as exc:  # no import failure may stop the other plugins

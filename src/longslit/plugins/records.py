@@ -108,7 +108,9 @@ class Param:
     # -- validating ---------------------------------------------------------------------------------
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to this parameter's kind, or raise ``ValueError`` saying why."""
-        if value is None:
+        if value is None or (value == "auto" and self.nullable and self.kind != "str"):
+            # "auto" is how a recipe file says None for a parameter whose default is not None (TOML
+            # has no null; leaving the key out would mean the default)
             if self.nullable:
                 return None
             raise ValueError(f"needs a value; allowed: {self.allowed()}")

@@ -42,6 +42,7 @@ class LongslitApp(App):
         Binding("p", "step(-1)", "prev"),
         Binding("e", "edit_form", "form"),
         Binding("o", "open", "open", show=False),
+        Binding("c", "cancel_run", "cancel run", show=False),
     ]
 
     def __init__(
@@ -329,14 +330,23 @@ class LongslitApp(App):
 
         self.push_screen(OpenScreen(), chosen)
 
+    def action_cancel_run(self) -> None:
+        """Stop the step running now (a plugin's method that hangs): it fails as cancelled."""
+        if not self.session.cancel():
+            self.message("nothing is running")
+
     def action_quit_app(self) -> None:
         if not self.session.unsaved:
-            self.exit(0)
+            self._quit()
             return
         self.push_screen(
             ConfirmScreen("The result is not saved. Quit anyway? (y/n)"),
-            lambda yes: self.exit(0) if yes else None,
+            lambda yes: self._quit() if yes else None,
         )
+
+    def _quit(self) -> None:
+        self.session.cancel()  # a method still running would keep the app from ending
+        self.exit(0)
 
 
 def _example_path() -> Path:

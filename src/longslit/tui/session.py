@@ -128,6 +128,12 @@ class Session:
             self.unsaved = True
             return result
 
+    def cancel(self) -> int:
+        """Stop the method calls in progress (they fail as cancelled); returns how many there were."""
+        from ..isolation import cancel_all
+
+        return cancel_all()
+
     def new_warnings(self) -> list[str]:
         """The last result's warnings not yet shown (each is shown once, not after every nudge)."""
         if self.reduction is None:
