@@ -283,29 +283,26 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
     inside = np.arange(width)[None, :] < length[:, None]
     values = profiles[np.clip(grid, 0, nrows - 1), np.arange(nblocks)[:, None]]
     inside &= np.isfinite(values)
-    # The finite rows of each window first, in order (as the old fit's rows[finite]).
-    order = np.argsort(~inside, axis=1, kind="stable")
-    rows = np.take_along_axis(grid, order, axis=1).astype(np.float64)
-    values = np.take_along_axis(values, order, axis=1)
     count = inside.sum(axis=1)
-    valid = np.arange(width)[None, :] < count[:, None]
     results: list[np.ndarray | None] = [None] * nblocks
     todo = np.flatnonzero(count >= 7)
     if todo.size == 0:
         return results
-    rows, values, valid, count = rows[todo], values[todo], valid[todo], count[todo]
+    grid, values, inside, count = grid[todo], values[todo], inside[todo], count[todo]
     guess, half = guesses[todo], halfwidth[todo]
-    last = count - 1
-    first_row = rows[:, 0]
-    last_row = rows[np.arange(todo.size), last]
-    values = np.where(valid, values, 0.0)
-    weight = valid.astype(np.float64)
-    offset = np.where(valid, rows - guess[:, None], 0.0)
-    sigma0 = np.clip(np.broadcast_to(np.asarray(sigma, dtype=np.float64), (nblocks,))[todo], 0.3, half / 2.0)
+    # The start and the bounds from the finite rows of each window, in order (the old fit's
+    # rows[finite]): the first two and last two values, the first and last finite row.
+    order = np.argsort(~inside, axis=1, kind="stable")
+    packed = np.take_along_axis(values, order, axis=1)
     take = np.arange(todo.size)[:, None]
-    edge = np.concatenate([values[:, :2], values[take, np.stack([last - 1, last], 1)]], axis=1)
+    last = count - 1
+    first_row = np.take_along_axis(grid, order[:, :1], axis=1)[:, 0].astype(np.float64)
+    last_row = grid[np.arange(todo.size), order[np.arange(todo.size), last]].astype(np.float64)
+    edge = np.concatenate([packed[:, :2], packed[take, np.stack([last - 1, last], 1)]], axis=1)
     base = np.median(edge, axis=1)
-    peak = np.where(valid, values, -np.inf).max(axis=1)
+    values = np.where(inside, values, 0.0)
+    peak = np.where(inside, values, -np.inf).max(axis=1)
+    sigma0 = np.clip(np.broadcast_to(np.asarray(sigma, dtype=np.float64), (nblocks,))[todo], 0.3, half / 2.0)
     amplitude = np.maximum((peak - base) * np.sqrt(2 * np.pi) * sigma0, 1e-6)
     lower = np.stack([np.zeros(todo.size), first_row, np.full(todo.size, 0.25)], axis=1)
     upper = np.stack([np.full(todo.size, np.inf), last_row, np.maximum(half, 0.5)], axis=1)
@@ -313,19 +310,26 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
         [amplitude, np.clip(guess, first_row + 0.01, last_row - 0.01), sigma0, base, np.zeros(todo.size)],
         axis=1,
     )
+    # The iteration runs on the whole windows (consecutive rows; NaN and padding rows weigh 0), so
+    # neighbouring pixels share their edge: one erf and one exp per edge, not two per pixel.
+    weight = inside.astype(np.float64)
+    offset = np.where(inside, grid - guess[:, None], 0.0)
+    edges = grid[:, :1] - 0.5 + np.arange(width + 1)[None, :]
 
     def evaluate(p: np.ndarray, jacobian: bool):
         scale = np.sqrt(2.0) * p[:, 2:3]
-        upper_arg, lower_arg = (rows + 0.5 - p[:, 1:2]) / scale, (rows - 0.5 - p[:, 1:2]) / scale
-        shape = 0.5 * (erf(upper_arg) - erf(lower_arg))
+        z = (edges - p[:, 1:2]) / scale
+        cdf = erf(z)
+        shape = 0.5 * (cdf[:, 1:] - cdf[:, :-1])
         residual = (p[:, 0:1] * shape + p[:, 3:4] + p[:, 4:5] * offset - values) * weight
         cost = np.einsum("bn,bn->b", residual, residual)
         if not jacobian:
             return cost, residual, None
-        e_upper, e_lower = np.exp(-(upper_arg**2)), np.exp(-(lower_arg**2))
-        d_centre = (e_lower - e_upper) / (np.sqrt(2.0 * np.pi) * p[:, 2:3])
-        d_sigma = (lower_arg * e_lower - upper_arg * e_upper) / (np.sqrt(np.pi) * p[:, 2:3])
-        jac = np.stack([shape, p[:, 0:1] * d_centre, p[:, 0:1] * d_sigma, np.ones_like(rows), offset], axis=2)
+        g = np.exp(-(z**2))
+        zg = z * g
+        d_centre = (g[:, :-1] - g[:, 1:]) / (np.sqrt(2.0 * np.pi) * p[:, 2:3])
+        d_sigma = (zg[:, :-1] - zg[:, 1:]) / (np.sqrt(np.pi) * p[:, 2:3])
+        jac = np.stack([shape, p[:, 0:1] * d_centre, p[:, 0:1] * d_sigma, weight, offset], axis=2)
         return cost, residual, jac * weight[:, :, None]
 
     with np.errstate(all="ignore"):
@@ -360,10 +364,9 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
         at_bound |= ~((p[:, 2] > 0.26) & (p[:, 2] < 0.99 * upper[:, 2]))
         ok = done & np.isfinite(cost) & ~at_bound
         for i in np.flatnonzero(ok):
-            n = int(count[i])
-            j = jac[i, :n]
+            j = jac[i]  # zero in the rows without data
             try:
-                covariance = np.linalg.inv(j.T @ j) * (cost[i] / (n - 5))
+                covariance = np.linalg.inv(j.T @ j) * (cost[i] / (int(count[i]) - 5))
             except np.linalg.LinAlgError:
                 continue
             errors = np.sqrt(np.abs(np.diag(covariance)))
