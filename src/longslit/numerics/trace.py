@@ -386,7 +386,12 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
             residual = np.where(better[:, None], new_residual, residual)
             jac = np.where(better[:, None, None], new_jac, jac)
             damping = np.where(better, np.maximum(damping * 0.3, 1e-12), np.minimum(damping * 10.0, 1e12))
-            done |= settled | (~better & (damping >= 1e12))
+            # At the minimum a step can only change the cost by rounding, either way: one that
+            # raises it by no more than that, moving nothing by more than 1e-9 of its size, is
+            # convergence too (else the damping climbs to its limit over fifteen futile rounds).
+            nudged = np.abs(trial - p) <= 1e-9 * (np.abs(p) + 1e-3)
+            stalled = ~better & (new_cost - cost <= 1e-13 * cost) & nudged.all(axis=1)
+            done |= settled | stalled | (~better & (damping >= 1e12))
             if done.all():
                 break
         at_bound = (p[:, 1] <= first_row) | (p[:, 1] >= last_row) | (p[:, 0] <= 0)
