@@ -367,7 +367,7 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
         cdf = erf(z)
         shape = 0.5 * (cdf[:, 1:] - cdf[:, :-1])
         residual = (p[:, 0:1] * shape + p[:, 3:4] + p[:, 4:5] * offset - values) * weight
-        cost = np.einsum("bn,bn->b", residual, residual)
+        cost = (residual * residual).sum(axis=1)  # a ufunc, not einsum: an overflow warns
         if not jacobian:
             return cost, residual, None
         g = np.exp(-(z**2))
@@ -377,7 +377,8 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
         jac = np.stack([shape, p[:, 0:1] * d_centre, p[:, 0:1] * d_sigma, weight, offset], axis=2)
         return cost, residual, jac * weight[:, :, None]
 
-    with np.errstate(all="ignore"):
+    # Overflow still warns: data near the limit of floating point must say so (the CLI reports it).
+    with np.errstate(invalid="ignore", divide="ignore", under="ignore"):
         cost, residual, jac = evaluate(p, True)
         damping = np.full(todo.size, 1e-3)
         done = np.zeros(todo.size, dtype=bool)
