@@ -324,27 +324,24 @@ def test_profile_basis_is_the_generic_design_matrix_and_its_normal_equations(ord
     )
 
 
-def test_profile_basis_reads_any_storage_of_the_splines(monkeypatch):
-    """Another scipy might store the four splines of a row in another order: the same basis."""
-    from scipy import sparse
+@pytest.mark.parametrize(
+    ("lo", "hi", "count"), [(-10.3, 12.7, 46), (-3.0, 3.0, 1), (-3.0, 3.0, 2), (0, 100, 200)]
+)
+def test_cubic_bspline_basis_is_scipys_design_matrix_bit_for_bit(lo, hi, count):
+    """The profile's B-splines without scipy.interpolate: the same numbers, stored the same way."""
     from scipy.interpolate import BSpline
 
     from longslit.numerics import profile as P
 
-    delta, window = tilted_window()
-    usual = P.ProfileBasis(delta, window, 2)
-    original = BSpline.design_matrix
-
-    def reversed_rows(x, t, k, *args, **kwargs):
-        m = original(x, t, k, *args, **kwargs).tocsr()
-        n = m.shape[0]
-        data, indices = m.data.reshape(n, -1)[:, ::-1].ravel(), m.indices.reshape(n, -1)[:, ::-1].ravel()
-        return sparse.csr_array((data, indices, m.indptr), shape=m.shape)
-
-    monkeypatch.setattr(BSpline, "design_matrix", staticmethod(reversed_rows))
-    other = P.ProfileBasis(delta, window, 2)
-    assert np.array_equal(other.base, usual.base)
-    assert np.array_equal(other.splines, usual.splines)
+    inner = np.linspace(lo, hi, count + 1)
+    knots = np.r_[[lo] * 3, inner, [hi] * 3]
+    x = np.r_[np.random.default_rng(count).uniform(lo, hi, 5000), inner, lo, hi]  # knots and ends too
+    design = BSpline.design_matrix(x, knots, 3).tocsr()
+    base, splines = P.cubic_bspline_basis(x, knots)
+    n = x.size
+    assert np.array_equal(design.indptr, np.arange(n + 1) * 4)
+    assert np.array_equal(design.indices.reshape(n, 4), base[:, None] + np.arange(4))
+    assert np.array_equal(design.data.reshape(n, 4), splines)
 
 
 def test_optimal_extraction_with_the_fast_paths_equals_the_reference(monkeypatch):

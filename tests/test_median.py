@@ -8,7 +8,7 @@ import scipy.signal
 from scipy import ndimage
 
 from longslit.numerics import median as fast
-from longslit.steps.cosmic import median_of_error, middle_values
+from longslit.steps.cosmic import median_of_error, middle_bracket, middle_values, sample_positions
 
 
 def reference(image: np.ndarray, size: int) -> np.ndarray:
@@ -104,9 +104,31 @@ def test_middle_values_equal_np_median(n):
 def test_middle_values_when_the_sample_misleads():
     # Every sampled value is huge, so the bracket misses and the whole array is partitioned.
     values = np.random.default_rng(6).normal(size=100_000)
-    values[:: values.size // 4096] = 1e9
+    values[sample_positions(values.size, 4096)] = 1e9
+    assert middle_bracket(values)[0] == 1e9
     low, high = middle_values(values)
     assert (low + high) / 2 == np.median(values)
+
+
+@pytest.mark.parametrize("shape", [(4096, 256), (2048, 512), (512, 511), (300, 1024)])
+def test_the_sample_spreads_over_every_column(shape):
+    # A frame of 4096 rows flattened: a stride of size // 4096 is its row length, and the old strided
+    # sample saw column 0 alone. Here each column carries its own level, far apart, so a sample of few
+    # columns puts the bracket off the frame's middle.
+    nrows, ncols = shape
+    columns = sample_positions(nrows * ncols, 4096) % ncols
+    counts = np.bincount(columns, minlength=ncols)
+    expected = 4096 / ncols
+    assert counts.min() >= np.floor(0.5 * expected) and counts.max() <= np.ceil(1.5 * expected) + 1
+    rng = np.random.default_rng(ncols)
+    variance = (np.arange(ncols, dtype=np.float64) + rng.random((nrows, ncols))) ** 2
+    values = variance.ravel()
+    lo, hi = middle_bracket(values)
+    low, high = middle_values(values)
+    assert lo <= low <= high <= hi  # the bracket holds the middle: no partition of the whole frame
+    assert (low + high) / 2 == np.median(values)
+    err = np.sqrt(variance).astype(np.float32)
+    assert median_of_error(err.astype(np.float64) ** 2) == np.median(err)
 
 
 def test_median_of_error_is_the_tutorials_median_of_err():

@@ -22,6 +22,7 @@ from .errors import InputError, PluginError
 from .frame import Frame
 from .geometry import Geometry
 from .limits import limited
+from .numerics.threads import single_threaded_blas
 from .plugins.manager import Registry, get_registry
 from .plugins.records import Method
 from .products import BackgroundFit, CosmicResult, Spectrum
@@ -308,7 +309,8 @@ class Pipeline:
         # The budget is checked before a step allocates anything frame-sized (the built-in reader
         # checks it from the header, before reading the data; the read kind's check, of every frame).
         budget = limited(self.memory_limit) if reads and self.memory_limit is not None else nullcontext()
-        with budget:
+        # One BLAS thread in the steps: their products are small, and more threads fight for the cores.
+        with budget, single_threaded_blas():
             if reads and isinstance(source, Frame):
                 result = source  # a frame read already: the read step has nothing to do
             else:

@@ -35,6 +35,32 @@ def _design(delta: np.ndarray, x: np.ndarray, knots: np.ndarray, order: int):
     return sparse.hstack([spline.multiply(legendre[:, j : j + 1]) for j in range(order + 1)]).tocsr()
 
 
+def cubic_bspline_basis(x: np.ndarray, knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The four nonzero cubic B-splines at each ``x``: the index of the first, and their values (n, 4).
+
+    What ``scipy.interpolate.BSpline.design_matrix(x, knots, 3)`` stores (tested bit for bit): the
+    Cox-de Boor recurrence in FITPACK's order (``fpbspl``), run on all points at once, so that a
+    reduction need not import ``scipy.interpolate`` (0.2-0.3 s, with scipy.optimize and scipy.linalg
+    behind it) for one basis per extraction. ``x`` must lie within ``knots[3] .. knots[-4]``.
+    """
+    k = 3
+    x = np.asarray(x, dtype=np.float64)
+    last = knots.size - k - 2  # the last interval with room for k knots above it
+    # The interval t[ell] <= x < t[ell + 1]; the right end belongs to the last one.
+    ell = np.clip(np.searchsorted(knots, x, side="right") - 1, k, last)
+    h = np.zeros((x.size, k + 1))
+    h[:, 0] = 1.0
+    for j in range(1, k + 1):
+        hh = h[:, :j].copy()
+        h[:, 0] = 0.0
+        for i in range(1, j + 1):
+            above, below = knots[ell + i], knots[ell + i - j]  # above > below: no empty interval here
+            f = hh[:, i - 1] / (above - below)
+            h[:, i - 1] = h[:, i - 1] + f * (above - x)
+            h[:, i] = f * (x - below)
+    return (ell - k).astype(np.int64), h
+
+
 class ProfileBasis:
     """The profile model over the window's pixels, built once per extraction, and its normal equations.
 
@@ -53,8 +79,6 @@ class ProfileBasis:
     """
 
     def __init__(self, delta: np.ndarray, window: np.ndarray, order: int) -> None:
-        from scipy.interpolate import BSpline
-
         ncols = window.shape[1]
         lo = float(delta[window].min()) - 0.5
         hi = float(delta[window].max()) + 0.5
@@ -70,23 +94,8 @@ class ProfileBasis:
         self.columns = np.nonzero(window)[1]
         x = 2.0 * np.arange(ncols) / max(ncols - 1, 1) - 1.0
         self.legendre = np.polynomial.legendre.legvander(x, order)  # (ncols, order + 1)
-        # Each pixel's four nonzero B-splines, from ``base`` on. design_matrix stores exactly these,
-        # four a row; read through the row pointers, so that any storage order would do.
-        spline = BSpline.design_matrix(delta[window], self.knots, 3).tocsr()
-        n = self.columns.size
-        if np.array_equal(spline.indptr, np.arange(n + 1) * 4) and spline.has_sorted_indices:
-            self.base = spline.indices[::4].astype(np.int64)
-            if np.array_equal(
-                spline.indices.reshape(n, 4) - self.base[:, None], np.tile(np.arange(4), (n, 1))
-            ):
-                self.splines = spline.data.reshape(n, 4).copy()
-                return
-        owner = np.repeat(np.arange(n), np.diff(spline.indptr))
-        first = np.full(n, self.nbasis, dtype=np.int64)
-        np.minimum.at(first, owner, spline.indices)
-        self.base = np.minimum(first, self.nbasis - 4)
-        self.splines = np.zeros((n, 4))
-        np.add.at(self.splines, (owner, spline.indices - self.base[owner]), spline.data)
+        # Each pixel's four nonzero B-splines, from ``base`` on.
+        self.base, self.splines = cubic_bspline_basis(delta[window], self.knots)
 
     def normal_equations(
         self, select: np.ndarray, scale: np.ndarray, weight: np.ndarray, data: np.ndarray

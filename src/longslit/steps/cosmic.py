@@ -231,21 +231,18 @@ def median_of_error(variance: np.ndarray) -> np.floating:
 def middle_values(values: np.ndarray, sample: int = 4096) -> tuple[float, float]:
     """The two middle order statistics of a 1D array without NaN (the same one twice if its size is odd).
 
-    ``np.partition`` of a whole frame costs about 2.5 ms; instead, a strided sample brackets the
-    middle (ranks within about 5 standard deviations of the sample's middle), one pass counts what
-    lies below the bracket, and only the values inside it are partitioned. If the bracket misses
-    (it should about once in a few million calls), the whole array is partitioned. Exact either way.
+    ``np.partition`` of a whole frame costs about 2.5 ms; instead, a sample spread over the whole array
+    (:func:`sample_positions`) brackets the middle (ranks within about 5 standard deviations of the
+    sample's middle), one pass counts what lies below the bracket, and only the values inside it are
+    partitioned. If the bracket misses (it should about once in a few million calls), the whole array
+    is partitioned. Exact either way.
     """
     n = values.size
     half = n // 2
     ranks = (half, half) if n % 2 else (half - 1, half)
-    step = n // sample
-    if step >= 4:
-        picked = np.sort(values[::step])
-        m = picked.size
-        spread = int(5 * np.sqrt(m) / 2) + 1
-        lo = picked[max(m // 2 - spread, 0)]
-        hi = picked[min(m // 2 + spread, m - 1)]
+    bracket = middle_bracket(values, sample)
+    if bracket is not None:
+        lo, hi = bracket
         below = int(np.count_nonzero(values < lo))
         inside = values[(values >= lo) & (values <= hi)]
         first, last = ranks[0] - below, ranks[1] - below
@@ -254,6 +251,31 @@ def middle_values(values: np.ndarray, sample: int = 4096) -> tuple[float, float]
             return float(part[first]), float(part[last])
     part = np.partition(values, ranks)
     return float(part[ranks[0]]), float(part[ranks[1]])
+
+
+#: The fractional parts of ``i / golden ratio`` spread over [0, 1) more evenly than random numbers, for
+#: any count, and with no period (a Weyl sequence).
+_INVERSE_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def sample_positions(n: int, sample: int) -> np.ndarray:
+    """``sample`` positions spread evenly over ``range(n)`` with no stride a frame's rows could share.
+
+    A plain stride (``values[:: n // sample]``) of a flattened frame samples one column when the
+    stride equals the row length (any frame of 4096 rows: the stride is then ``ncols``), and a few
+    columns when it divides it; a bad or bright column then moves the whole bracket.
+    """
+    return (np.modf(np.arange(sample) * _INVERSE_GOLDEN)[0] * n).astype(np.intp)
+
+
+def middle_bracket(values: np.ndarray, sample: int = 4096) -> tuple[float, float] | None:
+    """Two values of a sample of ``values`` that should hold its middle between them (None: too few)."""
+    if values.size < 4 * sample:
+        return None
+    picked = np.sort(values[sample_positions(values.size, sample)])
+    m = picked.size
+    spread = int(5 * np.sqrt(m) / 2) + 1
+    return float(picked[max(m // 2 - spread, 0)]), float(picked[min(m // 2 + spread, m - 1)])
 
 
 @hookimpl
