@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 from textual.worker import get_current_worker
 
 from ..errors import LongslitError
 from ..recipe import Recipe
+from .keys import KeyFooter, binding_keys
 from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
@@ -36,12 +38,12 @@ class LongslitApp(App):
     #: Every action has a key (see the help screen); the palette's footer hint would cost room at 80x24.
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
-        Binding("question_mark,f1", "help", "help", key_display="?"),
-        Binding("q", "quit_app", "quit"),
-        Binding("n", "step(1)", "next"),
-        Binding("p", "step(-1)", "prev"),
-        Binding("e", "edit_form", "form"),
-        Binding("o", "open", "open", show=False),
+        Binding("question_mark,f1", "help", "help", key_display="?", tooltip="this help"),
+        Binding("q", "quit_app", "quit", tooltip="quit (asks first when the result is not saved)"),
+        Binding("n", "step(1)", "next", tooltip="next screen"),
+        Binding("p", "step(-1)", "prev", tooltip="previous screen"),
+        Binding("e", "edit_form", "form", tooltip="into this screen's form (Esc comes back)"),
+        Binding("o", "open", "open", show=False, tooltip="open another FITS file"),
     ]
 
     def __init__(
@@ -69,7 +71,7 @@ class LongslitApp(App):
             with Vertical(id="error-view"):
                 yield Static(id="error-text", markup=False)
         yield Static(id="message", markup=False)
-        yield Footer()
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self._show_steps()
@@ -84,11 +86,29 @@ class LongslitApp(App):
         return self.query_one(f"#{name}", StepPane)
 
     def _show_steps(self) -> None:
-        parts = []
-        for i, screen in enumerate(self.step_screens, start=1):
-            label = f" {i} {screen.title} "
-            parts.append(f"[reverse]{label}[/]" if screen.name == self.current else label)
-        self.query_one("#steps", Static).update("".join(parts))
+        self.query_one("#steps", Static).update(self._steps_text(max(self.size.width, 40)))
+
+    def _steps_text(self, width: int) -> str:
+        """The screens' numbers and titles in ``width`` columns: full titles when they fit, else the
+        current screen's in full and the others shortened (however many screens the kinds bring)."""
+
+        def label(i: int, title: str) -> str:
+            key = str(i) if i <= 9 else "·"
+            return f" {key} {title} " if title else f" {key} "
+
+        for size in (None, 3, 0):
+            parts = []
+            for i, screen in enumerate(self.step_screens, start=1):
+                full = screen.name == self.current
+                title = screen.title if full or size is None else screen.title[:size]
+                text = label(i, title)
+                parts.append(f"[reverse]{text}[/]" if full else text)
+            if len(Text.from_markup("".join(parts))) <= width:
+                break
+        return "".join(parts)
+
+    def on_resize(self) -> None:
+        self._show_steps()
 
     def message(self, text: str, *, error: bool = False) -> None:
         bar = self.query_one("#message", Static)
@@ -175,11 +195,7 @@ class LongslitApp(App):
     def _ran(self) -> None:
         self._stop_running_notice()
         session = self.session
-        computed = ", ".join(session.computed) or "nothing (cached)"
-        summary = session.summary()
-        self.message(
-            f"{summary['cosmic_rays_replaced']:,} cosmic-ray pixels replaced · recomputed {computed}"
-        )
+        self.message(run_message(session.summary()["cosmic_rays_replaced"], session.computed))
         for warning in session.new_warnings():
             self.notify(warning, title="warning", severity="warning", timeout=10, markup=False)
         self._pane(self.current).update_from(session)
@@ -282,18 +298,20 @@ class LongslitApp(App):
         self.push_screen(HelpScreen(self._help_text()))
 
     def _help_text(self) -> str:
-        lines = ["Global keys"]
-        lines += [f"  {b.key_display or b.key.split(',')[0]:10} {b.description}" for b in self.BINDINGS]
+        """Every key, as typed, with what it does: the app's, the 2D view's, then each screen's own."""
+        lines = ["Every screen"]
+        lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in self.BINDINGS]
+        lines.append(f"  {'1-9':12} go to that screen")
+        lines.append("2D view and plots (on screens that have them)")
+        lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in StepPane.BINDINGS]
         for number, screen in enumerate(self.step_screens, start=1):
-            name = screen.name
-            pane = self._pane(name)
-            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS] if name != "frame" else []
-            if own or name == "frame":
-                lines.append(f"{screen.title} ({number})")
-            for binding in own + (list(StepPane.BINDINGS) if name == "frame" else []):
-                keys = binding.key.replace(",", " ")
-                lines.append(f"  {keys:22} {binding.description} ({binding.action})")
-        lines.append("In a form: Tab moves between fields, Enter applies a value, Esc returns to the keys.")
+            pane = self._pane(screen.name)
+            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS]
+            if own:
+                lines.append(f"{screen.title} ({number})" if number <= 9 else screen.title)
+                lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own]
+        lines.append("In a form: Tab and Shift+Tab move between fields, Enter applies a value,")
+        lines.append("Esc returns to the screen's keys.")
         return "\n".join(lines)
 
     def action_edit_form(self) -> None:
@@ -337,6 +355,17 @@ class LongslitApp(App):
             ConfirmScreen("The result is not saved. Quit anyway? (y/n)"),
             lambda yes: self.exit(0) if yes else None,
         )
+
+
+def run_message(replaced: int, computed: list[str]) -> str:
+    """The message bar after a run, short enough for 80 columns whatever steps reran."""
+    if not computed:
+        ran = "nothing rerun (cached)"
+    elif len(computed) <= 2:
+        ran = "reran " + ", ".join(computed)
+    else:
+        ran = f"reran {computed[0]} to {computed[-1]} ({len(computed)} steps)"
+    return f"{replaced:,} cosmic-ray pixels replaced · {ran}"
 
 
 def _example_path() -> Path:

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import PlotView
-from .base import StepPane
+from ..widgets.plot import CYAN, GOLD, RED, SHADE_GOLD, Figure, PlotView, Series
+from .base import StepPane, region_spans
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -22,10 +22,10 @@ class BackgroundPane(StepPane):
     screen_name = "background"
     kind = "background"
     BINDINGS = [
-        Binding("left,h", "column(-1)", "column", key_display="←→"),
-        Binding("right,l", "column(1)", "column", show=False),
-        Binding("H", "column(-25)", "-25", show=False),
-        Binding("L", "column(25)", "+25", show=False),
+        Binding("left,h", "column(-1)", "column", key_display="←→", tooltip="the column to the left"),
+        Binding("right,l", "column(1)", "column", show=False, tooltip="the column to the right"),
+        Binding("H", "column(-25)", "-25", show=False, tooltip="25 columns left"),
+        Binding("L", "column(25)", "+25", show=False, tooltip="25 columns right"),
         *StepPane.BINDINGS,
     ]
 
@@ -58,23 +58,27 @@ class BackgroundPane(StepPane):
         low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
         margin = (high - low) * 0.3 + 1e-9
 
-        def draw(plt) -> None:
-            if kept.size:  # plotext cannot draw an empty series
-                plt.scatter(kept.tolist(), data[kept].tolist(), marker="dot", color="cyan", label="used")
-            if rejected.size:
-                plt.scatter(
-                    rejected.tolist(), data[rejected].tolist(), marker="x", color="red", label="left out"
-                )
-            plt.plot(np.arange(model.size).tolist(), model.tolist(), color="yellow", label="fit")
-            plt.ylim(float(low - margin), float(high + margin))
-            unit = "A" if session.frame.calibrated else "col"
-            if kept.size:
-                plt.title(f"column {column} ({session.frame.wavelength[column]:.1f} {unit})")
-            else:
-                plt.title(f"col {column}: all flagged, interpolated")
-            plt.xlabel("row")
-
-        self.query_one("#background-plot", PlotView).plot(draw)
+        unit = session.frame.header.get("BUNIT") or "counts"
+        where = f"{session.frame.wavelength[column]:.1f} Å" if session.frame.calibrated else f"col {column}"
+        title = f"column {column} ({where}) [{unit}]" if kept.size else f"col {column}: all flagged"
+        series = []
+        if kept.size:
+            series.append(Series(kept, data[kept], "used", CYAN, marker="o", points=True))
+        if rejected.size:
+            series.append(Series(rejected, data[rejected], "left out", RED, marker="x", points=True))
+        series.append(Series(np.arange(model.size), model, "fit", GOLD))
+        spans = [s for s in region_spans(session) if s.shade != SHADE_GOLD]
+        for span in spans:
+            span.label = ""
+        self.query_one("#background-plot", PlotView).plot(
+            Figure(
+                series,
+                spans=spans,
+                title=title,
+                xlabel="row",
+                ylim=(float(low - margin), float(high + margin)),
+            )
+        )
         self.query_one("#background-figures", Static).update(
             f"column {column}\n{kept.size} pixels used\n{rejected.size} left out\n←→ column, H L ±25"
         )
