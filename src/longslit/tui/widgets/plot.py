@@ -103,13 +103,13 @@ def _forward(values: np.ndarray, scale: str, softening: float) -> np.ndarray:
 
 
 def softening_of(values: np.ndarray) -> float:
-    """The asinh scale's linear range: a few times the noise (the median absolute deviation)."""
+    """The asinh scale's linear range: about the noise (the median absolute deviation)."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return 1.0
     mad = float(np.median(np.abs(finite - np.median(finite))))
-    return max(3.0 * mad, float(np.ptp(finite)) * 1e-4, 1e-12)
+    return max(mad, float(np.ptp(finite)) * 1e-4, 1e-12)
 
 
 def _nonlinear_ticks(low: float, high: float, scale: str, softening: float, rows: int) -> list[float]:

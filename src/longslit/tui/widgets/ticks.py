@@ -13,10 +13,9 @@ def nice_step(span: float, count: int) -> float:
         return 1.0
     raw = span / max(count, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    for factor in (1.0, 2.0, 5.0, 10.0):
-        if raw <= factor * power * (1 + 1e-9):
-            return factor * power
-    return 10.0 * power
+    # The round step whose number of intervals is nearest ``count`` (in ratio).
+    steps = [f * power for f in (1.0, 2.0, 5.0, 10.0)]
+    return min(steps, key=lambda step: abs(math.log(span / step / count)))
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> np.ndarray:
