@@ -355,7 +355,14 @@ def test_help_lists_every_key_as_typed(example):
             for binding in app.BINDINGS:
                 assert binding_keys(binding) in text
             assert "+ = ]" in text and "Shift+↑" in text and ". " in text
-            for internal in ("plus", "equals_sign", "question_mark", "full_stop", "square_bracket", "resize("):
+            for internal in (
+                "plus",
+                "equals_sign",
+                "question_mark",
+                "full_stop",
+                "square_bracket",
+                "resize(",
+            ):
                 assert internal not in text, internal
             await pilot.press("question_mark")
             await pilot.pause()

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import CYAN, GOLD, RED, SHADE_GOLD, Figure, PlotView, Series
+from ..widgets.plot import CYAN, GOLD, RED, Figure, PlotView, Series
 from .base import StepPane, region_spans
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class BackgroundPane(StepPane):
         if rejected.size:
             series.append(Series(rejected, data[rejected], "left out", RED, marker="x", points=True))
         series.append(Series(np.arange(model.size), model, "fit", GOLD))
-        spans = [s for s in region_spans(session) if s.shade != SHADE_GOLD]
+        spans = region_spans(session)[1:]  # the background regions, not the aperture
         for span in spans:
             span.label = ""
         self.query_one("#background-plot", PlotView).plot(

@@ -51,13 +51,17 @@ class CosmicPane(StepPane):
         columns = slice(first, first + 5)
         before, after = session.frame.sci[:, columns], result.cleaned.sci[:, columns]
         rows = np.arange(before.shape[0])
+        changed = before.max(axis=1) != after.max(axis=1)
         r0, r1, _, _ = self.window()
         unit = session.frame.header.get("BUNIT") or "counts"
         self.query_one("#cosmic-plot", PlotView).plot(
             Figure(
                 [
-                    Series(rows, before.max(axis=1), "before", RED, marker="x"),
                     Series(rows, after.max(axis=1), "after", GREEN),
+                    # Before, only where the cleaning changed the row: the hits, not a second line.
+                    Series(
+                        rows[changed], before.max(axis=1)[changed], "before", RED, marker="x", points=True
+                    ),
                 ],
                 title=f"cols {first}-{first + 4}, max/row [{unit}]",
                 xlabel="row",

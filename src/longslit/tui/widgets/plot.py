@@ -178,7 +178,7 @@ def render_figure(figure: Figure, width: int, height: int, colour: bool = True) 
 
     # y ticks first: the margin is as wide as the longest label.
     if figure.yscale == "linear":
-        yticks = list(nice_ticks(y0, y1, max(2, plot_height // 2)))
+        yticks = list(nice_ticks(y0, y1, max(2, plot_height // 3)))
         ylabels = labels(np.array(yticks))
     else:
         yticks = _nonlinear_ticks(y0, y1, figure.yscale, softening, plot_height)
