@@ -8,6 +8,7 @@ result stays on screen.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from rich.text import Text
@@ -60,6 +61,9 @@ class LongslitApp(App):
         self.current = "frame"
         self.load_error: str | None = None
         self._running_notice = None  # the timer that shows "running …" for a run that takes a while
+        self._rerun_lock = threading.Lock()
+        self._dirty = False  # an edit not yet run
+        self._rerunning = False  # a rerun worker is going
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -160,19 +164,32 @@ class LongslitApp(App):
         self.message(text, error=True)
 
     def rerun(self) -> None:
-        """Run the pipeline on the current recipe in a worker.
+        """Run the pipeline on the current recipe in a worker, coalescing edits made meanwhile.
 
         "running …" shows only if the run is still going after a moment: an aperture nudge is done
-        within a frame or two, and redrawing the message bar first would only delay its result.
+        within a frame or two, and redrawing the message bar first would only delay its result. Keys
+        pressed while a run is going mark the recipe dirty; the worker runs once more when it is done,
+        on the newest recipe, and draws only that result (ten quick nudges cost two runs, not ten).
         """
         if self._running_notice is not None:
             self._running_notice.stop()
         self._running_notice = self.set_timer(RUNNING_NOTICE_DELAY, lambda: self.message("running …"))
+        with self._rerun_lock:
+            self._dirty = True
+            if self._rerunning:
+                return
+            self._rerunning = True
         self._rerun_worker()
 
-    @work(thread=True, exclusive=True, group="pipeline")
+    @work(thread=True, group="rerun")
     def _rerun_worker(self) -> None:
-        self._run(self.session)
+        while True:
+            with self._rerun_lock:
+                if not self._dirty:
+                    self._rerunning = False
+                    return
+                self._dirty = False
+            self._run(self.session)
 
     def _run(self, session: Session) -> None:
         worker = get_current_worker()
@@ -184,7 +201,7 @@ class LongslitApp(App):
         except Exception as exc:  # a bug in a method or in longslit: report, never crash
             self.call_from_thread(self._failed, f"unexpected {type(exc).__name__}: {exc}")
             return
-        if not worker.is_cancelled:
+        if not worker.is_cancelled and not self._dirty:  # a newer edit waits: draw its result instead
             self.call_from_thread(self._ran)
 
     def _stop_running_notice(self) -> None:

@@ -21,9 +21,9 @@ from functools import lru_cache
 import numpy as np
 from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
 
 from ...geometry import Band
+from .strips import Line, StripWidget
 from .ticks import labels, nice_ticks
 
 #: Characters from dark to bright, for terminals with 16 colours or fewer (and NO_COLOR). None of them is
@@ -178,7 +178,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-class FrameView(Widget):
+class FrameView(StripWidget):
     """Shows one 2D layer of the frame, zoomed to a row and column window, with axes and overlays."""
 
     DEFAULT_CSS = """
@@ -232,7 +232,7 @@ class FrameView(Widget):
                 elif kind == "flags":
                     self.bits = _tables(image, "flags")[0]
                 self._stretched = (image, key)
-        self.refresh()
+        self.changed()
 
     def _ramp_mode(self) -> bool:
         app = self.app
@@ -269,10 +269,10 @@ class FrameView(Widget):
         return text
 
     # -- drawing ------------------------------------------------------------------------------------
-    def render(self) -> Text:
+    def lines(self) -> list[Line]:
         width, height = self.size.width, self.size.height
         if self.image is None or width < 8 or height < 2:
-            return Text("")
+            return []
         r0, r1, c0, c1 = self.window
         ramp = self._ramp_mode()
         label_width = max(len(str(r1 - 1)), 3)
@@ -280,7 +280,7 @@ class FrameView(Widget):
         image_width = width - self.margin - 1  # and the right region ticks
         image_height = height - 1  # and the column axis
         if image_width < 2:
-            return Text("")
+            return []
         pixel_rows = image_height if ramp else 2 * image_height
         row_edges = bin_edges(r0, r1, pixel_rows)
         col_edges = bin_edges(c0, c1, image_width)
@@ -298,7 +298,7 @@ class FrameView(Widget):
         left, right = self._margin_ticks(marks, image_height, ramp)
         lines = []
         for line in range(image_height):
-            text = Text(row_ticks.get(line, "").rjust(label_width))
+            text = Line(row_ticks.get(line, "").rjust(label_width))
             text.append("┤" if line in row_ticks else "│")
             text.append(*left.get(line, (" ",)))
             if ramp:
@@ -310,7 +310,7 @@ class FrameView(Widget):
             text.append(*right.get(line, (" ",)))
             lines.append(text)
         lines.append(self._column_axis(col_edges, label_width, image_width))
-        return Text("\n").join(lines)
+        return lines
 
     def _cells(self, row_edges, col_edges, pixel_rows, image_width, ramp):
         """The colour (or ramp character) of every display pixel, row 0 at index 0."""
@@ -398,7 +398,7 @@ class FrameView(Widget):
                     side[int(line)] = (overlay.char,) if ramp else (arrow, Style.parse(overlay.color))
         return left, right
 
-    def _column_axis(self, col_edges, label_width, image_width) -> Text:
+    def _column_axis(self, col_edges, label_width, image_width) -> Line:
         """Round columns (or wavelengths) under the image, each label starting at its tick."""
         c0, c1 = float(col_edges[0]), float(col_edges[-1])
         wave = self.wavelength
@@ -425,4 +425,4 @@ class FrameView(Widget):
                 and all(c == " " for c in line[max(0, x - 1) : x + len(text)])
             ):
                 line[x : x + len(text)] = list(text)
-        return Text(unit.rjust(label_width) + "  " + "".join(line))
+        return Line(unit.rjust(label_width) + "  " + "".join(line))

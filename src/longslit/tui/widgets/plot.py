@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
 
+from .strips import Line, StripWidget, join
 from .ticks import labels, nice_step, nice_ticks, tick_label
 
 #: Series colours (bright, distinct after rounding to the 256-colour cube) and their no-colour markers.
@@ -153,11 +153,16 @@ def _range(values: list[np.ndarray]) -> tuple[float, float]:
 
 # -- drawing ----------------------------------------------------------------------------------------
 def render_figure(figure: Figure, width: int, height: int, colour: bool = True) -> Text:
+    """``figure`` as Text (see :func:`figure_lines`)."""
+    return join(figure_lines(figure, width, height, colour))
+
+
+def figure_lines(figure: Figure, width: int, height: int, colour: bool = True) -> list[Line]:
     """``figure`` as ``height`` lines of ``width`` cells: a title and legend line, the plot with its
     y axis, and the x axis's labels."""
     plot_height = height - 2
     if plot_height < 2 or width < 16:
-        return Text("")
+        return []
     xs = [s.x for s in figure.series] + [b.x for b in figure.bands]
     x0, x1 = figure.xlim or _range([np.asarray(x, dtype=float) for x in xs])
     if x1 <= x0:
@@ -186,7 +191,7 @@ def render_figure(figure: Figure, width: int, height: int, colour: bool = True) 
     margin = max((len(label) for label in ylabels), default=1) + 1
     plot_width = width - margin
     if plot_width < 8:
-        return Text("")
+        return []
     dots_x, dots_y = plot_width * 2, plot_height * 4
 
     def to_dot_x(x) -> np.ndarray:
@@ -253,12 +258,15 @@ def render_figure(figure: Figure, width: int, height: int, colour: bool = True) 
         if np.isfinite(row) and 0 <= row < plot_height + 0.01:
             tick_rows.setdefault(min(int(row), plot_height - 1), label)
 
-    lines = [_title_line(figure, width, colour)]
+    # Per cell: the braille pattern of its eight dots and the last series that set one (-1: none).
+    cells = owner.reshape(plot_height, 4, plot_width, 2)
+    weights = _BRAILLE_BITS[::-1][None, :, None, :]  # dot row 0 of a cell is its lowest
+    patterns = ((cells >= 0) * weights).sum(axis=(1, 3))
+    cell_owner = cells.max(axis=(1, 3))
+    lines = [Line.from_text(_title_line(figure, width, colour))]
     for line in range(plot_height):
         row = plot_height - 1 - line  # cell row from the bottom
-        text = Text(tick_rows.get(row, "").rjust(margin - 1), style="dim")
-        text.append("┤" if row in tick_rows else "│", style="dim")
-        block = owner[row * 4 : row * 4 + 4, :]
+        text = Line(tick_rows.get(row, "").rjust(margin - 1) + ("┤" if row in tick_rows else "│"), "dim")
         for col in range(plot_width):
             background = shade[row, col] if colour else ""
             style_bg = f" on {background}" if background else ""
@@ -266,11 +274,10 @@ def render_figure(figure: Figure, width: int, height: int, colour: bool = True) 
             if marked is not None:
                 text.append(figure.series[marked].marker, Style.parse(figure.series[marked].color + style_bg))
                 continue
-            cell = block[:, col * 2 : col * 2 + 2]
-            if (cell >= 0).any():
-                bits = int(_BRAILLE_BITS[::-1][cell >= 0].sum())  # block row 0 is the lowest dot row
-                series = figure.series[int(cell.max())]
-                text.append(chr(0x2800 + bits), Style.parse(series.color + style_bg) if colour else None)
+            if cell_owner[row, col] >= 0:
+                series = figure.series[int(cell_owner[row, col])]
+                style = Style.parse(series.color + style_bg) if colour else None
+                text.append(chr(0x2800 + int(patterns[row, col])), style)
             elif col == cursor_cell:
                 text.append("│", Style.parse("bold white" + style_bg) if colour else None)
             elif row == hline_row and col % 2 == 0:
@@ -281,7 +288,7 @@ def render_figure(figure: Figure, width: int, height: int, colour: bool = True) 
                 text.append(" ", Style.parse(f"on {background}") if background else None)
         lines.append(text)
     lines.append(_x_axis(x0, x1, margin, plot_width, figure.xlabel))
-    return Text("\n").join(lines)
+    return lines
 
 
 def _draw_line(owner: np.ndarray, dx: np.ndarray, dy: np.ndarray, index: int) -> None:
@@ -306,7 +313,7 @@ def _draw_line(owner: np.ndarray, dx: np.ndarray, dy: np.ndarray, index: int) ->
 
 
 def _title_line(figure: Figure, width: int, colour: bool) -> Text:
-    text = Text(figure.title, style="bold")
+    text = Text().append(figure.title, "bold")
     for series in figure.series:
         if not series.label:
             continue
@@ -325,7 +332,7 @@ def _title_line(figure: Figure, width: int, colour: bool) -> Text:
     return text
 
 
-def _x_axis(x0: float, x1: float, margin: int, plot_width: int, xlabel: str) -> Text:
+def _x_axis(x0: float, x1: float, margin: int, plot_width: int, xlabel: str) -> Line:
     count = max(2, plot_width // 10)
     ticks = nice_ticks(x0, x1, count)
     names = labels(ticks)
@@ -338,10 +345,10 @@ def _x_axis(x0: float, x1: float, margin: int, plot_width: int, xlabel: str) -> 
         if x >= 0 and x + len(text) <= usable and all(c == " " for c in line[max(0, x - 1) : x + len(text)]):
             line[x : x + len(text)] = list(text)
     body = "".join(line[:usable]) + unit
-    return Text(" " * margin + body, style="dim")
+    return Line(" " * margin + body, "dim")
 
 
-class PlotView(Widget):
+class PlotView(StripWidget):
     """Shows a :class:`Figure`, redrawn at the widget's size."""
 
     DEFAULT_CSS = """
@@ -355,7 +362,7 @@ class PlotView(Widget):
     def plot(self, figure: Figure | None) -> None:
         """Set what to draw (None: nothing) and redraw."""
         self.figure = figure
-        self.refresh()
+        self.changed()
 
     def colour(self) -> bool:
         return not getattr(self.app, "no_color", False) and self.app.console.color_system not in (
@@ -364,13 +371,13 @@ class PlotView(Widget):
             "windows",
         )
 
-    def render(self) -> Text:
+    def lines(self) -> list[Line]:
         if self.figure is None:
-            return Text("")
+            return []
         try:
-            return render_figure(self.figure, self.size.width, self.size.height, self.colour())
+            return figure_lines(self.figure, self.size.width, self.size.height, self.colour())
         except Exception as exc:  # a chart must never take the app down
-            return Text(f"(cannot draw: {type(exc).__name__}: {exc})")
+            return [Line(f"(cannot draw: {type(exc).__name__}: {exc})")]
 
 
 __all__ = ["Band", "Figure", "PlotView", "Series", "Span", "nice_step", "render_figure"]
