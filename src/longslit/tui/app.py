@@ -26,6 +26,7 @@ from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
 from .widgets.params import ParamForm
+from .widgets.strips import Shown
 
 #: Seconds a run may take before the message bar says "running …".
 RUNNING_NOTICE_DELAY = 0.15
@@ -67,14 +68,14 @@ class LongslitApp(App):
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(id="status", markup=False)
-        yield Static(id="steps")
+        yield Shown(id="status", markup=False)
+        yield Shown(id="steps")
         with ContentSwitcher(initial="frame", id="switcher"):
             for screen in self.step_screens:
                 yield screen.pane(self.session)
             with Vertical(id="error-view"):
-                yield Static(id="error-text", markup=False)
-        yield Static(id="message", markup=False)
+                yield Shown(id="error-text", markup=False)
+        yield Shown(id="message", markup=False)
         yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:

@@ -32,6 +32,7 @@ class BackgroundPane(StepPane):
     def on_mount(self) -> None:
         self.column = 10  # the tutorial's single-column plot
         self.view_layer = "background"
+        self._column_chosen = False  # moved to a column with usable background on the first result
 
     def action_column(self, step: int) -> None:
         if self.session.frame is not None:
@@ -46,6 +47,14 @@ class BackgroundPane(StepPane):
         self.show_frame(
             self.query_one("#background-view", FrameView), self.query_one("#background-caption", Static)
         )
+        if not self._column_chosen and result.background.used is not None:
+            # Open on the column nearest the tutorial's whose fit used some pixels: on 3C 120 every
+            # background pixel of column 10 is flagged, and a plot of nothing but rejections says
+            # little on a first look.
+            usable = np.flatnonzero(result.background.used.any(axis=0))
+            if usable.size:
+                self.column = int(usable[np.argmin(np.abs(usable - self.column))])
+        self._column_chosen = True
         column = min(self.column, session.frame.shape[1] - 1)
         data = result.cleaned.sci[:, column]
         used = result.background.used[:, column] if result.background.used is not None else None

@@ -20,6 +20,7 @@ from textual.widgets import Static
 from ..widgets.frame_view import FrameView, Overlay
 from ..widgets.params import ParamForm
 from ..widgets.plot import SHADE_CYAN, SHADE_GOLD, PlotView, Span
+from ..widgets.strips import Shown
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -248,10 +249,10 @@ class StepPane(Horizontal):
         with Vertical(classes="main"):
             yield PlotView(id=f"{self.step}-plot")
             yield FrameView(id=f"{self.step}-view")
-            yield Static(id=f"{self.step}-caption", classes="caption")
+            yield Shown(id=f"{self.step}-caption", classes="caption")
         with Vertical(classes="side"):
             yield self.form_for(self.step)
-            yield Static(id=f"{self.step}-figures", classes="figures")
+            yield Shown(id=f"{self.step}-figures", classes="figures")
 
     def form_for(self, step: str) -> ParamForm:
         return ParamForm(step, id=f"form-{step}")
@@ -301,10 +302,10 @@ class KindPane(StepPane):
 
     def compose(self):
         with Vertical(classes="main"):
-            yield Static(id=f"{self.step}-product", classes="figures")
+            yield Shown(id=f"{self.step}-product", classes="figures")
         with Vertical(classes="side"):
             yield self.form_for(self.step)
-            yield Static(id=f"{self.step}-figures", classes="figures")
+            yield Shown(id=f"{self.step}-figures", classes="figures")
 
     def update_from(self, session: Session) -> None:
         self.update_form()

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from ...report import snr_text
 from ..widgets.plot import CYAN, GOLD, Band, Figure, PlotView, Series
+from ..widgets.strips import Shown
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ class ExtractPane(StepPane):
             yield PlotView(id="extract-raw")
         with Vertical(classes="side"):
             yield self.form_for("extract")
-            yield Static(id="extract-figures", classes="figures")
-            yield Static(id="extract-cursor", classes="figures")
+            yield Shown(id="extract-figures", classes="figures")
+            yield Shown(id="extract-cursor", classes="figures")
 
     def action_cursor(self, step: int) -> None:
         result = self.session.reduction

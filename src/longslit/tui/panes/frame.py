@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
 from ..widgets.plot import CYAN, GOLD, Figure, PlotView, Series
+from ..widgets.strips import Shown
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class FramePane(StepPane):
     def compose(self):
         with Vertical(classes="main"):
             yield FrameView(id="frame-view")
-            yield Static(id="frame-caption", classes="caption")
+            yield Shown(id="frame-caption", classes="caption")
             with Horizontal(classes="plots"):
                 yield PlotView(id="frame-profile")
                 yield PlotView(id="frame-raw")

@@ -13,6 +13,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
+from textual.widgets import Static
 
 
 class Line:
@@ -120,3 +121,14 @@ def segments_of(line: Text) -> list[Segment]:
     if position < len(plain):
         out.append(Segment(plain[position:], base))
     return out
+
+
+class Shown(Static):
+    """A Static that ignores an update to what it already shows: each update costs a layout pass of
+    the screen, and after an aperture nudge most captions and messages read the same."""
+
+    def update(self, content="", **kwargs) -> None:
+        if getattr(self, "_shown", None) == content and not kwargs:
+            return
+        self._shown = content
+        super().update(content, **kwargs)
