@@ -90,16 +90,20 @@ class StripWidget(Widget):
         width, height = self.size.width, self.size.height
         key = (self._version, width, height, self.app.no_color, self.app.console.color_system)
         if self._strips is None or self._strips[0] != key:
-            strips = [Strip(line.segments()).crop_extend(0, width, None) for line in self.lines()[:height]]
+            strips = [Strip(line.segments()).crop_extend(0, width, _NULL) for line in self.lines()[:height]]
             self._strips = (key, strips)
         strips = self._strips[1]
-        return strips[y] if y < len(strips) else Strip([Segment(" " * width)], width)
+        return strips[y] if y < len(strips) else Strip([Segment(" " * width, _NULL)], width)
 
 
-def _style(style: str | Style | None) -> Style | None:
+_NULL = Style.null()
+
+
+def _style(style: str | Style | None) -> Style:
+    """A Style for a Segment (never None: Textual's NO_COLOR filter reads every segment's colours)."""
     if isinstance(style, str):
-        return Style.parse(style) if style else None  # Style.parse is cached by rich
-    return style
+        return Style.parse(style) if style else _NULL  # Style.parse is cached by rich
+    return _NULL if style is None else style
 
 
 def segments_of(line: Text) -> list[Segment]:
