@@ -111,7 +111,9 @@ def measure(term: Terminal, repeat: int, quiet: float) -> dict[str, list[float]]
     term.send("e", "Tab", "Tab")  # method, size, threshold
     term.settle(quiet)
     for i in range(repeat):
-        term.send("C-u", *list("8" if i % 2 == 0 else "7.5"))
+        term.send("C-u")  # on its own: sent with the digits in one write, tmux's ^U swallowed them
+        term.settle(quiet)
+        term.send(*list("8" if i % 2 == 0 else "7.5"))
         term.settle(quiet)
         results["parameter edit"].append(timed(term, ["Enter"], quiet))
     return results

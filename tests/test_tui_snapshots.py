@@ -24,7 +24,7 @@ COLOURS = ["256", "nocolor"]
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory):
-    return make_frame(seed=0, bad_columns=(100,)).write(tmp_path_factory.mktemp("snap") / "example.fits")
+    return make_frame(seed=0).write(tmp_path_factory.mktemp("snap") / "example.fits")  # the built-in example
 
 
 def keys(*pressed: str):

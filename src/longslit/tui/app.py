@@ -340,7 +340,8 @@ class LongslitApp(App):
             return
         fields = [w for w in forms.first().query("Input, Select, Checkbox") if w.focusable]
         if fields:
-            fields[0].focus()
+            # At once, not deferred as Widget.focus is: a Tab typed right after e must move on from it.
+            self.screen.set_focus(fields[0])
 
     def action_open(self) -> None:
         if self.session.unsaved:
