@@ -126,6 +126,39 @@ class Reduction:
         """The aperture band (per-column edges)."""
         return self.geometry.aperture
 
+    def for_aperture(self, name: str) -> Reduction:
+        """This reduction with the spectrum of aperture ``name`` alone (to write one file per aperture).
+
+        Raises
+        ------
+        InputError
+            If no aperture has that name.
+        """
+        for spectrum in self.spectrum.each():
+            if spectrum.aperture == name:
+                from dataclasses import replace
+
+                products = {**self.products, "spectrum": replace(spectrum, apertures=())}
+                return Reduction(self.recipe, products, self.records, self.registry, self.warnings)
+        names = ", ".join(str(s.aperture) for s in self.spectrum.each())
+        raise InputError(f"there is no aperture {name!r}; the apertures are {names}")
+
+    def write_masters(self, folder: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the master calibration frames the calibrate step used to ``folder``, as FITS.
+
+        One file per master, ``master_<kind>_<key>.fits`` (the first 12 characters of its key: the
+        content of its frames and the parameters), with SCI, VAR, MASK and its provenance. Returns the
+        paths by kind; {} when no masters were used.
+        """
+        from .calibration import write_master
+
+        calibration = self.products.get("calibration")
+        written = {}
+        for kind, master in (getattr(calibration, "masters", None) or {}).items():
+            path = Path(folder) / f"master_{kind}_{master.key[:12]}.fits"
+            written[kind] = write_master(master, path, overwrite=overwrite)
+        return written
+
     def write(
         self,
         path: str | Path,
@@ -188,15 +221,23 @@ class Pipeline:
         #: frame-sized subtraction that later steps, the Reduction and the UI would otherwise each redo.
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
 
-    def run(self, source: str | Path | Frame, recipe: Recipe | str | Path | None = None) -> Reduction:
+    def run(
+        self,
+        source: str | Path | Frame,
+        recipe: Recipe | str | Path | None = None,
+        *,
+        until: str | None = None,
+    ) -> Reduction:
         """Reduce ``source`` (a path or a Frame) with ``recipe`` (default: the default preset).
 
         Runs the registry's step kinds in order: each gathers its inputs from the products so far,
         calls the recipe's method, checks what it returned and keeps it, unless its key (its method,
         parameters and what its inputs depend on) is the one of the last run, when the cached product
-        is used.
+        is used. ``until`` names the last kind to run (``"calibrate"``: the masters, nothing after).
         """
         recipe = Recipe.coerce(recipe)
+        if until is not None and until not in [kind.name for kind in self.registry.kinds]:
+            raise InputError(f"until = {until!r} is no step kind")
         if not recipe.resolved:
             recipe = recipe.resolve(self.registry)
         where = source.source if isinstance(source, Frame) else str(source)
@@ -248,6 +289,8 @@ class Pipeline:
             if kind.derive is not None:
                 for name, value in self._derive(kind, product, key, made).items():
                     made[name] = (value, key, None)
+            if kind.name == until:
+                break
         return Reduction(
             recipe=recipe,
             products={name: value for name, (value, _, _) in made.items() if name != "source"},

@@ -25,10 +25,10 @@ import numpy as np
 
 from .errors import FrameError, InputError, LongslitError, StepError
 from .frame import Frame
-from .geometry import Band, Geometry
+from .geometry import Aperture, Band, Geometry
 from .limits import check_frame
 from .plugins.records import Method
-from .products import BackgroundFit, CosmicResult, Spectrum
+from .products import BackgroundFit, Calibration, CosmicResult, Spectrum, WavelengthCalibration
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,52 @@ def _check_frame(frame: Frame, check: Check) -> None:
             )
 
 
+def _check_calibration(result: Calibration, check: Check) -> None:
+    frame = result.frame
+    if not isinstance(frame, Frame):
+        check.fail(f"returned a Calibration whose frame is {type(frame).__name__}, expected Frame")
+    check.shape("mask", frame.mask, frame.shape, kinds="b")
+    check.shape("wavelength", np.asarray(frame.wavelength), (frame.shape[1],))
+    if frame.variance is not None:
+        check.shape("variance", frame.variance, frame.shape)
+        if bool(np.any(frame.variance[~frame.mask] < 0)):
+            check.fail("returned negative variances in unmasked pixels")
+    if not np.isfinite(frame.sci[~frame.mask]).all():
+        check.fail("returned non-finite values in unmasked pixels")
+
+
+def _its_frame(result: Any, products: Mapping[str, Any]) -> dict[str, Any]:
+    """The frame a calibration made (CCD, wavelength): the later steps take it as ``frame``."""
+    return {"frame": result.frame}
+
+
+def _check_wavelength(result: WavelengthCalibration, check: Check) -> None:
+    frame = result.frame
+    if not isinstance(frame, Frame):
+        check.fail(f"returned a WavelengthCalibration whose frame is {type(frame).__name__}, expected Frame")
+    if frame.shape != check.products["frame"].shape:
+        check.fail(f"returned a frame of shape {frame.shape}, expected {check.products['frame'].shape}")
+    wavelength = np.asarray(frame.wavelength)
+    check.shape("wavelength", wavelength, (frame.shape[1],))
+    if not np.isfinite(wavelength).all():
+        check.fail("returned non-finite wavelengths")
+
+
+#: An arc solution whose lines scatter by more than this many pixels is suspect.
+WAVELENGTH_RMS_PIXEL = 0.1
+
+
+def _warn_wavelength(result: WavelengthCalibration, check: Check) -> list[str]:
+    solution = result.solution
+    rms = getattr(solution, "rms_pixel", None)
+    if isinstance(rms, float) and rms > WAVELENGTH_RMS_PIXEL:
+        return [
+            f"the arc lines scatter by {rms:.3f} pixels about the solution (more than "
+            f"{WAVELENGTH_RMS_PIXEL:g}): check the lamps, the order or the lines used"
+        ]
+    return []
+
+
 def _check_geometry(geometry: Geometry, check: Check) -> None:
     problems = geometry.problems(check.products["frame"].shape)
     if problems:
@@ -174,9 +220,10 @@ def _check_background(fit: BackgroundFit, check: Check) -> None:
 
 def _check_spectrum(spectrum: Spectrum, check: Check) -> None:
     ncols = check.products["frame"].shape[1]
-    for name in ("flux", "uncertainty", "wavelength"):
-        check.shape(name, getattr(spectrum, name), (ncols,))
-    check.shape("mask", spectrum.mask, (ncols,), kinds="b")
+    for each in spectrum.each():
+        for name in ("flux", "uncertainty", "wavelength"):
+            check.shape(name, getattr(each, name), (ncols,))
+        check.shape("mask", each.mask, (ncols,), kinds="b")
 
 
 #: A trace whose block centres scatter about the fit by more than this part of the FWHM is suspect.
@@ -257,13 +304,18 @@ def _cleaned(result: CosmicResult, products: Mapping[str, Any]) -> dict[str, Any
     return {"cleaned": products["frame"].with_sci(result.cleaned)}
 
 
+def _spectra(spectrum: Spectrum, products: Mapping[str, Any]) -> dict[str, Any]:
+    # Every aperture's spectrum, by name as a product: one for a one-aperture geometry.
+    return {"spectra": spectrum.each()}
+
+
 def _subtracted(fit: BackgroundFit, products: Mapping[str, Any]) -> dict[str, Any]:
     cleaned = products["cleaned"]
     return {"subtracted": cleaned.with_sci(cleaned.sci - fit.model)}
 
 
 #: The parts of a geometry a method can declare it reads (``Method.uses``).
-GEOMETRY_PARTS = ("trace", "aperture", "background", "protected")
+GEOMETRY_PARTS = ("trace", "aperture", "background", "protected", "apertures")
 
 
 def geometry_fingerprint(geometry: Geometry, uses: tuple[str, ...] | None) -> tuple:
@@ -274,6 +326,8 @@ def geometry_fingerprint(geometry: Geometry, uses: tuple[str, ...] | None) -> tu
             return part.tobytes()
         if isinstance(part, Band):
             return (part.lower.tobytes(), part.upper.tobytes())
+        if isinstance(part, Aperture):
+            return (part.name, value(part.trace), value(part.band))
         return tuple(value(p) for p in part)
 
     names = uses if uses is not None and set(uses) <= set(GEOMETRY_PARTS) else GEOMETRY_PARTS
@@ -294,6 +348,18 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         module="longslit.steps.read",
     ),
     StepKind(
+        "calibrate",
+        "Calibrate",
+        "CCD calibration: overscan and trim, master bias, dark and flat; the frame in electrons.",
+        inputs=("frame",),
+        provides="calibration",
+        product=Calibration,
+        default_method="ccd",
+        check=_check_calibration,
+        derive=_its_frame,
+        module="longslit.steps.calibrate",
+    ),
+    StepKind(
         "locate",
         "Locate",
         "Find the source: trace, aperture, background and protected regions.",
@@ -305,6 +371,19 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         warn=_warn_geometry,
         fingerprint=geometry_fingerprint,
         module="longslit.steps.locate",
+    ),
+    StepKind(
+        "wavelength",
+        "Wavelength",
+        "Give each column its wavelength: from the header, or from arc lamp frames.",
+        inputs=("frame", "geometry"),
+        provides="wavelength",
+        product=WavelengthCalibration,
+        default_method="header",
+        check=_check_wavelength,
+        warn=_warn_wavelength,
+        derive=_its_frame,
+        module="longslit.steps.wavelength",
     ),
     StepKind(
         "cosmic",
@@ -341,6 +420,7 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         default_method="boxcar",
         check=_check_spectrum,
         warn=_warn_spectrum,
+        derive=_spectra,
         module="longslit.steps.extract",
     ),
     StepKind(

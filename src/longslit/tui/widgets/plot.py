@@ -359,8 +359,8 @@ class PlotView(StripWidget):
         super().__init__(id=id, classes=classes)
         self.figure: Figure | None = None
 
-    def plot(self, figure: Figure | None) -> None:
-        """Set what to draw (None: nothing) and redraw."""
+    def plot(self, figure) -> None:
+        """Set what to draw: a :class:`Figure`, a plotext ``draw(plt)`` function, or None (nothing)."""
         self.figure = figure
         self.changed()
 
@@ -375,9 +375,30 @@ class PlotView(StripWidget):
         if self.figure is None:
             return []
         try:
+            if callable(self.figure):  # a plotext drawing function (the older screens' way)
+                return _plotext_lines(self.figure, self.size.width, self.size.height, self.colour())
             return figure_lines(self.figure, self.size.width, self.size.height, self.colour())
         except Exception as exc:  # a chart must never take the app down
             return [Line(f"(cannot draw: {type(exc).__name__}: {exc})")]
+
+
+def _plotext_lines(draw, width: int, height: int, colour: bool) -> list[Line]:
+    """``draw(plt)`` with plotext's module, at this size, as Lines (plotext keeps one global figure,
+    so it is built from scratch each time)."""
+    if width < 10 or height < 4:
+        return []
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    plt.theme("clear")
+    try:
+        draw(plt)
+        built = plt.build()
+    finally:
+        plt.clear_figure()
+    text = Text.from_ansi(built) if colour else Text(plt.uncolorize(built))
+    return [Line.from_text(line) for line in text.split("\n")]
 
 
 __all__ = ["Band", "Figure", "PlotView", "Series", "Span", "nice_step", "render_figure"]
