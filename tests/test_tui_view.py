@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pilot import run, settle
+from pilot import key, run, settle
 from textual.widgets._footer import FooterKey
 
 from longslit.testing import make_frame
@@ -119,7 +119,7 @@ def test_focus_shows_in_the_panel_titles(example):
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("2")
+            await pilot.press(key(app, "locate"))
             await settle(pilot)
             pane = app.query_one("#locate")
             main, side = pane.query_one(".main"), pane.query_one(".side")
@@ -138,7 +138,7 @@ def test_the_2d_view_has_axes_margin_ticks_and_a_colour_bar_with_values(example)
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("2")
+            await pilot.press(key(app, "locate"))
             await settle(pilot)
             view = app.query_one("#locate-view", FrameView)
             lines = str(view.render()).split("\n")
@@ -192,7 +192,7 @@ def test_dq_shows_flag_categories_and_hits_a_count_per_cell(example):
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("3")
+            await pilot.press(key(app, "cosmic"))
             await settle(pilot)
             pane = app.query_one("#cosmic")
             view = app.query_one("#cosmic-view", FrameView)
@@ -222,7 +222,7 @@ def test_the_spectrum_zooms_pans_and_reads_out_at_its_cursor(example):
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("5")
+            await pilot.press(key(app, "extract"))
             await settle(pilot)
             pane = app.query_one("#extract")
             spectrum = app.session.reduction.spectrum
