@@ -8,21 +8,25 @@ result stays on screen.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 from textual.worker import get_current_worker
 
 from ..errors import LongslitError
 from ..recipe import Recipe
+from .keys import KeyFooter, binding_keys
 from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
 from .widgets.params import ParamForm
+from .widgets.strips import Shown
 
 #: Seconds a run may take before the message bar says "running …".
 RUNNING_NOTICE_DELAY = 0.15
@@ -36,13 +40,13 @@ class LongslitApp(App):
     #: Every action has a key (see the help screen); the palette's footer hint would cost room at 80x24.
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
-        Binding("question_mark,f1", "help", "help", key_display="?"),
-        Binding("q", "quit_app", "quit"),
-        Binding("n", "step(1)", "next"),
-        Binding("p", "step(-1)", "prev"),
-        Binding("e", "edit_form", "form"),
-        Binding("o", "open", "open", show=False),
-        Binding("c", "cancel_run", "cancel run", show=False),
+        Binding("question_mark,f1", "help", "help", key_display="?", tooltip="this help"),
+        Binding("q", "quit_app", "quit", tooltip="quit (asks first when the result is not saved)"),
+        Binding("n", "step(1)", "next", tooltip="next screen"),
+        Binding("p", "step(-1)", "prev", tooltip="previous screen"),
+        Binding("e", "edit_form", "form", tooltip="into this screen's form (Esc comes back)"),
+        Binding("o", "open", "open", show=False, tooltip="open another FITS file"),
+        Binding("c", "cancel_run", "cancel run", show=False, tooltip="stop the step that is running"),
     ]
 
     def __init__(
@@ -59,18 +63,21 @@ class LongslitApp(App):
         self.current = "frame"
         self.load_error: str | None = None
         self._running_notice = None  # the timer that shows "running …" for a run that takes a while
+        self._rerun_lock = threading.Lock()
+        self._dirty = False  # an edit not yet run
+        self._rerunning = False  # a rerun worker is going
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(id="status", markup=False)
-        yield Static(id="steps")
+        yield Shown(id="status", markup=False)
+        yield Shown(id="steps")
         with ContentSwitcher(initial="frame", id="switcher"):
             for screen in self.step_screens:
                 yield screen.pane(self.session)
             with Vertical(id="error-view"):
-                yield Static(id="error-text", markup=False)
-        yield Static(id="message", markup=False)
-        yield Footer()
+                yield Shown(id="error-text", markup=False)
+        yield Shown(id="message", markup=False)
+        yield KeyFooter(compact=True)
 
     def on_mount(self) -> None:
         self._show_steps()
@@ -85,11 +92,29 @@ class LongslitApp(App):
         return self.query_one(f"#{name}", StepPane)
 
     def _show_steps(self) -> None:
-        parts = []
-        for i, screen in enumerate(self.step_screens, start=1):
-            label = f" {i} {screen.title} "
-            parts.append(f"[reverse]{label}[/]" if screen.name == self.current else label)
-        self.query_one("#steps", Static).update("".join(parts))
+        self.query_one("#steps", Static).update(self._steps_text(max(self.size.width, 40)))
+
+    def _steps_text(self, width: int) -> str:
+        """The screens' numbers and titles in ``width`` columns: full titles when they fit, else the
+        current screen's in full and the others shortened (however many screens the kinds bring)."""
+
+        def label(i: int, title: str) -> str:
+            key = str(i) if i <= 9 else "·"
+            return f" {key} {title} " if title else f" {key} "
+
+        for size in (None, 3, 0):
+            parts = []
+            for i, screen in enumerate(self.step_screens, start=1):
+                full = screen.name == self.current
+                title = screen.title if full or size is None else screen.title[:size]
+                text = label(i, title)
+                parts.append(f"[reverse]{text}[/]" if full else text)
+            if len(Text.from_markup("".join(parts))) <= width:
+                break
+        return "".join(parts)
+
+    def on_resize(self) -> None:
+        self._show_steps()
 
     def message(self, text: str, *, error: bool = False) -> None:
         bar = self.query_one("#message", Static)
@@ -141,19 +166,32 @@ class LongslitApp(App):
         self.message(text, error=True)
 
     def rerun(self) -> None:
-        """Run the pipeline on the current recipe in a worker.
+        """Run the pipeline on the current recipe in a worker, coalescing edits made meanwhile.
 
         "running …" shows only if the run is still going after a moment: an aperture nudge is done
-        within a frame or two, and redrawing the message bar first would only delay its result.
+        within a frame or two, and redrawing the message bar first would only delay its result. Keys
+        pressed while a run is going mark the recipe dirty; the worker runs once more when it is done,
+        on the newest recipe, and draws only that result (ten quick nudges cost two runs, not ten).
         """
         if self._running_notice is not None:
             self._running_notice.stop()
         self._running_notice = self.set_timer(RUNNING_NOTICE_DELAY, lambda: self.message("running …"))
+        with self._rerun_lock:
+            self._dirty = True
+            if self._rerunning:
+                return
+            self._rerunning = True
         self._rerun_worker()
 
-    @work(thread=True, exclusive=True, group="pipeline")
+    @work(thread=True, group="rerun")
     def _rerun_worker(self) -> None:
-        self._run(self.session)
+        while True:
+            with self._rerun_lock:
+                if not self._dirty:
+                    self._rerunning = False
+                    return
+                self._dirty = False
+            self._run(self.session)
 
     def _run(self, session: Session) -> None:
         worker = get_current_worker()
@@ -165,7 +203,7 @@ class LongslitApp(App):
         except Exception as exc:  # a bug in a method or in longslit: report, never crash
             self.call_from_thread(self._failed, f"unexpected {type(exc).__name__}: {exc}")
             return
-        if not worker.is_cancelled:
+        if not worker.is_cancelled and not self._dirty:  # a newer edit waits: draw its result instead
             self.call_from_thread(self._ran)
 
     def _stop_running_notice(self) -> None:
@@ -176,11 +214,7 @@ class LongslitApp(App):
     def _ran(self) -> None:
         self._stop_running_notice()
         session = self.session
-        computed = ", ".join(session.computed) or "nothing (cached)"
-        summary = session.summary()
-        self.message(
-            f"{summary['cosmic_rays_replaced']:,} cosmic-ray pixels replaced · recomputed {computed}"
-        )
+        self.message(run_message(session.summary()["cosmic_rays_replaced"], session.computed))
         for warning in session.new_warnings():
             self.notify(warning, title="warning", severity="warning", timeout=10, markup=False)
         self._pane(self.current).update_from(session)
@@ -283,18 +317,20 @@ class LongslitApp(App):
         self.push_screen(HelpScreen(self._help_text()))
 
     def _help_text(self) -> str:
-        lines = ["Global keys"]
-        lines += [f"  {b.key_display or b.key.split(',')[0]:10} {b.description}" for b in self.BINDINGS]
+        """Every key, as typed, with what it does: the app's, the 2D view's, then each screen's own."""
+        lines = ["Every screen"]
+        lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in self.BINDINGS]
+        lines.append(f"  {'1-9':12} go to that screen")
+        lines.append("2D view and plots (on screens that have them)")
+        lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in StepPane.BINDINGS]
         for number, screen in enumerate(self.step_screens, start=1):
-            name = screen.name
-            pane = self._pane(name)
-            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS] if name != "frame" else []
-            if own or name == "frame":
-                lines.append(f"{screen.title} ({number})")
-            for binding in own + (list(StepPane.BINDINGS) if name == "frame" else []):
-                keys = binding.key.replace(",", " ")
-                lines.append(f"  {keys:22} {binding.description} ({binding.action})")
-        lines.append("In a form: Tab moves between fields, Enter applies a value, Esc returns to the keys.")
+            pane = self._pane(screen.name)
+            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS]
+            if own:
+                lines.append(f"{screen.title} ({number})" if number <= 9 else screen.title)
+                lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own]
+        lines.append("In a form: Tab and Shift+Tab move between fields, Enter applies a value,")
+        lines.append("Esc returns to the screen's keys.")
         return "\n".join(lines)
 
     def action_edit_form(self) -> None:
@@ -305,7 +341,8 @@ class LongslitApp(App):
             return
         fields = [w for w in forms.first().query("Input, Select, Checkbox") if w.focusable]
         if fields:
-            fields[0].focus()
+            # At once, not deferred as Widget.focus is: a Tab typed right after e must move on from it.
+            self.screen.set_focus(fields[0])
 
     def action_open(self) -> None:
         if self.session.unsaved:
@@ -347,6 +384,17 @@ class LongslitApp(App):
     def _quit(self) -> None:
         self.session.cancel()  # a method still running would keep the app from ending
         self.exit(0)
+
+
+def run_message(replaced: int, computed: list[str]) -> str:
+    """The message bar after a run, short enough for 80 columns whatever steps reran."""
+    if not computed:
+        ran = "nothing rerun (cached)"
+    elif len(computed) <= 2:
+        ran = "reran " + ", ".join(computed)
+    else:
+        ran = f"reran {computed[0]} to {computed[-1]} ({len(computed)} steps)"
+    return f"{replaced:,} cosmic-ray pixels replaced · {ran}"
 
 
 def _example_path() -> Path:

@@ -19,7 +19,8 @@ from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView, Overlay
 from ..widgets.params import ParamForm
-from ..widgets.plot import PlotView
+from ..widgets.plot import SHADE_CYAN, SHADE_GOLD, PlotView, Span
+from ..widgets.strips import Shown
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -30,8 +31,11 @@ APERTURE, BACKGROUND, SELECTED, PROTECTED = (
     "rgb(255,0,255)",
     "rgb(0,200,0)",
 )
-#: Layers of the 2D view, cycled with ``v``.
-LAYERS = ("SCI", "ERR", "DQ", "cleaned", "background", "residual")
+SHADE_SELECTED = "rgb(95,0,95)"
+#: Layers of the 2D view, cycled with ``v`` (those whose product exists; ``hits`` on the Cosmic screen).
+LAYERS = ("SCI", "ERR", "DQ", "cleaned", "hits", "background", "residual")
+#: How each layer is drawn (see :class:`~longslit.tui.widgets.frame_view.FrameView`): the rest are images.
+LAYER_KINDS = {"DQ": "flags", "hits": "count"}
 
 
 def overlays(session: Session, protected: bool = False) -> list[Overlay]:
@@ -61,11 +65,12 @@ def layer_image(session: Session, layer: str) -> np.ndarray | None:
     if layer == "ERR":
         return frame.error
     if layer == "DQ":
-        return None if frame.dq is None else frame.dq.astype(np.float32)
+        return frame.dq
     if result is None:
         return None
     return {
         "cleaned": result.cleaned.sci,
+        "hits": result.cosmic.mask,
         "background": result.background.model,
         "residual": result.subtracted.sci,
     }.get(layer)
@@ -83,12 +88,28 @@ class StepPane(Horizontal):
     screen_name: ClassVar[str] = ""
     #: The step kind whose method and parameters the form edits (None: no form).
     kind: ClassVar[str | None] = None
+    #: Whether the 2D view marks the regions (aperture, background) of the last result.
+    show_regions: ClassVar[bool] = True
     BINDINGS = [
-        Binding("v", "layer", "layer"),
-        Binding("z", "zoom(2)", "zoom"),
-        Binding("Z", "zoom(0.5)", "unzoom", show=False),
-        Binding("s", "stretch", "stretch", show=False),
-        Binding("escape", "focus_pane", "keys", show=False),
+        Binding("v", "layer", "layer", tooltip="next 2D layer: SCI, ERR, DQ, cleaned, hits, background..."),
+        Binding("z", "zoom(2)", "zoom", tooltip="zoom in on the rows (x2)"),
+        Binding("Z", "zoom(0.5)", "unzoom", show=False, tooltip="zoom out on the rows"),
+        Binding(
+            "greater_than_sign", "zoom_columns(2)", "zoom cols", show=False, tooltip="zoom in on columns"
+        ),
+        Binding(
+            "less_than_sign", "zoom_columns(0.5)", "unzoom cols", show=False, tooltip="zoom out on columns"
+        ),
+        Binding("shift+up", "pan(1, 0)", "pan", show=False, tooltip="pan up (an eighth of the view)"),
+        Binding("shift+down", "pan(-1, 0)", "pan", show=False, tooltip="pan down"),
+        Binding("shift+left", "pan(0, -1)", "pan", show=False, tooltip="pan left"),
+        Binding("shift+right", "pan(0, 1)", "pan", show=False, tooltip="pan right"),
+        Binding(
+            "0", "reset_view", "whole frame", show=False, tooltip="the whole frame again (no zoom, no pan)"
+        ),
+        Binding("s", "stretch", "stretch", show=False, tooltip="stretch: zscale or 0.5-99.5 percentile"),
+        Binding("y", "yscale", "y scale", show=False, tooltip="profile's y scale: asinh, log, linear"),
+        Binding("escape", "focus_pane", "keys", show=False, tooltip="from a form back to the screen's keys"),
     ]
 
     @dataclass
@@ -110,7 +131,12 @@ class StepPane(Horizontal):
         self.session = session
         self.view_layer = "SCI"
         self.zoom = 1.0
+        self.column_zoom = 1.0
+        #: Where the view is centred, in rows and columns (None: on the trace, and the middle column).
+        self.centre: list[float | None] = [None, None]
         self.stretch_method = "zscale"
+        #: The y scale of the spatial profile: asinh shows the core and the wings at once.
+        self.yscale = "asinh"
 
     @property
     def step(self) -> str:
@@ -122,24 +148,26 @@ class StepPane(Horizontal):
 
     # -- shared 2D view controls --------------------------------------------------------------------
     def window(self) -> tuple[int, int, int, int] | None:
-        """Rows and columns shown: centred on the trace when zoomed."""
+        """Rows and columns shown: centred on the trace (or where panned to), ``zoom`` times fewer rows."""
         frame = self.session.frame
         if frame is None:
             return None
         nrows, ncols = frame.shape
-        centre = nrows / 2
-        if self.session.reduction is not None:
-            centre = float(np.median(self.session.reduction.geometry.trace))
-        half = max(nrows / self.zoom / 2, 4)
-        r0 = int(max(0, min(centre - half, nrows - 2 * half)))
-        return r0, int(min(nrows, r0 + 2 * half)), 0, ncols
+        row_centre, column_centre = self.centre
+        if row_centre is None:
+            row_centre = nrows / 2
+            if self.session.reduction is not None:
+                row_centre = float(np.median(self.session.reduction.geometry.trace)) + 0.5
+        if column_centre is None:
+            column_centre = ncols / 2
+        return (*_span(row_centre, nrows, self.zoom, 4), *_span(column_centre, ncols, self.column_zoom, 8))
 
     def caption(self, layer: str) -> str:
         window = self.window()
         if window is None:
             return ""
         r0, r1, c0, c1 = window
-        return f"{layer} · rows {r0}-{r1 - 1} · cols {c0}-{c1 - 1} · {self.stretch_method} · v z s"
+        return f"{layer} · rows {r0}-{r1 - 1} · cols {c0}-{c1 - 1} · {self.stretch_method}"
 
     def action_layer(self) -> None:
         available = [name for name in LAYERS if layer_image(self.session, name) is not None]
@@ -149,12 +177,44 @@ class StepPane(Horizontal):
             self.update_from(self.session)
 
     def action_zoom(self, factor: float) -> None:
-        self.zoom = float(min(max(self.zoom * factor, 1.0), 32.0))
+        self.zoom = float(min(max(self.zoom * factor, 1.0), 64.0))
+        self.update_view()
+
+    def action_zoom_columns(self, factor: float) -> None:
+        self.column_zoom = float(min(max(self.column_zoom * factor, 1.0), 64.0))
+        self.update_view()
+
+    def action_pan(self, rows: int, columns: int) -> None:
+        """Move the view by an eighth of what it shows (it stops at the frame's edges)."""
+        window = self.window()
+        if window is None:
+            return
+        r0, r1, c0, c1 = window
+        nrows, ncols = self.session.frame.shape
+        row = (r0 + r1) / 2 + rows * max((r1 - r0) / 8, 1)
+        column = (c0 + c1) / 2 + columns * max((c1 - c0) / 8, 1)
+        half_rows, half_columns = (r1 - r0) / 2, (c1 - c0) / 2
+        self.centre = [
+            float(np.clip(row, half_rows, nrows - half_rows)),
+            float(np.clip(column, half_columns, ncols - half_columns)),
+        ]
+        self.update_view()
+
+    def action_reset_view(self) -> None:
+        self.zoom, self.column_zoom, self.centre = 1.0, 1.0, [None, None]
+        self.update_view()
+
+    def update_view(self) -> None:
+        """Redraw after a change of the view only (zoom, pan, layer, stretch): by default everything."""
         self.update_from(self.session)
 
     def action_stretch(self) -> None:
         self.stretch_method = "percentile" if self.stretch_method == "zscale" else "zscale"
         self.update_from(self.session)
+
+    def action_yscale(self) -> None:
+        self.yscale = {"asinh": "log", "log": "linear"}.get(self.yscale, "asinh")
+        self.update_view()
 
     def action_focus_pane(self) -> None:
         self.focus()
@@ -163,24 +223,36 @@ class StepPane(Horizontal):
         image = layer_image(self.session, self.view_layer)
         if image is None:
             self.view_layer, image = "SCI", layer_image(self.session, "SCI")
+        frame = self.session.frame
+        kind = LAYER_KINDS.get(self.view_layer, "image")
         view.show(
             image,
-            mask=mask,
-            overlays=overlays(self.session, protected),
+            mask=mask if kind == "image" else None,
+            overlays=overlays(self.session, protected) if self.show_regions else [],
             window=self.window(),
             stretch_method=self.stretch_method,
+            kind=kind,
+            wavelength=frame.wavelength if frame.calibrated else None,
         )
-        caption.update(self.caption(self.view_layer))
+        caption.update(view.legend(self.view_layer))
+
+    def on_mount(self) -> None:
+        # Titles on the two panels, so a user sees which one the keys go to (the CSS colours the
+        # focused one): the screen's view (its own keys), and the form (e goes in, Esc comes out).
+        for panel in self.query(".main"):
+            panel.border_title = "view · ? keys"
+        for panel in self.query(".side"):
+            panel.border_title = "form · e"
 
     def compose(self):
         """The usual layout: a plot over the 2D view, the form and figures beside them."""
-        with Vertical():
+        with Vertical(classes="main"):
             yield PlotView(id=f"{self.step}-plot")
             yield FrameView(id=f"{self.step}-view")
-            yield Static(id=f"{self.step}-caption", classes="caption")
+            yield Shown(id=f"{self.step}-caption", classes="caption")
         with Vertical(classes="side"):
             yield self.form_for(self.step)
-            yield Static(id=f"{self.step}-figures", classes="figures")
+            yield Shown(id=f"{self.step}-figures", classes="figures")
 
     def form_for(self, step: str) -> ParamForm:
         return ParamForm(step, id=f"form-{step}")
@@ -193,16 +265,47 @@ class StepPane(Horizontal):
         form.set_method(session.methods(self.step), session.method(self.step), session.params(self.step))
 
 
+def region_spans(session: Session) -> list[Span]:
+    """The aperture and background rows (at the middle column) as shaded spans of a profile plot."""
+    if session.reduction is None:
+        return []
+    geometry = session.reduction.geometry
+    middle = len(geometry.trace) // 2
+    selected = session.selected_region
+    traced = session.regions() is None
+    spans = []
+    for i, band in enumerate((geometry.aperture, *geometry.background)):
+        chosen = selected == i or (traced and selected and i)
+        label = ("aperture" if i == 0 else "background") if i <= 1 else ""
+        spans.append(
+            Span(
+                float(band.lower[middle]) + 0.5,
+                float(band.upper[middle]) + 0.5,
+                label,
+                SHADE_SELECTED if chosen else (SHADE_GOLD if i == 0 else SHADE_CYAN),
+                "▒" if i == 0 else "░",
+            )
+        )
+    return spans
+
+
+def _span(centre: float, size: int, zoom: float, least: int) -> tuple[int, int]:
+    """``[start, stop)`` of ``size / zoom`` (at least ``least``) around ``centre``, inside ``[0, size)``."""
+    half = max(size / zoom / 2, least / 2)
+    start = round(max(0.0, min(centre - half, size - 2 * half)))
+    return start, int(min(size, round(start + 2 * half)))
+
+
 class KindPane(StepPane):
     """The screen of a step kind that has no screen of its own (a plugin's): its form, and what its
     product says of itself."""
 
     def compose(self):
-        with Vertical():
-            yield Static(id=f"{self.step}-product", classes="figures")
+        with Vertical(classes="main"):
+            yield Shown(id=f"{self.step}-product", classes="figures")
         with Vertical(classes="side"):
             yield self.form_for(self.step)
-            yield Static(id=f"{self.step}-figures", classes="figures")
+            yield Shown(id=f"{self.step}-figures", classes="figures")
 
     def update_from(self, session: Session) -> None:
         self.update_form()

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import PlotView
+from ..widgets.plot import GREEN, RED, Figure, PlotView, Series
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ class CosmicPane(StepPane):
     screen_name = "cosmic"
     kind = "cosmic"
     BINDINGS = [
-        Binding("left,h", "columns(-1)", "columns", key_display="←→"),
-        Binding("right,l", "columns(1)", "columns", show=False),
+        Binding("left,h", "columns(-1)", "columns", key_display="←→", tooltip="the cut 5 columns left"),
+        Binding("right,l", "columns(1)", "columns", show=False, tooltip="the cut 5 columns right"),
         *StepPane.BINDINGS,
     ]
 
@@ -50,17 +50,27 @@ class CosmicPane(StepPane):
         first = min(self.first_column, session.frame.shape[1] - 5)
         columns = slice(first, first + 5)
         before, after = session.frame.sci[:, columns], result.cleaned.sci[:, columns]
-        rows = np.arange(before.shape[0]).tolist()
-
-        def draw(plt) -> None:
-            plt.plot(rows, before.max(axis=1).tolist(), color="red", marker="braille", label="before")
-            plt.plot(rows, after.max(axis=1).tolist(), color="green", marker="braille", label="after")
-            plt.title(f"columns {first}-{first + 4}, max per row")
-            plt.xlabel("row")
-
-        self.query_one("#cosmic-plot", PlotView).plot(draw)
+        rows = np.arange(before.shape[0])
+        changed = before.max(axis=1) != after.max(axis=1)
+        r0, r1, _, _ = self.window()
+        unit = session.frame.header.get("BUNIT") or "counts"
+        self.query_one("#cosmic-plot", PlotView).plot(
+            Figure(
+                [
+                    Series(rows, after.max(axis=1), "after", GREEN),
+                    # Before, only where the cleaning changed the row: the hits, not a second line.
+                    Series(
+                        rows[changed], before.max(axis=1)[changed], "before", RED, marker="x", points=True
+                    ),
+                ],
+                title=f"cols {first}-{first + 4}, max/row [{unit}]",
+                xlabel="row",
+                xlim=(r0, r1 - 1),
+                yscale=self.yscale,
+            )
+        )
         in_view = int(result.cosmic.mask[:, columns].sum())
         self.query_one("#cosmic-figures", Static).update(
             f"{result.cosmic.n_replaced:,} pixels replaced\n{in_view} in columns {first}-{first + 4}\n"
-            "←→ other columns"
+            "←→ other columns\nv to 'hits': count per cell"
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from ...report import snr_text
-from ..widgets.plot import PlotView
+from ..widgets.plot import CYAN, GOLD, Band, Figure, PlotView, Series
+from ..widgets.strips import Shown
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -22,13 +24,56 @@ class ExtractPane(StepPane):
     screen_name = "extract"
     kind = "extract"
 
+    BINDINGS = [
+        Binding("left,h", "cursor(-1)", "cursor", key_display="←→", tooltip="move the cursor a column"),
+        Binding("right,l", "cursor(1)", "cursor", show=False, tooltip="move the cursor a column right"),
+        Binding("H", "cursor(-20)", "-20", show=False, tooltip="move the cursor 20 columns left"),
+        Binding("L", "cursor(20)", "+20", show=False, tooltip="move the cursor 20 columns right"),
+        *StepPane.BINDINGS,
+    ]
+
+    def on_mount(self) -> None:
+        self.cursor: int | None = None
+
     def compose(self):
-        with Vertical():
+        with Vertical(classes="main"):
             yield PlotView(id="extract-final")
             yield PlotView(id="extract-raw")
         with Vertical(classes="side"):
             yield self.form_for("extract")
-            yield Static(id="extract-figures", classes="figures")
+            yield Shown(id="extract-figures", classes="figures")
+            yield Shown(id="extract-cursor", classes="figures")
+
+    def action_cursor(self, step: int) -> None:
+        result = self.session.reduction
+        if result is None:
+            return
+        ncols = len(result.spectrum.flux)
+        start = ncols // 2 if self.cursor is None else self.cursor
+        self.cursor = int(np.clip(start + step, 0, ncols - 1))
+        x0, x1 = self.columns()
+        if not x0 <= self.cursor < x1:  # the view follows the cursor
+            self.centre[1] = float(self.cursor)
+        self.update_view()
+
+    def columns(self) -> tuple[int, int]:
+        """The columns the spectrum shows: all, or ``zoom`` times fewer around the cursor (or the pan)."""
+        ncols = len(self.session.reduction.spectrum.flux)
+        centre = self.centre[1]
+        if centre is None:
+            centre = ncols / 2 if self.cursor is None or self.zoom == 1 else self.cursor
+        half = max(ncols / self.zoom / 2, 4)
+        start = round(max(0.0, min(centre - half, ncols - 2 * half)))
+        return start, int(min(ncols, round(start + 2 * half)))
+
+    def action_pan(self, rows: int, columns: int) -> None:
+        if self.session.reduction is None:
+            return
+        x0, x1 = self.columns()
+        half = (x1 - x0) / 2
+        ncols = len(self.session.reduction.spectrum.flux)
+        self.centre[1] = float(np.clip((x0 + x1) / 2 + columns * max(2 * half / 8, 1), half, ncols - half))
+        self.update_view()
 
     def update_from(self, session: Session) -> None:
         self.update_form()
@@ -36,29 +81,59 @@ class ExtractPane(StepPane):
         if result is None:
             return
         spectrum = result.spectrum
-        good = np.isfinite(spectrum.flux)
-        wave = spectrum.wavelength[good].tolist()
-        flux, error = spectrum.flux[good], spectrum.uncertainty[good]
+        ncols = len(spectrum.flux)
+        x0, x1 = self.columns()
+        wave = np.asarray(spectrum.wavelength, float)
+        flux, error = np.asarray(spectrum.flux, float), np.asarray(spectrum.uncertainty, float)
         weights = result.geometry.aperture.coverage(session.frame.shape[0])
-        raw = np.nansum(weights * session.frame.sci, axis=0)[good]
-        unit = "Angstrom" if spectrum.wavelength_unit == "Angstrom" else "column"
-
-        def draw_final(plt) -> None:
-            if np.isfinite(error).all():
-                plt.plot(wave, (flux + error).tolist(), color="gray", marker="dot")
-                plt.plot(wave, (flux - error).tolist(), color="gray", marker="dot")
-            plt.plot(wave, flux.tolist(), color="yellow", marker="braille")
-            plt.title(f"final spectrum ± 1σ ({spectrum.flux_unit})")
-
-        def draw_raw(plt) -> None:
-            plt.plot(wave, raw.tolist(), color="cyan", marker="braille")
-            plt.title("raw: SCI summed over the aperture")
-            plt.xlabel(unit)
-
-        self.query_one("#extract-final", PlotView).plot(draw_final)
-        self.query_one("#extract-raw", PlotView).plot(draw_raw)
+        raw = np.nansum(weights * session.frame.sci, axis=0)
+        calibrated = spectrum.wavelength_unit == "Angstrom"
+        unit = "Å" if calibrated else "column"
+        xlim = (float(min(wave[x0], wave[x1 - 1])), float(max(wave[x0], wave[x1 - 1])))
+        visible = slice(x0, x1)
+        low = np.nanmin((flux - error)[visible]) if np.isfinite(error[visible]).any() else np.nanmin(flux)
+        high = np.nanmax((flux + error)[visible]) if np.isfinite(error[visible]).any() else np.nanmax(flux)
+        bands = []
+        if np.isfinite(error).any():
+            bands.append(Band(wave, flux - error, flux + error, "±1σ"))
+        cursor = None if self.cursor is None else float(wave[min(self.cursor, ncols - 1)])
+        self.query_one("#extract-final", PlotView).plot(
+            Figure(
+                [Series(wave, flux, "flux", GOLD)],
+                bands=bands,
+                title=f"spectrum [{spectrum.flux_unit}]",
+                xlim=xlim,
+                ylim=_padded(low, high),
+                cursor=cursor,
+            )
+        )
+        self.query_one("#extract-raw", PlotView).plot(
+            Figure(
+                [Series(wave, raw, "SCI summed in aperture", CYAN)],
+                title="raw",
+                xlabel=unit,
+                xlim=xlim,
+                cursor=cursor,
+            )
+        )
         summary = session.summary()
         self.query_one("#extract-figures", Static).update(
-            f"{summary['columns']} columns\n{summary['masked_columns']} masked\n"
+            f"{summary['columns']} columns, {summary['masked_columns']} masked\n"
             f"median S/N {snr_text(summary['median_snr'])}"
         )
+        if self.cursor is None:
+            readout = "←→ cursor, z zoom, Shift+←→ pan"
+        else:
+            c = min(self.cursor, ncols - 1)
+            where = f"{wave[c]:.2f} Å" if calibrated else f"column {c}"
+            readout = (
+                f"cursor {where}\ncolumn {c}\nflux  {flux[c]:.6g}\nsigma {error[c]:.6g} {spectrum.flux_unit}"
+            )
+        self.query_one("#extract-cursor", Static).update(readout)
+
+
+def _padded(low: float, high: float) -> tuple[float, float] | None:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    pad = (high - low) * 0.05 or 1.0
+    return float(low - pad), float(high + pad)

@@ -9,7 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import PlotView
+from ..widgets.plot import CYAN, GOLD, Figure, PlotView, Series
+from ..widgets.strips import Shown
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -20,11 +21,12 @@ class FramePane(StepPane):
     """The frame as read: 2D view, spatial profile and raw spectrum (the tutorial's first plots)."""
 
     screen_name = "frame"
+    show_regions = False  # the frame as read: nothing located yet on this screen
 
     def compose(self):
-        with Vertical():
+        with Vertical(classes="main"):
             yield FrameView(id="frame-view")
-            yield Static(id="frame-caption", classes="caption")
+            yield Shown(id="frame-caption", classes="caption")
             with Horizontal(classes="plots"):
                 yield PlotView(id="frame-profile")
                 yield PlotView(id="frame-raw")
@@ -34,19 +36,22 @@ class FramePane(StepPane):
         if frame is None:
             return
         self.show_frame(self.query_one("#frame-view", FrameView), self.query_one("#frame-caption", Static))
-        profile = np.nansum(frame.sci, axis=1)
+        profile = session.spatial_profile()
         rows = np.arange(frame.shape[0])
         raw = np.nansum(frame.sci, axis=0)
-
-        def draw_profile(plt) -> None:
-            plt.plot(rows.tolist(), profile.tolist(), marker="braille")
-            plt.title("spatial profile (sum over columns)")
-            plt.xlabel("row")
-
-        def draw_raw(plt) -> None:
-            plt.plot(frame.wavelength.tolist(), raw.tolist(), marker="braille")
-            plt.title("raw spectrum (sum over rows)")
-            plt.xlabel("Angstrom" if frame.calibrated else "column")
-
-        self.query_one("#frame-profile", PlotView).plot(draw_profile)
-        self.query_one("#frame-raw", PlotView).plot(draw_raw)
+        unit = frame.header.get("BUNIT") or "counts"
+        self.query_one("#frame-profile", PlotView).plot(
+            Figure(
+                [Series(rows, profile, color=GOLD)],
+                title=f"profile, median of columns ({self.yscale}, y)",
+                xlabel="row",
+                yscale=self.yscale,
+            )
+        )
+        self.query_one("#frame-raw", PlotView).plot(
+            Figure(
+                [Series(frame.wavelength, raw, color=CYAN)],
+                title=f"raw spectrum, sum of rows [{unit}]",
+                xlabel="Å" if frame.calibrated else "column",
+            )
+        )

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import PlotView
-from .base import StepPane
+from ..widgets.plot import CYAN, GOLD, RED, Figure, PlotView, Series
+from .base import StepPane, region_spans
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -22,21 +22,33 @@ class LocatePane(StepPane):
     screen_name = "locate"
     kind = "locate"
     BINDINGS = [
-        Binding("up,k", "shift(1)", "move", key_display="↑↓"),
-        Binding("down,j", "shift(-1)", "move", show=False),
-        Binding("plus,equals_sign,right_square_bracket", "resize(1)", "wider", key_display="+-"),
-        Binding("minus,left_square_bracket", "resize(-1)", "narrower", show=False),
-        Binding("full_stop", "select(1)", "region", key_display=".,"),
-        Binding("comma", "select(-1)", "prev region", show=False),
-        Binding("b", "add_background", "add bkg"),
-        Binding("x,delete", "delete_background", "del bkg"),
-        Binding("a", "auto", "auto"),
-        Binding("r", "rows", "by hand", show=False),
+        Binding("up,k", "shift(1)", "move", key_display="↑↓", tooltip="move the selected region up"),
+        Binding("down,j", "shift(-1)", "move", show=False, tooltip="move the selected region down"),
+        Binding(
+            "plus,equals_sign,right_square_bracket",
+            "resize(1)",
+            "wider",
+            key_display="+-",
+            tooltip="widen the selected region by a row each side",
+        ),
+        Binding("minus,left_square_bracket", "resize(-1)", "narrower", show=False, tooltip="narrow it"),
+        Binding("full_stop", "select(1)", "region", key_display=".,", tooltip="select the next region"),
+        Binding("comma", "select(-1)", "prev region", show=False, tooltip="select the previous region"),
+        Binding("t", "trace_plot", "trace", tooltip="plot: the profile, or the trace (centres, fit, FWHM)"),
+        Binding("b", "add_background", "add bkg", tooltip="add a background region (plain rows)"),
+        Binding("x,delete", "delete_background", "del bkg", tooltip="delete the selected background region"),
+        Binding("a", "auto", "auto", tooltip="locate automatically again (method auto)"),
+        Binding("r", "rows", "by hand", show=False, tooltip="switch to plain rows, from the current regions"),
         *StepPane.BINDINGS,
     ]
 
     def on_mount(self) -> None:
         self.zoom = 4.0
+        self.plot_trace = False
+
+    def action_trace_plot(self) -> None:
+        self.plot_trace = not self.plot_trace
+        self.update_view()
 
     def update_from(self, session: Session) -> None:
         self.update_form()
@@ -48,24 +60,22 @@ class LocatePane(StepPane):
             self.query_one("#locate-caption", Static),
             protected=True,
         )
-        profile = session.spatial_profile()
-        rows = np.arange(frame.shape[0])
-        result = session.reduction
         r0, r1, _, _ = self.window()
-
-        def draw(plt) -> None:
-            plt.plot(rows[r0:r1].tolist(), profile[r0:r1].tolist(), marker="braille")
-            if result is not None:
-                geometry = result.geometry
-                for i, band in enumerate((geometry.aperture, *geometry.background)):
-                    colour = "magenta" if i == session.selected_region else ("yellow" if i == 0 else "cyan")
-                    for edge in (np.median(band.lower) + 0.5, np.median(band.upper) + 0.5):
-                        if r0 <= edge <= r1:
-                            plt.vline(float(edge), colour)
-            plt.title("spatial profile (median over columns)")
-            plt.xlabel("row")
-
-        self.query_one("#locate-plot", PlotView).plot(draw)
+        plot = self.query_one("#locate-plot", PlotView)
+        if self.plot_trace:
+            plot.plot(trace_figure(session))
+        else:
+            rows = np.arange(frame.shape[0])
+            profile = session.spatial_profile()
+            plot.plot(
+                Figure(
+                    [Series(rows[r0:r1], profile[r0:r1], color=GOLD)],
+                    spans=region_spans(session),
+                    title=f"profile ({self.yscale}, y; t: trace)",
+                    xlabel="row",
+                    yscale=self.yscale,
+                )
+            )
         self.query_one("#locate-figures", Static).update(self.regions_text(session))
 
     @staticmethod
@@ -119,3 +129,29 @@ def _band_text(band) -> str:
     if rows:
         return f"{rows[0]}:{rows[1]}"
     return f"{np.median(band.lower) + 0.5:.1f}:{np.median(band.upper) + 0.5:.1f}"
+
+
+def trace_figure(session: Session) -> Figure:
+    """The trace: the centres measured in blocks of columns, the fitted polynomial, and their
+    residuals (x 10, about the fit) with the FWHM in the title, as apall's trace plot shows them."""
+    geometry = session.reduction.geometry if session.reduction is not None else None
+    if geometry is None:
+        return Figure(title="trace: nothing located yet")
+    info = geometry.info
+    columns = np.arange(len(geometry.trace))
+    series = [Series(columns, geometry.trace, "fit", CYAN)]
+    title = "trace row per column"
+    if "block_columns" in info and info.get("block_centres"):
+        blocks = np.asarray(info["block_columns"], float)
+        centres = np.asarray(info["block_centres"], float)
+        fitted = np.interp(blocks, columns, geometry.trace)
+        series.append(Series(blocks, centres, "blocks", GOLD, marker="o", points=True))
+        residual = centres - fitted
+        middle = float(np.median(geometry.trace))
+        series.append(Series(blocks, middle + 10 * residual, "resid x10", RED, marker="+", points=True))
+        title = (
+            f"trace: FWHM {info.get('fwhm', float('nan')):.2f} rms {info.get('trace_rms', float('nan')):.3f}"
+        )
+    else:
+        title += f" ({info.get('method', 'given')}: no blocks; a re-measures)"
+    return Figure(series, title=title, xlabel="column")

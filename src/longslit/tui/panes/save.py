@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from ..widgets.strips import Shown
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class SavePane(StepPane):
             yield Label("recipe file (TOML, replays this session: longslit reduce -r FILE)")
             yield Input(id="save-recipe", compact=True)
             yield Button("Write files [w]", id="save-button", compact=True)
-            yield Static(id="save-log", classes="figures", markup=False)
+            yield Shown(id="save-log", classes="figures", markup=False)
 
     def on_mount(self) -> None:
         self.name_targets()

@@ -41,7 +41,7 @@ class WavelengthPane(StepPane):
     def compose(self):
         from textual.containers import Vertical
 
-        with Vertical():
+        with Vertical(classes="main"):
             yield PlotView(id="wavelength-plot")
         with Vertical(classes="side"):
             yield self.form_for("wavelength")

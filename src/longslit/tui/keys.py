@@ -1,0 +1,58 @@
+"""Keys as a user types them, for the help screen and the footer; and a footer that keeps the essentials.
+
+Textual names keys by their Unicode names (``plus``, ``question_mark``, ``full_stop``); a user reads
+``+``, ``?`` and ``.``. The footer lists the keys every screen shares first (help, quit, next, previous,
+form), so at 80 columns the screen's own keys are the ones cut, never the way out.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.keys import format_key
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+#: Names :func:`textual.keys.format_key` leaves as words, as keyboards label them.
+_WORDS = {"delete": "Del", "escape": "Esc", "space": "Space", "tab": "Tab", "backspace": "Backspace"}
+_MODIFIERS = {"shift": "Shift", "ctrl": "Ctrl", "alt": "Alt", "meta": "Meta"}
+
+#: Actions the footer shows first, in this order, whatever the screen.
+ESSENTIAL = ("help", "quit_app", "step(1)", "step(-1)", "edit_form")
+
+
+def key_text(key: str) -> str:
+    """One key as typed: ``plus`` -> ``+``, ``shift+up`` -> ``Shift+↑``, ``f1`` -> ``F1``."""
+    *modifiers, name = key.split("+") if key != "plus" else ["plus"]
+    shown = _WORDS.get(name) or format_key(name)
+    if len(shown) > 1 and shown[0] == "f" and shown[1:].isdigit():
+        shown = shown.upper()
+    return "+".join([*(_MODIFIERS.get(m, m) for m in modifiers), shown])
+
+
+def binding_keys(binding: Binding) -> str:
+    """Every key of ``binding`` as typed, separated by spaces (``+ = ]`` for ``plus,equals_sign,...``)."""
+    return " ".join(key_text(k.strip()) for k in binding.key.split(","))
+
+
+class KeyFooter(Footer):
+    """Textual's footer, with the shared keys first so a narrow terminal cuts only a screen's own."""
+
+    def compose(self):
+        if not self._bindings_ready:
+            return
+        first: dict[str, tuple] = {}
+        for _, binding, enabled, tooltip in self.screen.active_bindings.values():
+            if binding.show and binding.action not in first:
+                first[binding.action] = (binding, enabled, tooltip)
+        rank = {action: i for i, action in enumerate(ESSENTIAL)}
+        ordered = sorted(first.values(), key=lambda item: rank.get(item[0].action, len(rank)))
+        self.styles.grid_size_columns = len(ordered)
+        for binding, enabled, tooltip in ordered:
+            yield FooterKey(
+                binding.key,
+                self.app.get_key_display(binding),
+                binding.description,
+                binding.action,
+                disabled=not enabled,
+                tooltip=tooltip,
+            ).data_bind(compact=Footer.compact)

@@ -1,0 +1,259 @@
+"""Issue 21's layout, 2D view and plots: what a user sees at 80x24, checked on seeded synthetic frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pilot import key, run, settle
+from textual.widgets._footer import FooterKey
+
+from longslit.testing import make_frame
+from longslit.tui.app import LongslitApp
+from longslit.tui.keys import key_text
+from longslit.tui.widgets.frame_view import FLAG_COLOURS, FrameView
+from longslit.tui.widgets.plot import CYAN, GOLD, Figure, Series, Span, render_figure
+from longslit.tui.widgets.ticks import labels, nice_ticks
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    # A bad column (DQ 4) at 100, 300 cosmic rays: something for the DQ and hits layers to show.
+    return make_frame(seed=0, bad_columns=(100,)).write(tmp_path_factory.mktemp("view") / "example.fits")
+
+
+def visible_footer_keys(app) -> list[str]:
+    """The footer's keys whose cells lie inside the terminal's width."""
+    width = app.size.width
+    return [
+        key.key_display
+        for key in app.query(FooterKey)
+        if key.region.width and key.region.x + key.region.width <= width
+    ]
+
+
+def test_ticks_are_round_and_labelled_with_the_digits_they_need():
+    assert list(nice_ticks(0, 511, 5)) == [0, 100, 200, 300, 400, 500]
+    assert labels(nice_ticks(2884.7, 5685.6, 3)) == ["3000", "4000", "5000"]
+    assert labels(nice_ticks(-59288, 3112725, 4)) == ["0", "1e6", "2e6", "3e6"]
+    assert labels(nice_ticks(0.0012, 0.0043, 4)) == ["0.002", "0.003", "0.004"]
+    for low, high in [(190, 317), (-14.3, 57.0), (3.1e-17, 9.8e-16)]:
+        ticks = nice_ticks(low, high, 5)
+        step = ticks[1] - ticks[0]
+        mantissa = step / 10 ** np.floor(np.log10(step))
+        assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-9  # 1, 2 or 5 x 10^n
+        assert low <= ticks[0] and ticks[-1] <= high
+
+
+def test_a_plot_has_round_ticks_a_legend_and_distinct_markers_without_colour():
+    x = np.arange(512.0)
+    y = 1e4 * np.exp(-0.5 * ((x - 254) / 2) ** 2) + 50
+    figure = Figure(
+        [Series(x, y, "data", GOLD), Series(x, np.full_like(x, 50.0), "fit", CYAN, marker="x")],
+        spans=[Span(150, 220, "background")],
+        title="profile",
+        xlabel="row",
+    )
+    plain = render_figure(figure, 70, 12, colour=False).plain
+    lines = plain.split("\n")
+    assert lines[0].startswith("profile") and "data" in lines[0] and "x fit" in lines[0]
+    assert "░ background" in lines[0]
+    assert "╵100" in lines[-1] and "╵200" in lines[-1] and lines[-1].rstrip().endswith("row")
+    values = [float(line.split("┤")[0]) for line in lines[1:-1] if "┤" in line]
+    assert len(values) >= 3 and 0.0 in values
+    step = values[0] - values[1]
+    assert step in (1000.0, 2000.0, 5000.0) and all(v % step == 0 for v in values)
+    assert "x" * 20 in plain  # the fit drawn with its own marker, not braille like the data
+    assert "░" in "".join(lines[1:-1])  # the background rows shaded
+    coloured = render_figure(figure, 70, 12, colour=True)
+    styles = {str(span.style) for span in coloured.spans}
+    assert any(GOLD in s for s in styles) and any(CYAN in s for s in styles)
+
+
+def test_asinh_and_log_scales_show_the_wings_a_linear_scale_flattens():
+    x = np.arange(200.0)
+    y = 1e4 * np.exp(-0.5 * ((x - 100) / 2) ** 2) + 30 * np.exp(-np.abs(x - 100) / 30) + 1.0
+
+    def rows_reached(scale: str) -> int:
+        lines = render_figure(Figure([Series(x, y)], yscale=scale), 60, 14, colour=False).plain.split("\n")
+        body = [line.split("│", 1)[-1].split("┤", 1)[-1] for line in lines[1:-1]]
+        wing = [line[15:23] for line in body]  # columns around x = 55-80: only the wings
+        return sum(any(ch != " " for ch in part) for part in wing)
+
+    assert rows_reached("linear") <= 1
+    assert rows_reached("asinh") >= 2
+    assert rows_reached("log") >= 3
+    log_labels = render_figure(Figure([Series(x, y)], yscale="log"), 60, 14, colour=False).plain
+    assert "1000┤" in log_labels and "10┤" in log_labels
+
+
+def test_the_footer_keeps_the_shared_keys_and_the_steps_bar_fits_at_80_columns(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for number in range(1, len(app.step_screens) + 1):
+                await pilot.press(str(number))
+                await settle(pilot)
+                shown = visible_footer_keys(app)
+                for key in ("?", "q", "n", "p", "e"):
+                    assert key in shown, (app.current, shown)
+                steps = str(app.query_one("#steps").render())
+                assert len(steps) <= SIZE[0] and app.step_screens[number - 1].title in steps
+                message = str(app.query_one("#message").render())
+                assert len(message.rstrip()) <= SIZE[0], message
+            # Nine screens (the lead's coming kinds) still fit: the others are shortened.
+            many = app.step_screens * 2
+            app.step_screens = many[:9]
+            text = app._steps_text(80)
+            from rich.text import Text
+
+            assert len(Text.from_markup(text)) <= 80 and "9" in text
+
+    run(scenario())
+
+
+def test_focus_shows_in_the_panel_titles(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "locate"))
+            await settle(pilot)
+            pane = app.query_one("#locate")
+            main, side = pane.query_one(".main"), pane.query_one(".side")
+            assert main.border_title and side.border_title
+            keys_colour = main.styles.border_top[1]
+            await pilot.press("e")
+            await pilot.pause()
+            assert side.styles.border_top[1] == keys_colour  # the form's border now has the accent
+            assert main.styles.border_top[1] != keys_colour
+
+    run(scenario())
+
+
+def test_the_2d_view_has_axes_margin_ticks_and_a_colour_bar_with_values(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "locate"))
+            await settle(pilot)
+            view = app.query_one("#locate-view", FrameView)
+            lines = str(view.render()).split("\n")
+            r0, r1, _, _ = app.query_one("#locate").window()
+            row_labels = [line[: view.margin - 2].strip() for line in lines[:-1]]
+            numbers = [int(x) for x in row_labels if x]
+            assert len(numbers) >= 2 and all(r0 <= n < r1 for n in numbers)
+            assert numbers == sorted(numbers, reverse=True)  # row 0 at the bottom
+            assert lines[-1].lstrip().startswith("Å") and "╵4000" in lines[-1]  # wavelength axis
+            ticks = {line[view.margin - 1] for line in lines[:-1]} | {line[-1] for line in lines[:-1]}
+            assert {"▸", "◂"} <= ticks  # region edges marked in the margins
+            legend = str(app.query_one("#locate-caption").render())
+            low, high = view.limits
+            assert f"{low:.4g}" in legend and f"{high:.4g}" in legend and "zscale" in legend
+            # The aperture is outlined one column in four, not painted over the source.
+            image = [view.render().split("\n")[i] for i in range(len(lines) - 1)]
+            aperture = [
+                span
+                for line in image
+                for span in line.spans
+                if "255,0,255" in str(span.style).split(" on ")[0]
+            ]
+            assert aperture and all(span.end - span.start == 1 for span in aperture)
+
+    run(scenario())
+
+
+def test_zoom_pan_and_reset_move_the_window(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            pane = app.query_one("#frame")
+            assert pane.window() == (0, 512, 0, 511)
+            await pilot.press("z", "z")
+            r0, r1, c0, c1 = pane.window()
+            assert r1 - r0 == 128 and r0 <= 254 < r1
+            await pilot.press("shift+up")
+            assert pane.window()[0] == r0 + 16
+            await pilot.press("greater_than_sign", "shift+right")
+            _, _, c0, c1 = pane.window()
+            assert c1 - c0 == 256 and c0 > 127
+            await pilot.press("0")
+            assert pane.window() == (0, 512, 0, 511)
+
+    run(scenario())
+
+
+def test_dq_shows_flag_categories_and_hits_a_count_per_cell(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "cosmic"))
+            await settle(pilot)
+            pane = app.query_one("#cosmic")
+            view = app.query_one("#cosmic-view", FrameView)
+            # At 80x24 a cell holds ~100 pixels: hits are not painted over the cleaned frame ...
+            text = view.render()
+            assert not any("255,40,40" in str(s.style) for s in text.spans)
+            for _ in range(8):  # ... the hits layer counts them per cell
+                if pane.view_layer == "hits":
+                    break
+                await pilot.press("v")
+            assert pane.view_layer == "hits" and view.kind == "count"
+            total = int(app.session.reduction.cosmic.mask.sum())
+            assert 0 < view.limits[1] <= total
+            assert "hits/cell" in str(app.query_one("#cosmic-caption").render())
+            while pane.view_layer != "DQ":
+                await pilot.press("v")
+            assert view.kind == "flags" and list(view.bits) == [4]
+            legend = app.query_one("#cosmic-caption").render()
+            assert "flag" in str(legend) and "4" in str(legend)
+            assert any(FLAG_COLOURS[0] in str(s.style) for s in view.render().spans)
+
+    run(scenario())
+
+
+def test_the_spectrum_zooms_pans_and_reads_out_at_its_cursor(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "extract"))
+            await settle(pilot)
+            pane = app.query_one("#extract")
+            spectrum = app.session.reduction.spectrum
+            await pilot.press("right")
+            await settle(pilot)
+            c = pane.cursor
+            assert c == len(spectrum.flux) // 2 + 1
+            readout = str(app.query_one("#extract-cursor").render())
+            assert f"{spectrum.wavelength[c]:.2f} Å" in readout and f"column {c}" in readout
+            assert f"{spectrum.flux[c]:.6g}" in readout and f"{spectrum.uncertainty[c]:.6g}" in readout
+            await pilot.press("z", "z")
+            await settle(pilot)
+            x0, x1 = pane.columns()
+            assert x1 - x0 == 128 and x0 <= c < x1
+            await pilot.press("shift+right")
+            await settle(pilot)
+            assert pane.columns()[0] == x0 + 16
+            figure = app.query_one("#extract-final").figure
+            assert figure.bands and figure.cursor == pytest.approx(spectrum.wavelength[c])
+            band = figure.bands[0]
+            np.testing.assert_allclose(band.high - band.low, 2 * spectrum.uncertainty)
+
+    run(scenario())
+
+
+def test_key_text_reads_like_the_keyboard():
+    assert [key_text(k) for k in ("plus", "question_mark", "shift+up", "f1", "delete", "comma")] == [
+        "+",
+        "?",
+        "Shift+↑",
+        "F1",
+        "Del",
+        ",",
+    ]
