@@ -187,14 +187,23 @@ class Pipeline:
         #: Derived views (the cleaned and subtracted frames), by the key of what they derive from: a
         #: frame-sized subtraction that later steps, the Reduction and the UI would otherwise each redo.
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
+        #: Pipelines of other files reduced with the same recipe (standard stars), by path.
+        self._children: dict[str, Pipeline] = {}
 
-    def run(self, source: str | Path | Frame, recipe: Recipe | str | Path | None = None) -> Reduction:
+    def run(
+        self,
+        source: str | Path | Frame,
+        recipe: Recipe | str | Path | None = None,
+        *,
+        until: str | None = None,
+    ) -> Reduction:
         """Reduce ``source`` (a path or a Frame) with ``recipe`` (default: the default preset).
 
         Runs the registry's step kinds in order: each gathers its inputs from the products so far,
         calls the recipe's method, checks what it returned and keeps it, unless its key (its method,
         parameters and what its inputs depend on) is the one of the last run, when the cached product
-        is used.
+        is used. With ``until``, the kinds from that one on are not run (a standard star is reduced up
+        to the flux step).
         """
         recipe = Recipe.coerce(recipe)
         if not recipe.resolved:
@@ -205,7 +214,14 @@ class Pipeline:
         warnings: list[str] = []
         #: product name -> (value, the key later steps compare, the kind that made it)
         made: dict[str, tuple[Any, Any, StepKind | None]] = {"source": (source, _source_key(source), None)}
+        # Another file reduced with this recipe (the flux step's standard star): its key is the whole
+        # recipe, so a step reading it reruns when any step changes (never stale; the standard's own
+        # reduction is cached by its sub-pipeline, and the sensitivity by its content).
+        reducer = Reducer(self, recipe)
+        made["reducer"] = (reducer, ("reducer", _freeze(recipe.to_dict())), None)
         for kind in self.registry.kinds:
+            if kind.name == until:
+                break
             if not kind.runs:
                 continue
             config = recipe.config(kind.name)
@@ -250,7 +266,7 @@ class Pipeline:
                     made[name] = (value, key, None)
         return Reduction(
             recipe=recipe,
-            products={name: value for name, (value, _, _) in made.items() if name != "source"},
+            products={name: value for name, (value, _, _) in made.items() if name not in _INTERNAL},
             records=records,
             registry=self.registry,
             warnings=warnings,
@@ -286,6 +302,43 @@ class Pipeline:
         views = kind.derive(product, {name: value for name, (value, _, _) in made.items()})
         self._views[kind.name] = (key, views)
         return views
+
+
+#: Inputs the pipeline offers that are not products of a reduction.
+_INTERNAL = ("source", "reducer")
+
+
+class Reducer:
+    """Reduces another file with a run's recipe, up to a given step: what a flux step's standard needs.
+
+    ``reducer(path, until="flux")`` returns the other file's :class:`Reduction`. Each file keeps a
+    pipeline of its own in the parent pipeline, so rerunning (the terminal UI changing one step) reruns
+    only the standard's steps that changed.
+    """
+
+    def __init__(self, pipeline: Pipeline, recipe: Recipe) -> None:
+        self._pipeline = pipeline
+        self.recipe = recipe
+
+    def __call__(self, source: str | Path, *, until: str) -> Reduction:
+        path = Path(source)
+        key = str(path.resolve()) if path.exists() else str(path)
+        children = self._pipeline._children
+        child = children.get(key)
+        if child is None:
+            parent = self._pipeline
+            child = children[key] = Pipeline(parent.registry, memory_limit=parent.memory_limit)
+        return child.run(path, self.recipe, until=until)
+
+    def digest(self, until: str) -> str:
+        """A hash of the recipe's steps before ``until`` (what the other file's reduction depends on)."""
+        import hashlib
+        import json
+
+        names = [kind.name for kind in self._pipeline.registry.kinds]
+        before = names[: names.index(until)] if until in names else names
+        data = {name: self.recipe.to_dict().get(name) for name in before}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _source_key(source: Any) -> tuple:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STEP_KINDS = ("read", "locate", "cosmic", "background", "extract", "write")
+STEP_KINDS = ("read", "locate", "cosmic", "background", "extract", "flux", "write")
 
 #: Parameter kinds and what their values look like in a recipe.
 #: ``rows`` is one half-open row range ``[start, stop]`` (0-based, stop excluded, like a Python slice);

@@ -42,7 +42,11 @@ _COPIED_KEYS = (
 
 
 def flux_unit(reduction: Reduction) -> str:
-    """The flux unit as astropy spells it, from the input's BUNIT (counts when absent)."""
+    """The flux unit as astropy spells it: a calibrated spectrum's own (the flux step's), else the input's
+    BUNIT (counts when absent)."""
+    own = reduction.spectrum.flux_unit
+    if own and own != "ct":  # "ct" is what every extraction says; BUNIT knows better
+        return own
     text = str(reduction.frame.header.get("BUNIT", "counts")).strip()
     alias = _UNIT_ALIASES.get(text.lower())
     if alias:
