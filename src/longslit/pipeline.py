@@ -214,11 +214,11 @@ class Pipeline:
         warnings: list[str] = []
         #: product name -> (value, the key later steps compare, the kind that made it)
         made: dict[str, tuple[Any, Any, StepKind | None]] = {"source": (source, _source_key(source), None)}
-        # Another file reduced with this recipe (the flux step's standard star): its key is the whole
-        # recipe, so a step reading it reruns when any step changes (never stale; the standard's own
-        # reduction is cached by its sub-pipeline, and the sensitivity by its content).
+        # Another file reduced with this recipe (the flux step's standard star): its key is the recipe's
+        # digest (every step but write), so a step reading it reruns when any step changes (never
+        # stale; the standard's own reduction is cached by its sub-pipeline, the sensitivity by content).
         reducer = Reducer(self, recipe)
-        made["reducer"] = (reducer, ("reducer", _freeze(recipe.to_dict())), None)
+        made["reducer"] = (reducer, ("reducer", recipe.digest()), None)
         for kind in self.registry.kinds:
             if kind.name == until:
                 break
