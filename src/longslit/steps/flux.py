@@ -44,13 +44,22 @@ def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
     return spectrum
 
 
+_LATITUDE = Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle "
+                  "(auto: the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree",
+                  nullable=True)  # fmt: skip
+_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else from HA, DEC "
+                 "and latitude).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+_EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (auto: EXPTIME).", minimum=0.0,
+                 unit="s", nullable=True)  # fmt: skip
+
+
 @declare(
     Param("standard", "str", None, "The standard star's frame (a path), reduced with this recipe.",
           required=True),
     Param("reference", "str", "auto", "The star's reference spectrum: a shipped name (feige66), a CALSPEC "
           "FITS file or an IRAF-style table; auto: from the standard's OBJECT."),
     Param("reference_units", "str", "auto", "A text table's second column: AB magnitudes or "
-          "erg/s/cm2/Angstrom (auto: magnitudes when all lie between -5 and 35).",
+          "erg/s/cm2/Angstrom (auto: fluxes when all are below 1e-3, else magnitudes).",
           choices=("auto", "abmag", "flam")),
     Param("extinction", "str", None, "The site's extinction curve: mtham, lapalma, a two-column file "
           "(Angstrom, mag/airmass), or none (above the atmosphere).", required=True),
@@ -66,16 +75,15 @@ def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
     Param("clip_sigma", "float", 3.0, "Bands further than this from the fit are clipped (0: none).",
           minimum=0.0, unit="sigma"),
     Param("clip_iterations", "int", 5, "Passes of clipping.", minimum=0, maximum=50),
-    Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else from HA, DEC and "
-          "latitude).", minimum=1.0, maximum=40.0, nullable=True),
+    _AIRMASS,
     Param("standard_airmass", "float", None, "The standard's airmass (auto: from its header).",
           minimum=1.0, maximum=40.0, nullable=True),
-    Param("exptime", "float", None, "The science frame's exposure time (auto: EXPTIME).", minimum=0.0,
-          unit="s", nullable=True),
+    _EXPTIME,
     Param("standard_exptime", "float", None, "The standard's exposure time (auto: EXPTIME).", minimum=0.0,
           unit="s", nullable=True),
-    Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle (auto: the "
-          "header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree", nullable=True),
+    _LATITUDE,
+    Param("save", "str", "none", "Write the sensitivity (FITS, with its provenance) to this file when it "
+          "is fitted; none: do not (flux.method = sensitivity reads it back)."),
 )  # fmt: skip
 def flux_standard(
     spectrum: Spectrum,
@@ -97,6 +105,7 @@ def flux_standard(
     exptime: float | None,
     standard_exptime: float | None,
     latitude: float | None,
+    save: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with the sensitivity measured on the standard star ``standard``."""
     _need_wavelengths(spectrum, "the science spectrum")
@@ -112,8 +121,26 @@ def flux_standard(
         "clip_iterations": clip_iterations, "standard_airmass": standard_airmass,
         "standard_exptime": standard_exptime, "latitude": latitude,
     }  # fmt: skip
-    sensitivity, found = sensitivity_from(standard, reducer, curve, **options)
+    sensitivity, found, fitted = sensitivity_from(standard, reducer, curve, **options)
     warnings += found
+    if fitted and save.strip().lower() != "none":
+        from ..numerics.fluxfile import write_sensitivity
+
+        write_sensitivity(sensitivity, Path(save).expanduser(), overwrite=True,
+                          inputs=(str(standard), str(frame.source)))  # fmt: skip
+    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude)
+
+
+def _calibrated(
+    spectrum: Spectrum,
+    frame: Frame,
+    sensitivity: fluxcal.Sensitivity,
+    curve: fluxcal.ExtinctionCurve,
+    warnings: list[str],
+    airmass: float | None,
+    exptime: float | None,
+    latitude: float | None,
+) -> Spectrum:
     unit = counts_unit(frame)
     if unit != sensitivity.counts_unit:
         raise InputError(
@@ -152,7 +179,7 @@ def flux_standard(
         "sensitivity": sensitivity,
         "flux_warnings": warnings,
         "flux": {"airmass": science_airmass, "exptime": seconds, "medium": medium,
-                 "standard": Path(standard).name, **_brief(sensitivity)},
+                 "standard": sensitivity.info.get("standard"), **_brief(sensitivity)},
     }  # fmt: skip
     return dataclasses.replace(
         spectrum, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT, info=info
@@ -175,10 +202,11 @@ def sensitivity_from(
     standard_airmass: float | None,
     standard_exptime: float | None,
     latitude: float | None,
-) -> tuple[fluxcal.Sensitivity, list[str]]:
+) -> tuple[fluxcal.Sensitivity, list[str], bool]:
     """The sensitivity from the standard frame ``standard`` (cached while nothing it depends on changes).
 
-    Returns the sensitivity and what had to be assumed, one sentence each.
+    Returns the sensitivity, what had to be assumed (one sentence each), and whether it was fitted now
+    (False: from the cache).
     """
     global builds
     from ..calibration.ccd import file_hash
@@ -201,7 +229,7 @@ def sensitivity_from(
     with _lock:
         cached = _cache.get(key)
     if cached is not None:
-        return cached
+        return (*cached, False)
     reduction = reducer(path, until="flux")
     std = reduction.spectrum
     warnings = [f"standard {path.name}: {text}" for text in reduction.warnings]
@@ -265,7 +293,35 @@ def sensitivity_from(
     with _lock:
         _cache[key] = (sensitivity, warnings)
         builds += 1
-    return sensitivity, warnings
+    return sensitivity, warnings, True
+
+
+@declare(
+    Param("sensitivity", "str", None, "A sensitivity written by flux.save (FITS).", required=True),
+    Param("extinction", "str", "stored", "The site's extinction curve: stored (the one the sensitivity was "
+          "made with), mtham, lapalma, a file, or none."),
+    _AIRMASS,
+    _EXPTIME,
+    _LATITUDE,
+)  # fmt: skip
+def flux_sensitivity(
+    spectrum: Spectrum,
+    frame: Frame,
+    reducer: Any,
+    *,
+    sensitivity: str,
+    extinction: str,
+    airmass: float | None,
+    exptime: float | None,
+    latitude: float | None,
+) -> Spectrum:
+    """Calibrate ``spectrum`` with a sensitivity saved before (``flux.save``)."""
+    from ..numerics.fluxfile import read_sensitivity
+
+    _need_wavelengths(spectrum, "the science spectrum")
+    saved = read_sensitivity(Path(sensitivity).expanduser())
+    curve = saved.extinction if extinction.strip().lower() == "stored" else _extinction(extinction)
+    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude)
 
 
 def _brief(sensitivity: fluxcal.Sensitivity) -> dict[str, Any]:
@@ -381,5 +437,11 @@ def longslit_flux_methods() -> list[Method]:
             "Sensitivity from a standard star (reduced with this recipe) against its reference, "
             "extinction-corrected; flux in erg/s/cm2/Angstrom.",
             flux_standard,
+        ),
+        Method(
+            "flux",
+            "sensitivity",
+            "Apply a sensitivity saved before (flux.save of the standard method).",
+            flux_sensitivity,
         ),
     ]
