@@ -20,3 +20,12 @@ async def settle(pilot) -> None:
         except WorkerCancelled:
             continue
     await pilot.pause()
+
+
+def key(app, name: str) -> str:
+    """The digit key of the screen ``name`` ("frame", "locate", "save"...): screens follow the step kinds,
+    so a new kind moves the keys of the screens after it."""
+    for number, screen in enumerate(app.step_screens, start=1):
+        if screen.name == name:
+            return str(number)
+    raise KeyError(f"no screen {name!r}")

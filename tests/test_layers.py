@@ -26,6 +26,7 @@ LAYERS = {
         "longslit.limits",
         "longslit.fitslayout",
         "longslit.output",
+        "longslit.paths",
         "longslit.plugins.records",
         "longslit.plugins.hookspecs",
     ),

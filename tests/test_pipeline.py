@@ -36,8 +36,15 @@ def test_every_product_is_reachable_and_consistent(source):
     spectrum = result.spectrum
     for array in (spectrum.wavelength, spectrum.flux, spectrum.uncertainty, spectrum.mask):
         assert array.shape == (result.frame.shape[1],)
-    steps = ["read", "locate", "cosmic", "background", "extract", "flux"]
-    assert [record.step for record in result.records] == steps
+    assert [record.step for record in result.records] == [
+        "read",
+        "calibrate",
+        "locate",
+        "cosmic",
+        "background",
+        "extract",
+        "flux",
+    ]
 
 
 def test_steps_do_not_modify_their_inputs(source):
@@ -52,7 +59,16 @@ def test_changing_a_step_reruns_only_it_and_the_steps_after(source):
     pipeline = Pipeline()
     recipe = Recipe.preset("tutorial")
     first = pipeline.run(source, recipe)
-    assert pipeline.computed == ["read", "locate", "cosmic", "background", "extract", "flux"]
+    assert pipeline.computed == [
+        "read",
+        "calibrate",
+        "locate",
+        "wavelength",
+        "cosmic",
+        "background",
+        "extract",
+        "flux",
+    ]
     pipeline.run(source, recipe)
     assert pipeline.computed == []
     moved_recipe = recipe.with_overrides({"locate": {"aperture": [251, 261]}})
@@ -125,7 +141,7 @@ def test_write_fits_and_ecsv_with_provenance(source, tmp_path):
     ecsv = Table.read(result.write(tmp_path / "s.ecsv", "ecsv"))
     np.testing.assert_allclose(ecsv["flux"], result.spectrum.flux)
     assert ecsv.meta["recipe"]["locate"]["aperture"] == [250, 260]
-    assert ecsv.meta["steps"][2] == {
+    assert ecsv.meta["steps"][4] == {
         "step": "cosmic",
         "method": "median",
         "package": "longslit",

@@ -96,7 +96,17 @@ def test_a_method_of_every_hook_runs_in_one_pipeline(tmp_path, frame):
     )
     result = Pipeline(registry).run(source, recipe)
     result.write(tmp_path / "out.ecsv")
-    assert calls == ["read", "locate", "cosmic", "background", "extract", "flux", "write"]
+    assert calls == [
+        "read",
+        "calibrate",
+        "locate",
+        "wavelength",
+        "cosmic",
+        "background",
+        "extract",
+        "flux",
+        "write",
+    ]
     assert (tmp_path / "out.ecsv").exists()
 
 

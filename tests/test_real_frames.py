@@ -165,9 +165,10 @@ def test_kast_raw_frames_get_finite_uncertainties_from_the_preset_noise_model(na
     result = outcome(f"lick_kast/{name}", "kast-blue")["result"]
     frame, spectrum = result.frame, result.spectrum
     # PypeIt's Kast blue detector: gain 1.2 e-/count, read noise 3.7 e- (the header's GAIN = 1 is a
-    # placeholder); the bias is the overscan's median.
-    assert frame.noise_model.startswith("model: read noise 3.7 e- (read.read_noise), gain 1.2 e-/count")
-    assert "bias" in frame.noise_model and frame.shape == (350, 2048) and frame.section == (1, 2048, 1, 350)
+    # placeholder); the calibrate step takes each amplifier's overscan off and trims to DATASEC.
+    assert frame.noise_model.startswith("calibrate: read noise 3.7 e-, gain 1.2 e-/ADU, overscan median")
+    assert frame.shape == (350, 2048) and frame.section == (1, 2048, 1, 350)
+    assert frame.header["BUNIT"] == "electron" and len(result.calibration.overscan) == 2
     assert np.isfinite(frame.variance).all() and (frame.variance > 0).all()
     assert np.isfinite(spectrum.uncertainty).all() and spectrum.info["noise"] == "known"
     assert spectrum.mask.sum() < 0.01 * spectrum.mask.size
@@ -184,13 +185,13 @@ def test_b27_trace_agrees_with_pypeit_within_a_third_of_a_row():
     # 1-2048 and every row, so PypeIt's 0-based spectral pixel is our column and TRACE_SPAT our row.
     difference = result.geometry.trace[columns[used]] - rows[used]
     assert used.sum() == 2048 and np.abs(difference).max() < 0.3
-    # The preset's noise model is honest: PypeIt's OPT_COUNTS and their sigma are in electrons (gain 1.2);
-    # measured: flux ratio 1.000 (r = 0.996), sigma ratio 1.09 (no flat field or per-amplifier bias here).
+    # The preset's noise is honest: PypeIt's OPT_COUNTS and their sigma are in electrons, as ours after the
+    # calibrate step; measured: flux ratio 1.001, sigma ratio 1.09 (no master bias or flat named here).
     with fits.open(_need(REAL / "lick_kast/pypeit_spec1d_b27.fits")) as hdul:
         counts, sigma = hdul[1].data["OPT_COUNTS"], hdul[1].data["OPT_COUNTS_SIG"]
     ours = result.spectrum
-    assert np.median(1.2 * ours.flux / counts) == pytest.approx(1.0, abs=0.03)
-    assert 0.9 < np.median(1.2 * ours.uncertainty / sigma) < 1.2
+    assert np.median(ours.flux / counts) == pytest.approx(1.0, abs=0.03)
+    assert 0.9 < np.median(ours.uncertainty / sigma) < 1.2
 
 
 def test_miri_dispaxis2_gives_the_frame_and_spectrum_of_the_transposed_file():
@@ -244,7 +245,7 @@ def test_outputs_say_how_the_input_was_read_and_products_keep_its_orientation(tm
     with fits.open(tmp_path / "kast.fits") as out:
         header = out[0].header
         assert header["DISPAXIS"] == 1 and header["DATASEC"] == "[1:2048,1:350]"
-        assert header["NOISEMOD"].startswith("model: read noise 3.7 e-")
+        assert header["NOISEMOD"].startswith("calibrate: read noise 3.7 e-")
         assert header.get("WAVEMED") == kast.frame.wavelength_medium
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pluggy
 import pytest
+from pilot import key
 from wheels import build_wheel, install
 
 import longslit
@@ -132,7 +133,18 @@ def test_every_hookspec_is_a_step_kind_of_the_table_and_back():
 
 def test_a_plugin_kind_runs_in_a_recipe_after_the_extraction(toy_registry, small):
     names = [kind.name for kind in toy_registry.kinds]
-    assert names == ["read", "locate", "cosmic", "background", "extract", "scale", "flux", "write"]
+    assert names == [
+        "read",
+        "calibrate",
+        "locate",
+        "wavelength",
+        "cosmic",
+        "background",
+        "extract",
+        "scale",
+        "flux",
+        "write",
+    ]
     recipe = Recipe.preset("tutorial").with_overrides(
         {"locate": {"aperture": [27, 37], "background": [[2, 20], [44, 62]], "protected": None}}
     )
@@ -218,7 +230,9 @@ def test_the_tui_shows_a_screen_for_a_plugin_kind(toy_registry, small):
             await pilot.pause()
             assert [s.name for s in app.step_screens] == [
                 "frame",
+                "calibrate",
                 "locate",
+                "wavelength",
                 "cosmic",
                 "background",
                 "extract",
@@ -226,9 +240,9 @@ def test_the_tui_shows_a_screen_for_a_plugin_kind(toy_registry, small):
                 "flux",
                 "save",
             ]
-            assert "6 Scale" in str(app.query_one("#steps", Static).render())
+            assert "8 Scale" in str(app.query_one("#steps", Static).render())
             first = app.session.reduction.spectrum.flux.copy()
-            await pilot.press("6")
+            await pilot.press(key(pilot.app, "scale"))
             assert app.current == "scale"
             text = str(app.query_one("#scale-product", Static).render())
             assert "Multiply the spectrum by a factor." in text and "method times" in text
@@ -273,7 +287,7 @@ def test_the_cli_and_the_tui_print_the_same_median_snr(real_frame_path, tmp_path
         app = LongslitApp(real_frame_path, "tutorial")
         async with app.run_test(size=(100, 30)) as pilot:
             await app.workers.wait_for_complete()
-            await pilot.press("5")
+            await pilot.press(key(pilot.app, "extract"))
             await pilot.pause()
             return str(app.query_one("#extract-figures", Static).render())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from pilot import run, settle
+from pilot import key, run, settle
 
 import longslit
 from longslit import CosmicResult, Method, Param, Recipe
@@ -51,24 +51,24 @@ def test_full_reduction_of_3c120_by_keys_matches_headless(real_frame_path, tmp_p
         app = LongslitApp(str(real_frame_path), start)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("2")  # locate: the tutorial's rows, typed into the form
+            await pilot.press(key(pilot.app, "locate"))  # locate: the tutorial's rows, typed into the form
             await settle(pilot)
             await type_into(pilot, form_id(app, "locate", "aperture"), "250:260")
             await type_into(pilot, form_id(app, "locate", "background"), "10:200,300:480")
             await type_into(pilot, form_id(app, "locate", "protected"), "230:280")
-            await pilot.press("escape", "3")  # clean: threshold 8
+            await pilot.press("escape", key(pilot.app, "cosmic"))  # clean: threshold 8
             await settle(pilot)
             await type_into(pilot, form_id(app, "cosmic", "threshold"), "8")
-            await pilot.press("escape", "4")  # fit: quadratic, every pixel
+            await pilot.press("escape", key(pilot.app, "background"))  # fit: quadratic, every pixel
             await settle(pilot)
             await type_into(pilot, form_id(app, "background", "order"), "2")
             app.query_one(f"#{form_id(app, 'background', 'use_mask')}").focus()
             await pilot.press("space")
             await settle(pilot)
-            await pilot.press("escape", "5")  # extract
+            await pilot.press("escape", key(pilot.app, "extract"))  # extract
             await settle(pilot)
             assert app.session.error is None
-            await pilot.press("6")
+            await pilot.press(key(pilot.app, "save"))
             await settle(pilot)
             await type_into(pilot, "save-spectrum", "by_keys.fits")
             await type_into(pilot, "save-recipe", "by_keys.toml")
@@ -92,7 +92,7 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             before = app.session.reduction.spectrum.flux.copy()
-            await pilot.press("2", "up")
+            await pilot.press(key(pilot.app, "locate"), "up")
             await settle(pilot)
             assert app.session.params("locate")["aperture"] == [251, 261]
             assert app.session.params("locate")["protected"] == [[230, 280]]  # still covers it
@@ -124,7 +124,7 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
             await pilot.press("x")
             await settle(pilot)
             assert len(app.session.params("locate")["background"]) == 2
-            await pilot.press("4")  # a change after locate reruns only from there
+            await pilot.press(key(pilot.app, "background"))  # a change after locate reruns only from there
             await settle(pilot)
             await type_into(pilot, form_id(app, "background", "order"), "1")
             assert app.session.computed == ["background", "extract", "flux"]
@@ -166,7 +166,7 @@ def test_running_shows_only_for_a_run_that_takes_a_while(example):
             shown: list[str] = []
             message = app.message
             app.message = lambda text, **kw: (shown.append(text), message(text, **kw))[1]
-            await pilot.press("2", "up")  # a nudge: done before the notice is due
+            await pilot.press(key(pilot.app, "locate"), "up")  # a nudge: done before the notice is due
             await settle(pilot)
             assert app.session.computed == ["locate", "extract", "flux"]
             assert shown and not any("running" in text for text in shown)
@@ -212,7 +212,7 @@ def test_a_plugin_method_appears_in_the_picker_with_its_form_and_a_failing_one_i
         app = LongslitApp(str(example), "tutorial", registry=registry)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("3")
+            await pilot.press(key(pilot.app, "cosmic"))
             await settle(pilot)
             picker = app.query_one(f"#{form_id(app, 'cosmic', 'method')}")
             assert [str(option[0]) for option in picker._options] == ["median", "fill", "explode"]
@@ -232,7 +232,7 @@ def test_a_plugin_method_appears_in_the_picker_with_its_form_and_a_failing_one_i
             assert "method 'explode' from longslit-bad failed: RuntimeError: deliberate failure" in message
             assert app.session.reduction is good  # the last good result stays
             assert app.is_running
-            await pilot.press("5")  # the app is still usable
+            await pilot.press(key(pilot.app, "extract"))  # the app is still usable
             await settle(pilot)
             assert app.current == "extract"
 
@@ -276,7 +276,7 @@ def test_quit_asks_when_results_are_unsaved_and_save_never_overwrites_silently(
             await pilot.press("n")
             await pilot.pause()
             assert app.is_running
-            await pilot.press("6")
+            await pilot.press(key(pilot.app, "save"))
             await settle(pilot)
             await type_into(pilot, "save-spectrum", "mine.fits")
             await pilot.press("escape", "w")
@@ -307,7 +307,7 @@ def test_no_color_falls_back_to_a_character_ramp_and_resizes_cleanly(example, mo
             view = app.query_one("#frame-view", FrameView)
             text = str(view.render())
             assert "▀" not in text and set(text) - {"\n", "=", "-"} <= set(RAMP)
-            await pilot.press("2")
+            await pilot.press(key(pilot.app, "locate"))
             await settle(pilot)
             locate = str(app.query_one("#locate-view", FrameView).render())
             assert "=" in locate and "-" in locate  # aperture and background edges as characters
@@ -360,7 +360,7 @@ def test_keys_on_an_automatic_tilted_trace_keep_the_tilt(tmp_path):
             await settle(pilot)
             assert app.session.recipe.steps["locate"].method == "auto"
             before = app.session.reduction
-            await pilot.press("2", "up")
+            await pilot.press(key(pilot.app, "locate"), "up")
             await settle(pilot)
             params = app.session.params("locate")
             assert app.session.recipe.steps["locate"].method == "trace"  # auto frozen into numbers
@@ -400,7 +400,7 @@ def test_an_installed_plugin_method_is_offered_with_its_parameters(example):
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("3")
+            await pilot.press(key(pilot.app, "cosmic"))
             await settle(pilot)
             picker = app.query_one(f"#{form_id(app, 'cosmic', 'method')}")
             names = [str(option[0]) for option in picker._options]

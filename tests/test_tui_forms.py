@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pilot import run, settle
+from pilot import key, run, settle
 from textual.widgets import Input, Static
 
 from longslit.testing import make_frame
@@ -29,8 +29,8 @@ def test_every_form_is_reached_by_a_key_and_tab_walks_it(example):
         app = LongslitApp(str(example), "auto")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            for number, step in (("2", "locate"), ("3", "cosmic"), ("4", "background"), ("5", "extract")):
-                await pilot.press(number)
+            for step in ("calibrate", "locate", "wavelength", "cosmic", "background", "extract"):
+                await pilot.press(key(pilot.app, step))
                 await settle(pilot)
                 await pilot.press("e")
                 await pilot.pause()
@@ -43,7 +43,7 @@ def test_every_form_is_reached_by_a_key_and_tab_walks_it(example):
                 await pilot.press("escape")
                 await pilot.pause()
                 assert app.focused is app.query_one(f"#{step}"), step  # back to the screen's keys
-            await pilot.press("1", "e")  # the frame screen has no form: said, not silent
+            await pilot.press(key(pilot.app, "frame"), "e")  # the frame screen has no form: said, not silent
             await pilot.pause()
             assert "no parameters" in str(app.query_one("#message", Static).render())
 
@@ -59,7 +59,7 @@ def test_numbers_show_six_digits_while_the_recipe_keeps_every_one(example):
         app.session.recipe = app.session.recipe.with_overrides({"locate": locate})
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("2")
+            await pilot.press(key(pilot.app, "locate"))
             await settle(pilot)
             shown = field(app, "locate", "curvature")
             assert shown.value == "-1.95458e-08"  # the exponent kept, not "-1.95457808910473"
@@ -85,7 +85,7 @@ def test_an_invalid_value_is_refused_at_the_field_and_typing_replaces_the_text(e
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("3", "e")
+            await pilot.press(key(pilot.app, "cosmic"), "e")
             await pilot.pause()
             threshold = field(app, "cosmic", "threshold")
             threshold.focus()
@@ -109,7 +109,7 @@ def test_a_key_edit_that_fails_leaves_form_result_and_saved_recipe_agreeing(exam
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("2")
+            await pilot.press(key(pilot.app, "locate"))
             await settle(pilot)
             for _ in range(60):  # widen the aperture until it runs into the background rows
                 await pilot.press("plus")
@@ -133,7 +133,7 @@ def test_open_asks_when_unsaved_and_save_names_follow_the_new_frame(example, tmp
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await pilot.press("6")
+            await pilot.press(key(pilot.app, "save"))
             await pilot.pause()
             assert app.query_one("#save-spectrum", Input).value == "example_spectrum.fits"
             await pilot.press("o")
@@ -168,7 +168,7 @@ def test_file_names_with_markup_are_shown_as_text_and_never_break_the_app(exampl
         app = LongslitApp(str(example), "tutorial")
         async with app.run_test(size=(120, 30)) as pilot:
             await settle(pilot)
-            await pilot.press("6")
+            await pilot.press(key(pilot.app, "save"))
             await pilot.pause()
             app.query_one("#save-spectrum", Input).value = "[on]d_[@click=app.quit]x.fits"
             app.query_one("#save-recipe", Input).value = "[/]r.toml"

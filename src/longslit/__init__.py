@@ -34,6 +34,8 @@ _LAZY = {
     "CosmicResult": "products",
     "BackgroundFit": "products",
     "Spectrum": "products",
+    "Calibration": "products",
+    "WavelengthCalibration": "products",
     "Recipe": "recipe",
     "Pipeline": "pipeline",
     "reduce_many": "batch",

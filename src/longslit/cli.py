@@ -398,7 +398,9 @@ def _resolve(recipe: Any, registry: Any) -> Any:
     from .errors import RecipeError
 
     try:
-        return recipe.resolve(registry)
+        resolved = recipe.resolve(registry)
+        resolved.check_paths(registry)  # a calibration frame that is not there: one line, before any work
+        return resolved
     except RecursionError:
         raise RecipeError("nests values too deeply to be a recipe", path=recipe.source) from None
 

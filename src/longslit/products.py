@@ -113,3 +113,58 @@ class Spectrum:
             snr = self.flux[good] / self.uncertainty[good]
         snr = snr[np.isfinite(snr)]
         return float(np.median(snr)) if snr.size else None
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """Output of a CCD calibration method: the calibrated frame and what was used to make it.
+
+    Attributes
+    ----------
+    frame : Frame
+        The frame in electrons with its variance and mask, trimmed to the data (later steps take it as
+        ``frame``).
+    masters : dict
+        The :class:`~longslit.calibration.Master` used, by kind (``bias``, ``dark``, ``flat``).
+    overscan : list
+        One :class:`~longslit.calibration.OverscanFit` per amplifier (the level measured and fitted).
+    files : dict
+        The calibration files used, by kind (absolute paths, globs expanded).
+    notes : list of str
+        What was assumed or done, one sentence each.
+    """
+
+    frame: Any
+    masters: dict[str, Any] = field(default_factory=dict)
+    overscan: list[Any] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False)
+class WavelengthCalibration:
+    """Output of a wavelength method: the frame with its wavelengths, and the solution behind them.
+
+    Attributes
+    ----------
+    frame : Frame
+        The frame whose ``wavelength`` the later steps and the spectrum use.
+    method : str
+        The method that made it (``header``, ``arc``...).
+    solution : object, optional
+        The 1D solution (:class:`~longslit.numerics.arcs.WavelengthSolution`): lines used and rejected,
+        rms in Angstrom and pixels, the medium.
+    solution_2d : object, optional
+        The 2D solution (:class:`~longslit.numerics.arcs.WavelengthSolution2D`) when fitted.
+    files : tuple of str
+        The arc frames used.
+    spectra : tuple of ndarray
+        The arc spectra measured along the trace, one per arc (for display).
+    """
+
+    frame: Any
+    method: str = "header"
+    solution: Any = None
+    solution_2d: Any = None
+    files: Any = ()
+    spectra: Any = ()

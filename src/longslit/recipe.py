@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import stepkinds
 from .errors import LongslitError, PluginError, RecipeError
+from .paths import expand_paths
 from .plugins.records import Method
 
 if TYPE_CHECKING:
@@ -273,8 +274,35 @@ class Recipe:
                 raise RecipeError(f"[{kind}] {exc.args[0]}", path=self.source) from None
             except ValueError as exc:
                 raise RecipeError(f"{kind}.{exc}", path=self.source) from None
-            steps[kind] = StepConfig(config.method, params)
+            steps[kind] = StepConfig(config.method, self._absolute_paths(method, params))
         return replace(self, steps=steps, resolved=True)
+
+    def _absolute_paths(self, method: Method, params: dict[str, Any]) -> dict[str, Any]:
+        """``paths`` parameters made absolute: a recipe file's entries are relative to its folder.
+
+        ``bias = ["bias/*.fits"]`` in ``night/recipe.toml`` names ``night/bias/*.fits`` wherever the
+        command runs; a recipe not from a file (a preset, ``--set``) is relative to the current folder.
+        """
+        source = Path(self.source)
+        root = source.parent if self.source not in ("", "<recipe>") and source.is_file() else Path.cwd()
+        out = dict(params)
+        for param in method.params:
+            value = out.get(param.name)
+            if param.kind == "paths" and value:
+                out[param.name] = [str(root / Path(item).expanduser()) for item in value]
+        return out
+
+    def check_paths(self, registry: Registry) -> None:
+        """Refuse, before anything runs, a ``paths`` parameter naming no file (a typo in a bias glob).
+
+        The recipe must be resolved (paths absolute). Raises the ``InputError`` that :func:`expand_paths`
+        gives for the first missing entry.
+        """
+        for kind, config in self.steps.items():
+            method = _lookup(registry, kind, config.method)
+            for param in method.params if method is not None else ():
+                if param.kind == "paths" and config.params.get(param.name):
+                    expand_paths(config.params[param.name], f"{kind}.{param.name}")
 
     def digest(self) -> str:
         """A short hash of the steps' methods and parameters (what changes the result)."""

@@ -35,7 +35,7 @@ def median_snr(spectrum: Spectrum) -> float | None:
 def summarize(reduction: Reduction) -> dict[str, Any]:
     """The numbers every face shows for a reduction (and ``--json`` and the manifest carry)."""
     spectrum = reduction.spectrum
-    return {
+    summary = {
         "recipe": reduction.recipe.name,
         "recipe_digest": reduction.recipe.digest(),
         "columns": len(spectrum),
@@ -48,6 +48,30 @@ def summarize(reduction: Reduction) -> dict[str, Any]:
         "seconds": {r.step: round(r.seconds, 4) for r in reduction.records},
         "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in reduction.records},
     }
+    solution = wavelength_solution(reduction)
+    if solution:
+        summary["wavelength_solution"] = solution
+    return summary
+
+
+def wavelength_solution(reduction: Reduction) -> dict[str, Any]:
+    """How good the arc solution is (rms, lines, medium), or {} when the wavelengths came otherwise."""
+    made = reduction.products.get("wavelength")
+    solution = getattr(made, "solution", None)
+    if solution is None:
+        return {}
+    out = {
+        "method": made.method,
+        "rms_angstrom": round(float(solution.rms_angstrom), 5),
+        "rms_pixel": round(float(solution.rms_pixel), 5),
+        "lines_used": int(solution.n_used),
+        "lines_rejected": len(solution.rejected_pixels),
+        "medium": solution.medium,
+        "arcs": [str(path) for path in made.files],
+    }
+    if made.solution_2d is not None:
+        out["rms_pixel_2d"] = round(float(made.solution_2d.rms_pixel), 5)
+    return out
 
 
 def spatial_profile(frame: Frame) -> np.ndarray:

@@ -28,7 +28,7 @@ from .frame import Frame
 from .geometry import Band, Geometry
 from .limits import check_frame
 from .plugins.records import Method
-from .products import BackgroundFit, CosmicResult, Spectrum
+from .products import BackgroundFit, Calibration, CosmicResult, Spectrum, WavelengthCalibration
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,52 @@ def _check_frame(frame: Frame, check: Check) -> None:
                 f"{looks} (to extract it as science anyway: --set read.calibration_check=false)",
                 path=check.where,
             )
+
+
+def _check_calibration(result: Calibration, check: Check) -> None:
+    frame = result.frame
+    if not isinstance(frame, Frame):
+        check.fail(f"returned a Calibration whose frame is {type(frame).__name__}, expected Frame")
+    check.shape("mask", frame.mask, frame.shape, kinds="b")
+    check.shape("wavelength", np.asarray(frame.wavelength), (frame.shape[1],))
+    if frame.variance is not None:
+        check.shape("variance", frame.variance, frame.shape)
+        if bool(np.any(frame.variance[~frame.mask] < 0)):
+            check.fail("returned negative variances in unmasked pixels")
+    if not np.isfinite(frame.sci[~frame.mask]).all():
+        check.fail("returned non-finite values in unmasked pixels")
+
+
+def _its_frame(result: Any, products: Mapping[str, Any]) -> dict[str, Any]:
+    """The frame a calibration made (CCD, wavelength): the later steps take it as ``frame``."""
+    return {"frame": result.frame}
+
+
+def _check_wavelength(result: WavelengthCalibration, check: Check) -> None:
+    frame = result.frame
+    if not isinstance(frame, Frame):
+        check.fail(f"returned a WavelengthCalibration whose frame is {type(frame).__name__}, expected Frame")
+    if frame.shape != check.products["frame"].shape:
+        check.fail(f"returned a frame of shape {frame.shape}, expected {check.products['frame'].shape}")
+    wavelength = np.asarray(frame.wavelength)
+    check.shape("wavelength", wavelength, (frame.shape[1],))
+    if not np.isfinite(wavelength).all():
+        check.fail("returned non-finite wavelengths")
+
+
+#: An arc solution whose lines scatter by more than this many pixels is suspect.
+WAVELENGTH_RMS_PIXEL = 0.1
+
+
+def _warn_wavelength(result: WavelengthCalibration, check: Check) -> list[str]:
+    solution = result.solution
+    rms = getattr(solution, "rms_pixel", None)
+    if isinstance(rms, float) and rms > WAVELENGTH_RMS_PIXEL:
+        return [
+            f"the arc lines scatter by {rms:.3f} pixels about the solution (more than "
+            f"{WAVELENGTH_RMS_PIXEL:g}): check the lamps, the order or the lines used"
+        ]
+    return []
 
 
 def _check_geometry(geometry: Geometry, check: Check) -> None:
@@ -304,6 +350,18 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         module="longslit.steps.read",
     ),
     StepKind(
+        "calibrate",
+        "Calibrate",
+        "CCD calibration: overscan and trim, master bias, dark and flat; the frame in electrons.",
+        inputs=("frame",),
+        provides="calibration",
+        product=Calibration,
+        default_method="ccd",
+        check=_check_calibration,
+        derive=_its_frame,
+        module="longslit.steps.calibrate",
+    ),
+    StepKind(
         "locate",
         "Locate",
         "Find the source: trace, aperture, background and protected regions.",
@@ -315,6 +373,19 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         warn=_warn_geometry,
         fingerprint=geometry_fingerprint,
         module="longslit.steps.locate",
+    ),
+    StepKind(
+        "wavelength",
+        "Wavelength",
+        "Give each column its wavelength: from the header, or from arc lamp frames.",
+        inputs=("frame", "geometry"),
+        provides="wavelength",
+        product=WavelengthCalibration,
+        default_method="header",
+        check=_check_wavelength,
+        warn=_warn_wavelength,
+        derive=_its_frame,
+        module="longslit.steps.wavelength",
     ),
     StepKind(
         "cosmic",

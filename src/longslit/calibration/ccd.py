@@ -331,8 +331,9 @@ def apply_masters(
 
     The masters' variances and masks propagate (ccdproc's NDData arithmetic). ``exptime`` (seconds) is
     the frame's exposure time, needed with a dark (default: the header's ``EXPTIME``). With ``poisson``
-    the Poisson variance of the electrons left after the bias (the signal and the dark current, taken
-    as 0 where negative) is added to the frame's variance before the dark and the flat.
+    the Poisson variance of the electrons left after the bias (the signal and the dark current,
+    median-filtered over 3 x 3 pixels and taken as 0 where negative) is added to the frame's variance
+    before the dark and the flat.
 
     Raises
     ------
@@ -356,8 +357,14 @@ def apply_masters(
         ccd = ccdproc.subtract_bias(ccd, bias.to_ccddata())
         history.append(f"bias {bias.key[:12]}")
     if poisson:
+        # The Poisson term from the 3 x 3 median of the electrons, not from each noisy pixel: a variance
+        # that is low where the noise happens to be low biases optimal extraction low (on Kast b27 the
+        # per-pixel term gave 6 % less flux than PypeIt's OPT_COUNTS; see ``frame.noise_variance``).
+        from scipy.ndimage import median_filter
+
         current = ccd.uncertainty.represent_as(VarianceUncertainty).array
-        ccd.uncertainty = VarianceUncertainty(current + np.clip(np.nan_to_num(ccd.data), 0, None))
+        signal = median_filter(np.nan_to_num(np.asarray(ccd.data, dtype=np.float64)), size=3, mode="nearest")
+        ccd.uncertainty = VarianceUncertainty(current + np.clip(signal, 0, None))
     if dark is not None:
         if exptime is None:
             exptime = frame.header.get("EXPTIME")

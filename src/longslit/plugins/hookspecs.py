@@ -25,7 +25,9 @@ What ``func`` receives and returns, per step kind (``**params`` are the declared
 validated):
 
 - read: ``func(path: pathlib.Path, **params) -> Frame``
+- calibrate: ``func(frame: Frame, **params) -> Calibration`` (its ``frame`` is what later steps take)
 - locate: ``func(frame: Frame, **params) -> Geometry``
+- wavelength: ``func(frame: Frame, geometry: Geometry, **params) -> WavelengthCalibration``
 - cosmic: ``func(frame: Frame, geometry: Geometry, **params) -> CosmicResult``
 - background: ``func(frame: Frame, geometry: Geometry, **params) -> BackgroundFit``
 - extract: ``func(frame: Frame, geometry: Geometry, background: BackgroundFit, **params) -> Spectrum``
@@ -70,6 +72,21 @@ def longslit_read_methods() -> Iterable[Method]:
 
 
 @hookspec
+def longslit_calibrate_methods() -> Iterable[Method]:
+    """Return the methods that calibrate the frame read: overscan, trim, bias, dark, flat.
+
+    A method takes the ``Frame`` the reader made and returns a ``Calibration`` whose ``frame`` the
+    later steps take (in electrons, with its variance and mask); ``paths`` parameters name the
+    calibration frames. Example::
+
+        @hookimpl
+        def longslit_calibrate_methods():
+            return [Method("calibrate", "mybias", "Subtract a constant.", subtract,
+                           (Param("level", "float", 0.0, "Bias level.", unit="ADU"),))]
+    """
+
+
+@hookspec
 def longslit_locate_methods() -> Iterable[Method]:
     """Return the methods that find the source: trace, aperture, background and protected regions.
 
@@ -79,6 +96,20 @@ def longslit_locate_methods() -> Iterable[Method]:
         def longslit_locate_methods():
             return [Method("locate", "brightest", "Aperture around the brightest row.", brightest,
                            (Param("half_width", "int", 5, "Rows each side.", minimum=1),))]
+    """
+
+
+@hookspec
+def longslit_wavelength_methods() -> Iterable[Method]:
+    """Return the methods that give each column its wavelength (after ``locate``).
+
+    A method takes the ``Frame`` and the ``Geometry`` and returns a ``WavelengthCalibration`` whose
+    ``frame`` (the same pixels, new ``wavelength``) the later steps take. Example::
+
+        @hookimpl
+        def longslit_wavelength_methods():
+            return [Method("wavelength", "linear", "A linear solution.", linear,
+                           (Param("start", "float", 4000.0, "First column.", unit="Angstrom"),))]
     """
 
 

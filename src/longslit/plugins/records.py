@@ -8,16 +8,17 @@ the form of the terminal UI.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STEP_KINDS = ("read", "locate", "cosmic", "background", "extract", "flux", "write")
+STEP_KINDS = ("read", "calibrate", "locate", "wavelength", "cosmic", "background", "extract", "flux", "write")
 
 #: Parameter kinds and what their values look like in a recipe.
 #: ``rows`` is one half-open row range ``[start, stop]`` (0-based, stop excluded, like a Python slice);
 #: ``rows_list`` is a list of such ranges.
-PARAM_KINDS = ("int", "float", "bool", "str", "rows", "rows_list")
+PARAM_KINDS = ("int", "float", "bool", "str", "rows", "rows_list", "paths")
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -33,7 +34,9 @@ class Param:
     name : str
         Key in the recipe table and in ``--set step.name=value``.
     kind : str
-        One of ``PARAM_KINDS``.
+        One of ``PARAM_KINDS``. ``paths`` is a list of file paths or glob patterns (calibration frames):
+        a recipe file's relative entries are relative to the recipe file, ``--set``'s to the current
+        folder (:meth:`Recipe.resolve` makes them absolute); the method expands the globs.
     default : Any
         Value used when the recipe does not set it. ``None`` means "decided by the method" and
         requires ``nullable=True``.
@@ -92,6 +95,8 @@ class Param:
                 text = f"{noun} <= {_num(hi)}"
             else:
                 text = noun
+        elif self.kind == "paths":
+            text = "a list of file paths or glob patterns (comma-separated on the command line)"
         elif self.kind == "rows":
             text = "a row range [start, stop] with 0 <= start < stop (stop excluded)"
         else:
@@ -121,6 +126,8 @@ class Param:
             return value
         if self.kind == "rows":
             return self._rows(value)
+        if self.kind == "paths":
+            return self._paths(value)
         if isinstance(value, (str, bytes)) or not _is_sequence(value):
             raise ValueError(f"is not {self.allowed()}")
         return [self._rows(item) for item in value]
@@ -142,6 +149,14 @@ class Param:
         ):
             raise ValueError(f"is out of range; allowed: {self.allowed()}")
         return value
+
+    def _paths(self, value: Any) -> list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not _is_sequence(items) or not all(isinstance(item, str) and item.strip() for item in items):
+            raise ValueError(f"is not {self.allowed()}")
+        if any("\x00" in item for item in items):
+            raise ValueError("holds a NUL character, which no file name can")
+        return [item.strip() for item in items]
 
     def _rows(self, value: Any) -> list[int]:
         if isinstance(value, (str, bytes)) or not _is_sequence(value) or len(value) != 2:
@@ -178,6 +193,12 @@ class Param:
             return self.validate(number)
         if self.kind == "str":
             return self.validate(raw)
+        if self.kind == "paths":
+            # Typed at the shell: relative to the folder the command runs in, so made absolute here.
+            parts = [part.strip() for part in raw.split(",") if part.strip()]
+            if not parts:
+                raise ValueError(f"is not {self.allowed()}")
+            return [os.path.abspath(os.path.expanduser(part)) for part in self.validate(parts)]
         try:
             if raw.startswith("["):
                 import json

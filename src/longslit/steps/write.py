@@ -213,6 +213,11 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     header["DISPAXIS"] = (frame.dispersion_axis, "input's dispersion axis")
     if frame.wavelength_medium:
         header["WAVEMED"] = (frame.wavelength_medium, "wavelengths in air or vacuum")
+    solution = getattr(reduction.products.get("wavelength"), "solution", None)
+    if solution is not None:  # an arc solution: how good it is, to judge the wavelengths by
+        header["WAVERMS"] = (round(float(solution.rms_angstrom), 5), "[Angstrom] rms of the arc solution")
+        header["WAVERMSP"] = (round(float(solution.rms_pixel), 5), "[pixel] rms of the arc solution")
+        header["WAVENLIN"] = (int(solution.n_used), "arc lines used by the solution")
     if frame.noise_model:  # a long string, continued over cards: where the uncertainties came from
         header["NOISEMOD"] = _header_text(frame.noise_model)
     if frame.section is not None:
