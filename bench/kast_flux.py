@@ -1,14 +1,13 @@
 """Kast blue flux calibration: Feige 66 (b24) against CALSPEC, then the science frame b27.
 
 Usage: ``python bench/kast_flux.py [--out DIR] [--plot docs/images/kast_flux.png]``. Needs the frames in
-``../shared/data/real/lick_kast`` (or ``$LONGSLIT_DATA/real/lick_kast``). ``prepare()`` is what
-tests/test_flux.py uses; the numbers printed are the ones quoted in docs/flux.md.
+``../shared/data/real/lick_kast`` (or ``$LONGSLIT_DATA/real/lick_kast``). ``prepare()`` and ``recovery()``
+are what tests/test_flux.py uses; the numbers printed are the ones quoted in docs/flux.md.
 
-Until the calibrate and wavelength step kinds are wired, the frames are prepared here with the core they
-will wrap: overscan, bias b21 and flat b11 through ``longslit.calibration`` (docs/calibration.md), and
-wavelengths from the arc b1 through ``longslit.numerics.arcs`` (docs/wavelength_choice.md; vacuum, as
-CALSPEC). Each prepared frame is written as FITS (SCI, ERR, DQ and a WAVELENGTH image in Angstrom), which
-the ordinary reader reads; the reduction itself, the standard's included, is then the pipeline's.
+Everything is the pipeline's, from the raw frames: the ``kast-blue`` preset's calibrate step (overscan,
+bias b21, flat b11, electrons), the wavelength step from the arc b1 (HgCdHe, vacuum, as CALSPEC), the auto
+locate, cosmic, background and optimal extraction, and the flux step with b24 as the standard, reduced by
+the same recipe.
 """
 
 from __future__ import annotations
@@ -20,73 +19,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits
-
-from longslit.calibration import CCDParams, build_master_bias, build_master_flat, calibrate, read_raw
-from longslit.numerics import arcs
-from longslit.numerics.linelists import load_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LONGSLIT_DATA", ROOT.parent / "shared" / "data")) / "real" / "lick_kast"
-#: PypeIt's Kast blue detector values (docs/calibration.md).
-GAIN, READ_NOISE = 1.2, 3.7
-#: The arc's rows the 1D solution is measured on (Kast's lines are straight to 0.002 columns per row,
-#: so one solution serves every row).
-ARC_ROWS = (170, 181)
-#: Recipe of the prepared frames: the auto reduction; the frames are calibrated already (electrons).
+#: The recipe: the frames are named relative to the recipe file's folder (``paths`` parameters).
 RECIPE = """name = "kast-flux"
-base = "auto"
+description = "Kast blue raw frames, flux-calibrated with Feige 66 (b24) and the Mt Hamilton extinction."
+base = "kast-blue"
+
+[calibrate]
+method = "ccd"
+gain = 1.2                             # e-/ADU (PypeIt's Kast blue values, as the preset)
+read_noise = 3.7                       # electrons
+bias = ["{data}/pypeit_kast_b21.fits.gz"]
+flat = ["{data}/pypeit_kast_b11.fits.gz"]
+
+[wavelength]
+method = "arc"
+arcs = ["{data}/pypeit_kast_b1.fits.gz"]
+lamps = "HgI,CdI,HeI"
 
 [flux]
 method = "standard"
-standard = "{standard}"
+standard = ["{data}/pypeit_kast_b24.fits.gz"]
 reference = "feige66"
 extinction = "mtham"
 """
 
 
-def wavelengths(data_dir: Path = DATA) -> tuple[np.ndarray, Any]:
-    """The vacuum wavelength of each of the 2048 data columns, from the arc b1."""
-    params = CCDParams(gain=GAIN, read_noise=READ_NOISE, overscan="median")
-    arc = calibrate(read_raw(data_dir / "pypeit_kast_b1.fits.gz"), params)
-    flux, _, saturated = arcs.extract_arc(arc.data, ARC_ROWS, saturation=60000 * GAIN)
-    solution = arcs.solve_arc(flux, load_lines(["HgI", "CdI", "HeI"]), saturated=[saturated])
-    return solution(np.arange(flux.size, dtype=np.float64)), solution
-
-
 def prepare(out: Path, data_dir: Path = DATA) -> dict[str, Any]:
-    """Calibrate b24 and b27 (bias, flat), attach the arc's wavelengths, write them into ``out``."""
-    params = CCDParams(gain=GAIN, read_noise=READ_NOISE, overscan="median")
-    bias = build_master_bias([data_dir / "pypeit_kast_b21.fits.gz"], params)
-    flat = build_master_flat([data_dir / "pypeit_kast_b11.fits.gz"], params, bias=bias)
-    wave, solution = wavelengths(data_dir)
-    written = {}
-    for name in ("b24", "b27"):
-        raw = read_raw(data_dir / f"pypeit_kast_{name}.fits.gz")
-        science = calibrate(raw, params, bias=bias, flat=flat)
-        header = fits.Header()
-        for key in ("OBJECT", "EXPTIME", "AIRMASS", "RA", "DEC", "HA", "DATE-OBS"):
-            header[key] = raw.header[key]
-        header["BUNIT"] = "electron"
-        header["DISPAXIS"] = 1
-        error = np.sqrt(np.where(science.variance > 0, science.variance, np.nan))
-        hdus = fits.HDUList(
-            [
-                fits.PrimaryHDU(header=header),
-                fits.ImageHDU(science.data.astype(np.float32), name="SCI"),
-                fits.ImageHDU(error.astype(np.float32), name="ERR"),
-                fits.ImageHDU(science.mask.astype(np.int16) * 4, name="DQ"),
-                fits.ImageHDU(np.broadcast_to(wave, science.data.shape).astype(float), name="WAVELENGTH"),
-            ]
-        )
-        hdus["WAVELENGTH"].header["BUNIT"] = "Angstrom"
-        hdus["SCI"].header["BUNIT"] = "electron"
-        path = out / f"kast_{name}_calibrated.fits"
-        hdus.writeto(path, overwrite=True)
-        written[name] = path
+    """Write the recipe into ``out``, naming the frames relative to it; returns the paths."""
+    relative = Path(os.path.relpath(data_dir, out)).as_posix()
     recipe = out / "kast_flux.toml"
-    recipe.write_text(RECIPE.format(standard=written["b24"].as_posix()), encoding="utf-8")
-    return {"standard": written["b24"], "science": written["b27"], "recipe": recipe, "solution": solution}
+    recipe.write_text(RECIPE.format(data=relative), encoding="utf-8")
+    return {
+        "recipe": recipe,
+        "standard": data_dir / "pypeit_kast_b24.fits.gz",
+        "science": data_dir / "pypeit_kast_b27.fits.gz",
+    }
 
 
 def recovery(reduction, reference: str = "feige66", band: float = 50.0, span=(3600.0, 5400.0)) -> dict:
@@ -122,6 +92,7 @@ def recovery(reduction, reference: str = "feige66", band: float = 50.0, span=(36
 
 def main() -> None:
     import tempfile
+    import time
 
     import longslit
     from longslit.recipe import Recipe
@@ -133,15 +104,19 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="kast_flux_"))
     prepared = prepare(out)
     recipe = Recipe.load(prepared["recipe"])
+    started = time.process_time()
     standard = longslit.reduce(prepared["standard"], recipe)
+    print(f"b24 reduced and its sensitivity fitted: {time.process_time() - started:.1f} s CPU")
     result = recovery(standard)
-    print(f"arc solution rms {prepared['solution'].rms_pixel:.3f} px, {prepared['solution'].n_used} lines")
-    print(f"sensitivity: {standard.sensitivity.info}")
+    info = standard.sensitivity.info
+    print({key: info[key] for key in ("bands_used", "bands_masked", "bands_clipped", "rms_mag")})
     print(
         f"b24 recovered: {result['bins']} bins of 50 A, median |dev| {result['median']:.4f}, "
         f"max {result['max']:.4f}"
     )
+    started = time.process_time()
     science = longslit.reduce(prepared["science"], recipe)
+    print(f"b27 reduced and calibrated: {time.process_time() - started:.1f} s CPU")
     path = science.write(out / "kast_b27_flux.fits", overwrite=True)
     print(f"b27 written: {path}")
     if args.plot:

@@ -54,8 +54,8 @@ _EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (a
 
 
 @declare(
-    Param("standard", "str", None, "The standard star's frame (a path), reduced with this recipe.",
-          required=True),
+    Param("standard", "paths", None, "The standard star's frame (one path or glob), reduced with this "
+          "recipe.", required=True),
     Param("reference", "str", "auto", "The star's reference spectrum: a shipped name (feige66), a CALSPEC "
           "FITS file or an IRAF-style table; auto: from the standard's OBJECT."),
     Param("reference_units", "str", "auto", "A text table's second column: AB magnitudes or "
@@ -90,7 +90,7 @@ def flux_standard(
     frame: Frame,
     reducer: Any,
     *,
-    standard: str,
+    standard: list[str],
     reference: str,
     reference_units: str,
     extinction: str,
@@ -108,6 +108,15 @@ def flux_standard(
     save: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with the sensitivity measured on the standard star ``standard``."""
+    from ..paths import expand_paths
+
+    files = expand_paths(standard, "flux.standard")
+    if len(files) != 1:
+        raise InputError(
+            f"flux.standard names {len(files)} files; give one standard star's frame (reduce several "
+            "standards one by one and compare their sensitivities)"
+        )
+    standard_file = files[0]
     _need_wavelengths(spectrum, "the science spectrum")
     try:
         regions = fluxcal.parse_mask(mask)
@@ -121,13 +130,13 @@ def flux_standard(
         "clip_iterations": clip_iterations, "standard_airmass": standard_airmass,
         "standard_exptime": standard_exptime, "latitude": latitude,
     }  # fmt: skip
-    sensitivity, found, fitted = sensitivity_from(standard, reducer, curve, **options)
+    sensitivity, found, fitted = sensitivity_from(standard_file, reducer, curve, **options)
     warnings += found
     if fitted and save.strip().lower() != "none":
         from ..numerics.fluxfile import write_sensitivity
 
         write_sensitivity(sensitivity, Path(save).expanduser(), overwrite=True,
-                          inputs=(str(standard), str(frame.source)))  # fmt: skip
+                          inputs=(standard_file, str(frame.source)))  # fmt: skip
     return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude)
 
 
@@ -212,8 +221,6 @@ def sensitivity_from(
     from ..calibration.ccd import file_hash
 
     path = Path(standard).expanduser()
-    if not path.is_file():
-        raise InputError(f"flux.standard = {standard!r} is not a file; give the standard star's frame")
     reference_file = None if reference == "auto" else fluxcal.reference_path(reference)
     params = (reference_units, function, order, bandwidth, regions, clip_sigma, clip_iterations,
               standard_airmass, standard_exptime, latitude)  # fmt: skip
@@ -297,7 +304,7 @@ def sensitivity_from(
 
 
 @declare(
-    Param("sensitivity", "str", None, "A sensitivity written by flux.save (FITS).", required=True),
+    Param("sensitivity", "paths", None, "A sensitivity written by flux.save (FITS).", required=True),
     Param("extinction", "str", "stored", "The site's extinction curve: stored (the one the sensitivity was "
           "made with), mtham, lapalma, a file, or none."),
     _AIRMASS,
@@ -309,7 +316,7 @@ def flux_sensitivity(
     frame: Frame,
     reducer: Any,
     *,
-    sensitivity: str,
+    sensitivity: list[str],
     extinction: str,
     airmass: float | None,
     exptime: float | None,
@@ -319,7 +326,12 @@ def flux_sensitivity(
     from ..numerics.fluxfile import read_sensitivity
 
     _need_wavelengths(spectrum, "the science spectrum")
-    saved = read_sensitivity(Path(sensitivity).expanduser())
+    from ..paths import expand_paths
+
+    files = expand_paths(sensitivity, "flux.sensitivity")
+    if len(files) != 1:
+        raise InputError(f"flux.sensitivity names {len(files)} files; give one sensitivity")
+    saved = read_sensitivity(files[0])
     curve = saved.extinction if extinction.strip().lower() == "stored" else _extinction(extinction)
     return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude)
 
