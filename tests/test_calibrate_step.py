@@ -160,3 +160,61 @@ def test_read_trim_and_overscan_together_is_one_clear_error(night):
     )
     with pytest.raises(longslit.InputError, match=r"set read\.trim = none"):
         Pipeline().run(science[0], recipe)
+
+
+def test_longslit_calibrate_writes_the_masters_with_their_provenance(night, tmp_path):
+    from longslit.calibration import read_master
+
+    root, _, science = night
+    run = [SCRIPT, "calibrate", str(science[0]), "-r", str(root / "recipe.toml"), "--outdir", str(tmp_path)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    written = sorted(tmp_path.glob("master_*.fits"))
+    assert [p.name.split("_")[1] for p in written] == ["bias", "dark", "flat"]
+    bias = read_master(next(p for p in written if "bias" in p.name))
+    assert len(bias.provenance["inputs"]) == 5 and bias.data.shape == (120, 400)
+    again = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists already" in again.stderr.splitlines()[-1]
+    bare = [SCRIPT, "calibrate", str(science[0]), "--set", "read.calibration_check=false"]
+    nothing = subprocess.run([*bare, "--outdir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert nothing.returncode == 2 and "names no calibration frames" in nothing.stderr
+
+
+def _two_imsets(path: Path, n_cosmics: int = 400):
+    """A STIS-like file with two CR-SPLIT imsets: the same target, different noise and cosmic rays."""
+    from astropy.io import fits
+
+    from longslit.testing import make_frame
+
+    first, second = make_frame(seed=21, n_cosmics=n_cosmics), make_frame(seed=22, n_cosmics=n_cosmics)
+    hdus = [h.copy() for h in first.hdul if h.name in ("PRIMARY", "SCI", "ERR", "DQ")]
+    for h in second.hdul:
+        if h.name in ("SCI", "ERR", "DQ"):
+            copy = h.copy()
+            copy.ver = 2
+            hdus.append(copy)
+    fits.HDUList(hdus).writeto(path)
+    return first, second
+
+
+def test_two_imsets_stack_with_their_cosmic_rays_rejected(tmp_path):
+    first, second = _two_imsets(tmp_path / "two.fits")
+    recipe = Recipe.preset("tutorial").with_step("calibrate", "ccd", imsets="stack")
+    stacked = Pipeline().run(tmp_path / "two.fits", recipe)
+    assert "2 imsets stacked (1440 s)" in stacked.calibration.notes[0]
+    hits = first.truth.cosmic_mask | second.truth.cosmic_mask
+    rejected = stacked.calibration.stacked.rejected.any(axis=0)
+    # Hits the stack kept: values more than 5 sigma above the summed noiseless frame.
+    expected = first.truth.source + first.truth.sky + second.truth.source + second.truth.sky
+    z = (stacked.frame.sci - expected) / np.sqrt(stacked.frame.variance)
+    left = int((hits & (z > 5) & ~stacked.frame.mask).sum())
+    assert left < 0.01 * hits.sum(), (left, int(hits.sum()))
+    assert rejected[hits].mean() > 0.95
+    # Both imsets' light: the extracted flux is the two truths' sum, unbiased.
+    rows = slice(250, 260)
+    true = (first.truth.source + second.truth.source)[rows].sum(axis=0)
+    good = ~stacked.spectrum.mask
+    ratio = np.median(stacked.spectrum.flux[good] / true[good])
+    assert abs(ratio - 1) < 0.01, ratio
+    single = Pipeline().run(tmp_path / "two.fits", "tutorial")  # the first imset only, as before
+    assert np.median(single.spectrum.flux[good] / true[good]) == pytest.approx(0.5, abs=0.01)

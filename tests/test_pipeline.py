@@ -40,6 +40,7 @@ def test_every_product_is_reachable_and_consistent(source):
         "read",
         "calibrate",
         "locate",
+        "wavelength",
         "cosmic",
         "background",
         "extract",

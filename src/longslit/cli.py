@@ -15,7 +15,7 @@ from typing import Any
 
 from ._version import __version__
 
-_COMMANDS = ("reduce", "steps", "plugins", "example", "recipe", "tui")
+_COMMANDS = ("reduce", "calibrate", "steps", "plugins", "example", "recipe", "tui")
 _GLOBAL_FLAGS = ("--debug", "--no-plugins")
 
 
@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     reduce.add_argument("--no-write", action="store_true", help="reduce without writing a file")
     reduce.add_argument(
+        "--split",
+        action="store_true",
+        help="several apertures: one file per aperture (NAME_AP1.fits, ...) instead of one holding all",
+    )
+    reduce.add_argument(
         "--strict",
         action="store_true",
         help="treat warnings (a trace that scatters, a cosmic step that replaced much of the frame, a "
@@ -112,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="print only errors: no progress, lines or summary"
     )
 
+    masters = commands.add_parser(
+        "calibrate",
+        help="build a night's master bias, dark and flat and write them as FITS",
+        description=(
+            "Run the read and calibrate steps of a recipe on one science frame and write the masters "
+            "they built (SCI, VAR, MASK and their provenance) to a folder; name the frames in the recipe's "
+            "[calibrate] table or with --set calibrate.bias=... calibrate.flat=..."
+        ),
+    )
+    masters.add_argument("input", metavar="IN", help="a science frame of the night (its setup and sections)")
+    masters.add_argument("-r", "--recipe", default=None, help="preset name or recipe TOML file")
+    masters.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="STEP.PARAM=VALUE",
+        help="override a parameter, e.g. calibrate.bias=bias/*.fits",
+    )  # fmt: skip
+    masters.add_argument("--outdir", required=True, help="folder the masters are written to")
+    masters.add_argument("--overwrite", action="store_true", help="replace existing master files")
     steps = commands.add_parser("steps", help="list step kinds, methods and their parameters")
     steps.add_argument("--json", action="store_true", help="machine-readable output")
     plugins = commands.add_parser("plugins", help="list loaded plugins and any that failed")
@@ -181,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "tui": cmd_tui,
         "reduce": cmd_reduce,
+        "calibrate": cmd_calibrate,
         "steps": cmd_steps,
         "plugins": cmd_plugins,
         "example": cmd_example,
@@ -276,6 +299,9 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if args.output and batch_mode:
         _error("-o names one output file; use --outdir for several inputs (or a batch)")
         return 2
+    if args.split and batch_mode:
+        _error("--split writes one file per aperture of one input; a batch writes one file per input")
+        return 2
     if args.no_write and (args.resume or args.manifest):
         _error("--resume and --manifest record written outputs; drop --no-write")
         return 2
@@ -312,6 +338,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
             plugins=PluginSelection.of(registry),
             origin_pid=os.getpid(),
             raise_errors=args.debug,
+            split=args.split,
         )
         result = reduce_file(task, registry)
         _show_result(result, args, Progress(1, enabled=False))
@@ -561,6 +588,38 @@ def render_plot(
 
 
 # -- listing --------------------------------------------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Build the masters a recipe's calibrate step names, from one science frame, and write them."""
+    from .errors import printable
+    from .pipeline import Pipeline
+    from .plugins.manager import get_registry
+    from .recipe import Recipe
+
+    registry = get_registry()
+    recipe = Recipe.coerce(args.recipe)
+    if args.assignments:
+        _check_assignments(args.assignments, recipe, registry)
+        recipe = recipe.with_assignments(args.assignments, registry)
+    recipe = _resolve(recipe, registry)
+    outdir = Path(args.outdir)
+    if not outdir.is_dir():
+        _error(f"{printable(str(outdir))}: the folder does not exist; create it first")
+        return 2
+    from .batch.worker import capture_warnings
+
+    with capture_warnings() as caught:
+        reduction = Pipeline(registry).run(args.input, recipe, until="calibrate")
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    written = reduction.write_masters(outdir, overwrite=args.overwrite)
+    if not written:
+        _error("the recipe names no calibration frames: set calibrate.bias, calibrate.dark or calibrate.flat")
+        return 2
+    for kind, path in written.items():
+        print(f"master {kind} -> {printable(str(path))}")
+    return 0
+
+
 def cmd_steps(args: argparse.Namespace) -> int:
     from .plugins.manager import get_registry
 

@@ -8,7 +8,9 @@ column, so later steps (cleaning, background, extraction) work the same for both
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -140,6 +142,40 @@ class TraceModel:
 
 
 @dataclass(frozen=True, eq=False)
+class Aperture:
+    """One aperture of a geometry with several: a named band along its own trace.
+
+    Attributes
+    ----------
+    name : str
+        ``AP1``, ``AP2``, ... in order along the slit (rows increasing).
+    trace : ndarray (ncols,)
+        Its own trace in each column: its source's, or for a spatially resolved aperture the trace it
+        is a slice of, shifted by its offset (the slice's centre).
+    band : Band
+        Rows summed (or weighted) into its spectrum.
+    info : dict
+        Plain numbers for display and output: ``row`` (its centre at the middle column), ``offset``
+        (rows from the reference trace), and, for a found source, ``snr``, ``fwhm``, ``traced``.
+    model : TraceModel, optional
+        Its trace polynomial and band as offsets from it.
+    """
+
+    name: str
+    trace: np.ndarray
+    band: Band
+    info: dict[str, Any] = field(default_factory=dict)
+    model: TraceModel | None = None
+
+    @property
+    def row(self) -> float:
+        """Its trace's row at the middle column (its position on the slit: the source's centre, or
+        the slice's for a resolved aperture)."""
+        middle = (self.trace.shape[0] - 1) / 2.0
+        return float(np.interp(middle, np.arange(self.trace.shape[0]), self.trace))
+
+
+@dataclass(frozen=True, eq=False)
 class Geometry:
     """Trace, aperture, background regions and cosmic-ray-protected regions, per column.
 
@@ -158,6 +194,13 @@ class Geometry:
     model : TraceModel, optional
         The trace polynomial and the regions' offsets from it, when the regions follow a trace
         (:meth:`from_trace`); :meth:`to_trace_params` freezes it into a recipe.
+    apertures : tuple of Aperture
+        Several apertures (sources along the slit, or slices along one trace), in order along the
+        slit; empty for one aperture (``trace`` and ``aperture`` are then all there is). With
+        several, ``trace``, ``aperture`` and ``model`` are those of the primary one,
+        ``apertures[primary]``, so code that knows of one aperture sees the main source.
+    primary : int
+        The index in ``apertures`` of the main aperture (the brightest source, or the nucleus).
     """
 
     trace: np.ndarray
@@ -166,6 +209,126 @@ class Geometry:
     protected: tuple[Band, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
     model: TraceModel | None = None
+    apertures: tuple[Aperture, ...] = ()
+    primary: int = 0
+
+    def each(self) -> tuple[Aperture, ...]:
+        """Every aperture: :attr:`apertures`, or the one aperture as an :class:`Aperture` named AP1."""
+        if self.apertures:
+            return self.apertures
+        centre = float(np.interp((self.ncols - 1) / 2.0, np.arange(self.ncols), self.trace))
+        return (Aperture("AP1", self.trace, self.aperture, {"row": centre, "offset": 0.0}, self.model),)
+
+    def for_aperture(self, index: int) -> Geometry:
+        """This geometry with one aperture only, ``each()[index]`` (the background and protected
+        regions, shared, unchanged): what a method that extracts one aperture is given."""
+        chosen = self.each()[index]
+        return replace(
+            self, trace=chosen.trace, aperture=chosen.band, model=chosen.model, apertures=(), primary=0
+        )
+
+    @classmethod
+    def from_traces(
+        cls,
+        shape: tuple[int, int],
+        traces: Sequence[Sequence[float]],
+        *,
+        exclude: Sequence[tuple[float, float]],
+        protect: Sequence[tuple[float, float]],
+        apertures: Sequence[tuple[int, float, float, dict[str, Any]]],
+        background_width: float,
+        primary: int = 0,
+        min_background_rows: float = 3.0,
+        info: dict[str, Any] | None = None,
+    ) -> Geometry:
+        """Several apertures on several traces, with background regions shared by all of them.
+
+        Parameters
+        ----------
+        shape : (nrows, ncols)
+            The frame's shape.
+        traces : list of coefficient lists
+            Each source's trace (power series, :func:`trace_rows`), in order along the slit.
+        exclude : list of (below, above)
+            Rows below and above each trace that no background region may enter (the source's
+            aperture, its extent and a margin).
+        protect : list of (below, above)
+            Rows below and above each trace that cosmic-ray cleaning leaves alone.
+        apertures : list of (trace index, shift, below, above, info)
+            Each aperture, in order along the slit: the trace it follows, its own trace's shift from
+            that one (rows: a slice of a resolved source; 0 for a source's own aperture), and its
+            edges' offsets from its own trace.
+        background_width : float
+            Rows of background beside each excluded zone; the sky between two sources is used up to
+            this far from each (all of it when they are closer than twice this).
+        primary : int
+            Which aperture is the main one (:attr:`trace`, :attr:`aperture` and :attr:`model`).
+
+        Raises
+        ------
+        ValueError
+            If an aperture misses the frame, or no background region fits.
+        """
+        nrows, ncols = shape
+        bottom, top = -0.5, nrows - 0.5
+        rows = [trace_rows(list(c), ncols) for c in traces]
+        # The background: the gaps between excluded zones (clipped to the frame), each used up to
+        # background_width rows from the zone beside it, and the rows beyond the first and last.
+        zones = [(t - lo, t + hi) for t, (lo, hi) in zip(rows, exclude, strict=True)]
+        candidates = [(zones[0][0] - background_width, zones[0][0])]
+        for (_, upper), (lower, _) in itertools.pairwise(zones):
+            if np.all(lower - upper > 2 * background_width):
+                candidates += [(upper, upper + background_width), (lower - background_width, lower)]
+            else:
+                candidates.append((upper, lower))
+        candidates.append((zones[-1][1], zones[-1][1] + background_width))
+        background = []
+        for lower, upper in candidates:
+            band = Band(np.clip(lower, bottom, top), np.clip(upper, bottom, top))
+            if float(np.min(band.upper - band.lower)) >= min_background_rows:
+                background.append(band)
+        if not background:
+            raise ValueError(
+                f"no background region of {min_background_rows:g} rows fits in the frame beside the "
+                f"{len(rows)} sources; bring the background closer or extract fewer sources"
+            )
+        protected = tuple(
+            Band(np.clip(t - lo, bottom, top), np.clip(t + hi, bottom, top))
+            for t, (lo, hi) in zip(rows, protect, strict=True)
+        )
+        made = []
+        for number, (which, shift, below, above, extra) in enumerate(apertures, start=1):
+            coefficients = [float(c) for c in traces[which]]
+            coefficients[0] += float(shift)
+            trace = rows[which] + shift
+            band = Band(np.clip(trace - below, bottom, top), np.clip(trace + above, bottom, top))
+            if np.any(band.upper - band.lower <= 0):
+                raise ValueError(
+                    f"aperture AP{number} lies outside the frame in some column; check the trace"
+                )
+            model = TraceModel(
+                coefficients=tuple(coefficients),
+                reference=(ncols - 1) / 2.0,
+                aperture_below=float(below),
+                aperture_above=float(above),
+                background_inner=float(max(exclude[which]) - shift),
+                background_outer=float(max(exclude[which]) - shift + background_width),
+                protect=float(max(protect[which])),
+            )
+            aperture = Aperture(f"AP{number}", trace, band, {}, model)
+            aperture.info.update(row=aperture.row, **extra)
+            made.append(aperture)
+        main = made[primary]
+        return cls(
+            trace=main.trace,
+            aperture=main.band,
+            background=tuple(background),
+            protected=protected,
+            info=dict(info or {}),
+            model=main.model,
+            apertures=tuple(made),
+            primary=primary,
+        )
 
     @classmethod
     def from_trace(
@@ -319,6 +482,7 @@ class Geometry:
         nrows, ncols = shape
         found = []
         bands = [("aperture", self.aperture)]
+        bands += [(f"aperture {a.name}", a.band) for a in self.apertures]
         bands += [(f"background region {i + 1}", b) for i, b in enumerate(self.background)]
         for name, band in [("trace", Band(self.trace, self.trace)), *bands]:
             if band.lower.shape != (ncols,) or band.upper.shape != (ncols,):
@@ -335,6 +499,8 @@ class Geometry:
                 )
         if not self.background:
             found.append("there is no background region")
+        if self.apertures and not 0 <= self.primary < len(self.apertures):
+            found.append(f"the primary aperture {self.primary} is not one of the {len(self.apertures)}")
         return found
 
 

@@ -126,6 +126,39 @@ class Reduction:
         """The aperture band (per-column edges)."""
         return self.geometry.aperture
 
+    def for_aperture(self, name: str) -> Reduction:
+        """This reduction with the spectrum of aperture ``name`` alone (to write one file per aperture).
+
+        Raises
+        ------
+        InputError
+            If no aperture has that name.
+        """
+        for spectrum in self.spectrum.each():
+            if spectrum.aperture == name:
+                from dataclasses import replace
+
+                products = {**self.products, "spectrum": replace(spectrum, apertures=())}
+                return Reduction(self.recipe, products, self.records, self.registry, self.warnings)
+        names = ", ".join(str(s.aperture) for s in self.spectrum.each())
+        raise InputError(f"there is no aperture {name!r}; the apertures are {names}")
+
+    def write_masters(self, folder: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the master calibration frames the calibrate step used to ``folder``, as FITS.
+
+        One file per master, ``master_<kind>_<key>.fits`` (the first 12 characters of its key: the
+        content of its frames and the parameters), with SCI, VAR, MASK and its provenance. Returns the
+        paths by kind; {} when no masters were used.
+        """
+        from .calibration import write_master
+
+        calibration = self.products.get("calibration")
+        written = {}
+        for kind, master in (getattr(calibration, "masters", None) or {}).items():
+            path = Path(folder) / f"master_{kind}_{master.key[:12]}.fits"
+            written[kind] = write_master(master, path, overwrite=overwrite)
+        return written
+
     def write(
         self,
         path: str | Path,
@@ -202,10 +235,11 @@ class Pipeline:
         Runs the registry's step kinds in order: each gathers its inputs from the products so far,
         calls the recipe's method, checks what it returned and keeps it, unless its key (its method,
         parameters and what its inputs depend on) is the one of the last run, when the cached product
-        is used. With ``until``, the kinds from that one on are not run (a standard star is reduced up
-        to the flux step).
+        is used. ``until`` names the last kind to run (``"calibrate"``: the masters, nothing after).
         """
         recipe = Recipe.coerce(recipe)
+        if until is not None and until not in [kind.name for kind in self.registry.kinds]:
+            raise InputError(f"until = {until!r} is no step kind")
         if not recipe.resolved:
             recipe = recipe.resolve(self.registry)
         where = source.source if isinstance(source, Frame) else str(source)
@@ -220,8 +254,6 @@ class Pipeline:
         reducer = Reducer(self, recipe)
         made["reducer"] = (reducer, ("reducer", recipe.digest()), None)
         for kind in self.registry.kinds:
-            if kind.name == until:
-                break
             if not kind.runs:
                 continue
             config = recipe.config(kind.name)
@@ -264,6 +296,8 @@ class Pipeline:
             if kind.derive is not None:
                 for name, value in self._derive(kind, product, key, made).items():
                     made[name] = (value, key, None)
+            if kind.name == until:
+                break
         return Reduction(
             recipe=recipe,
             products={name: value for name, (value, _, _) in made.items() if name not in _INTERNAL},
@@ -311,7 +345,8 @@ _INTERNAL = ("source", "reducer")
 class Reducer:
     """Reduces another file with a run's recipe, up to a given step: what a flux step's standard needs.
 
-    ``reducer(path, until="flux")`` returns the other file's :class:`Reduction`. Each file keeps a
+    ``reducer(path, before="flux")`` returns the other file's :class:`Reduction`, made by the kinds
+    before ``flux``. Each file keeps a
     pipeline of its own in the parent pipeline, so rerunning (the terminal UI changing one step) reruns
     only the standard's steps that changed.
     """
@@ -320,7 +355,7 @@ class Reducer:
         self._pipeline = pipeline
         self.recipe = recipe
 
-    def __call__(self, source: str | Path, *, until: str) -> Reduction:
+    def __call__(self, source: str | Path, *, before: str) -> Reduction:
         path = Path(source)
         key = str(path.resolve()) if path.exists() else str(path)
         children = self._pipeline._children
@@ -328,16 +363,20 @@ class Reducer:
         if child is None:
             parent = self._pipeline
             child = children[key] = Pipeline(parent.registry, memory_limit=parent.memory_limit)
-        return child.run(path, self.recipe, until=until)
+        return child.run(path, self.recipe, until=self._kinds_before(before)[-1])
 
-    def digest(self, until: str) -> str:
-        """A hash of the recipe's steps before ``until`` (what the other file's reduction depends on)."""
+    def _kinds_before(self, before: str) -> list[str]:
+        names = [kind.name for kind in self._pipeline.registry.kinds if kind.runs]
+        if before not in names or names.index(before) == 0:
+            raise InputError(f"reducer: {before!r} is no step kind with kinds before it")
+        return names[: names.index(before)]
+
+    def digest(self, before: str) -> str:
+        """A hash of the recipe's steps before ``before`` (what the other file's reduction depends on)."""
         import hashlib
         import json
 
-        names = [kind.name for kind in self._pipeline.registry.kinds]
-        before = names[: names.index(until)] if until in names else names
-        data = {name: self.recipe.to_dict().get(name) for name in before}
+        data = {name: self.recipe.to_dict().get(name) for name in self._kinds_before(before)}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

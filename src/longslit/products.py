@@ -87,6 +87,13 @@ class Spectrum:
         Per column, the OR of the data-quality flags of the pixels the aperture touches (as the DQ
         column of an HST x1d file); None when the frame has no DQ array. For users who want the detail
         behind the mask: a flag here does not mean the flux is bad.
+    aperture : str or None
+        The aperture's name (``AP1``, ...) when the geometry has several; None for one.
+    position : float or None
+        The aperture's centre row at the middle column (its place on the slit), with several.
+    apertures : tuple of Spectrum
+        Every aperture's spectrum, in order along the slit, when the geometry has several (this
+        spectrum is the primary one's, and is among them); empty for one aperture.
     """
 
     wavelength: np.ndarray
@@ -97,6 +104,13 @@ class Spectrum:
     flux_unit: str = "ct"
     info: dict[str, Any] = field(default_factory=dict)
     dq: np.ndarray | None = None
+    aperture: str | None = None
+    position: float | None = None
+    apertures: tuple[Spectrum, ...] = ()
+
+    def each(self) -> tuple[Spectrum, ...]:
+        """Every aperture's spectrum: :attr:`apertures`, or this one alone."""
+        return self.apertures or (self,)
 
     def __len__(self) -> int:
         return self.flux.shape[0]
@@ -139,6 +153,8 @@ class Calibration:
     overscan: list[Any] = field(default_factory=list)
     files: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The :class:`~longslit.calibration.Stacked` exposures, when several were combined (rejections).
+    stacked: Any = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,6 +47,7 @@ def summarize(reduction: Reduction) -> dict[str, Any]:
         "median_snr": median_snr(spectrum),
         "seconds": {r.step: round(r.seconds, 4) for r in reduction.records},
         "methods": {r.step: f"{r.method} ({r.package} {r.version})" for r in reduction.records},
+        **({"apertures": apertures_summary(reduction)} if spectrum.apertures else {}),
     }
     solution = wavelength_solution(reduction)
     if solution:
@@ -72,6 +73,25 @@ def wavelength_solution(reduction: Reduction) -> dict[str, Any]:
     if made.solution_2d is not None:
         out["rms_pixel_2d"] = round(float(made.solution_2d.rms_pixel), 5)
     return out
+
+
+def apertures_summary(reduction: Reduction) -> list[dict[str, Any]]:
+    """Per aperture of a geometry with several: its name, place on the slit, median S/N, masked columns."""
+    primary = reduction.spectrum.aperture
+    listed = []
+    for spectrum in reduction.spectrum.each():
+        entry = {
+            "name": spectrum.aperture,
+            "position": None if spectrum.position is None else round(float(spectrum.position), 3),
+            "primary": spectrum.aperture == primary,
+            "median_snr": median_snr(spectrum),
+            "masked_columns": int(spectrum.mask.sum()),
+        }
+        offset = spectrum.info.get("aperture_offset")
+        if isinstance(offset, float):
+            entry["offset"] = round(offset, 3)
+        listed.append(entry)
+    return listed
 
 
 def spatial_profile(frame: Frame) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import FrameError, InputError, LongslitError, StepError
 from .frame import Frame
-from .geometry import Band, Geometry
+from .geometry import Aperture, Band, Geometry
 from .limits import check_frame
 from .plugins.records import Method
 from .products import BackgroundFit, Calibration, CosmicResult, Spectrum, WavelengthCalibration
@@ -220,9 +220,10 @@ def _check_background(fit: BackgroundFit, check: Check) -> None:
 
 def _check_spectrum(spectrum: Spectrum, check: Check) -> None:
     ncols = check.products["frame"].shape[1]
-    for name in ("flux", "uncertainty", "wavelength"):
-        check.shape(name, getattr(spectrum, name), (ncols,))
-    check.shape("mask", spectrum.mask, (ncols,), kinds="b")
+    for each in spectrum.each():
+        for name in ("flux", "uncertainty", "wavelength"):
+            check.shape(name, getattr(each, name), (ncols,))
+        check.shape("mask", each.mask, (ncols,), kinds="b")
 
 
 #: A trace whose block centres scatter about the fit by more than this part of the FWHM is suspect.
@@ -313,13 +314,18 @@ def _cleaned(result: CosmicResult, products: Mapping[str, Any]) -> dict[str, Any
     return {"cleaned": products["frame"].with_sci(result.cleaned)}
 
 
+def _spectra(spectrum: Spectrum, products: Mapping[str, Any]) -> dict[str, Any]:
+    # Every aperture's spectrum, by name as a product: one for a one-aperture geometry.
+    return {"spectra": spectrum.each()}
+
+
 def _subtracted(fit: BackgroundFit, products: Mapping[str, Any]) -> dict[str, Any]:
     cleaned = products["cleaned"]
     return {"subtracted": cleaned.with_sci(cleaned.sci - fit.model)}
 
 
 #: The parts of a geometry a method can declare it reads (``Method.uses``).
-GEOMETRY_PARTS = ("trace", "aperture", "background", "protected")
+GEOMETRY_PARTS = ("trace", "aperture", "background", "protected", "apertures")
 
 
 def geometry_fingerprint(geometry: Geometry, uses: tuple[str, ...] | None) -> tuple:
@@ -330,6 +336,8 @@ def geometry_fingerprint(geometry: Geometry, uses: tuple[str, ...] | None) -> tu
             return part.tobytes()
         if isinstance(part, Band):
             return (part.lower.tobytes(), part.upper.tobytes())
+        if isinstance(part, Aperture):
+            return (part.name, value(part.trace), value(part.band))
         return tuple(value(p) for p in part)
 
     names = uses if uses is not None and set(uses) <= set(GEOMETRY_PARTS) else GEOMETRY_PARTS
@@ -422,6 +430,7 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         default_method="boxcar",
         check=_check_spectrum,
         warn=_warn_spectrum,
+        derive=_spectra,
         module="longslit.steps.extract",
     ),
     StepKind(

@@ -19,7 +19,16 @@ import numpy as np
 from astropy.io import fits
 from scipy.special import erf
 
-__all__ = ["SyntheticFrame", "Truth", "make_frame", "read_truth", "sky_line_set", "write_example"]
+__all__ = [
+    "MultiSourceFrame",
+    "SyntheticFrame",
+    "Truth",
+    "make_frame",
+    "make_multi_frame",
+    "read_truth",
+    "sky_line_set",
+    "write_example",
+]
 
 #: Exposure time written to the headers, seconds (a typical STIS G430L exposure).
 EXPTIME = 720.0
@@ -409,6 +418,97 @@ def _build_hdul(truth, sci, err, dq, params, n_cosmics, wcs) -> fits.HDUList:
     th["NBADCOL"] = (len(truth.bad_columns), "number of bad columns (DQ bit 4)")
     cr_hdu = fits.ImageHDU(truth.cosmic_mask.astype(np.uint8), name="TRUTH_CR")
     return fits.HDUList([primary, sci_hdu, err_hdu, dq_hdu, table, cr_hdu])
+
+
+@dataclass(frozen=True)
+class MultiSourceFrame:
+    """A synthetic frame with several sources on the slit: the HDU list and each source's truth.
+
+    Attributes
+    ----------
+    hdul : astropy.io.fits.HDUList
+        As :class:`SyntheticFrame`'s (its TRUTH table is the first source's).
+    truths : tuple of Truth
+        One per source, in the order given: its own noiseless ``source`` image, ``flux`` and ``trace``
+        (``sky`` is the common sky in each; ``cosmic_mask`` the frame's).
+    """
+
+    hdul: fits.HDUList
+    truths: tuple[Truth, ...]
+
+    def write(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write the frame to ``path`` (see :meth:`SyntheticFrame.write`)."""
+        return SyntheticFrame(self.hdul, self.truths[0]).write(path, overwrite=overwrite)
+
+
+def make_multi_frame(
+    centres: tuple[float, ...],
+    magnitudes: tuple[float, ...] | None = None,
+    *,
+    seed: int = 0,
+    continuum: float = 2000.0,
+    lines: tuple[tuple[float, float, float], ...] | None = (),
+    **kwargs: object,
+) -> MultiSourceFrame:
+    """A seeded synthetic frame with one source per entry of ``centres`` (rows at the middle column).
+
+    Every source has the shape, tilt and curvature given in ``kwargs`` (those of :func:`make_frame`:
+    one optical path, one seeing) and the continuum ``continuum * 10 ** (-0.4 * magnitude)``
+    (``magnitudes`` relative, default all 0). The noise (Poisson and read), the sky and the cosmic
+    rays are drawn once, over the sum, as :func:`make_frame` draws them for one source, so the ERR
+    array is the exact expected sigma of the whole frame.
+    """
+    magnitudes = tuple(magnitudes) if magnitudes is not None else (0.0,) * len(centres)
+    if not centres or len(magnitudes) != len(centres):
+        raise ValueError("give one magnitude per source centre (and at least one centre)")
+    noise = bool(kwargs.pop("noise", True))
+    scales = [10.0 ** (-0.4 * m) for m in magnitudes]
+    # The first source carries the sky and the cosmic rays, noiseless; the others are added to it.
+    base = make_frame(
+        seed=seed,
+        trace_center=centres[0],
+        continuum=continuum * scales[0],
+        lines=lines,
+        noise=False,
+        **kwargs,
+    )
+    quiet = {**kwargs, "n_cosmics": 0, "sky_level": 0.0, "read_noise": 0.0, "bad_columns": ()}
+    others = [
+        make_frame(
+            seed=seed, trace_center=c, continuum=continuum * s, lines=lines, noise=False, **quiet
+        ).truth
+        for c, s in zip(centres[1:], scales[1:], strict=True)
+    ]
+    truth0 = base.truth
+    model = truth0.model + sum((t.source for t in others), np.zeros_like(truth0.sky))
+    sci0 = base.hdul["SCI"].data.astype(np.float64)
+    cosmic = truth0.cosmic_mask
+    hits = np.where(cosmic, sci0 - truth0.model, 0.0)
+    gain, read_noise = truth0.gain, truth0.read_noise
+    rng = np.random.default_rng([seed, 19])
+    if noise:
+        sci = rng.poisson(model * gain) / gain + rng.normal(0.0, read_noise, size=model.shape)
+    else:
+        sci = model.copy()
+    sci = np.where(cosmic, np.maximum(sci, model) + hits, sci)
+    bad = list(truth0.bad_columns)
+    if bad:
+        sci[:, bad] = sci0[:, bad]  # the garbage of the bad columns, as make_frame drew it
+    hdul = fits.HDUList([hdu.copy() for hdu in base.hdul])
+    hdul["SCI"].data = sci.astype(np.float32)
+    hdul["ERR"].data = np.sqrt(model / gain + read_noise**2).astype(np.float32)
+    hdul[0].header.add_comment(
+        "sources (centre, magnitude): "
+        + ", ".join(f"({c:g}, {m:g})" for c, m in zip(centres, magnitudes, strict=True))
+    )
+    truths = (truth0, *(_with_sky(t, truth0) for t in others))
+    return MultiSourceFrame(hdul, truths)
+
+
+def _with_sky(truth: Truth, first: Truth) -> Truth:
+    from dataclasses import replace
+
+    return replace(truth, sky=first.sky, cosmic_mask=first.cosmic_mask, read_noise=first.read_noise)
 
 
 def write_example(path: str | os.PathLike[str], overwrite: bool = False) -> Path:

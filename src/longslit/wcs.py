@@ -174,7 +174,8 @@ def from_header(header: Any, axis: int, count: int, *, other: int | None = None)
         return pixels(
             count,
             f"no usable dispersion WCS in the header (CRVAL{axis}, CD{axis}_{axis} or CDELT{axis}, "
-            f"CRPIX{axis}): wavelengths are column numbers",
+            f"CRPIX{axis}): wavelengths are column numbers until a wavelength step gives them (from arc "
+            "lamps: wavelength.method = arc)",
         )
     unit_text = _text(header, f"CUNIT{axis}")
     if wat and not standard:

@@ -86,6 +86,8 @@ class Task:
     raise_errors: bool = False
     #: Write under a staging name and let the batch publish it (see ``staging``).
     stage: bool = False
+    #: One file per aperture (``NAME_AP1.fits``, ...) when the geometry has several (``--split``).
+    split: bool = False
 
 
 @dataclass
@@ -158,6 +160,8 @@ class FileResult:
             "versions": self.versions,
             "worker": self.worker,
         }
+        if self.summary.get("apertures"):
+            record["apertures"] = self.summary["apertures"]
         if self.note:
             record["note"] = self.note
         return record
@@ -199,10 +203,15 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
                 target = task.output
                 if task.stage:
                     target = result.staged = staged_path(task.output)
-                reduction.write(target, task.format, overwrite=task.overwrite, **task.write_params)
+                written = _write_apertures(reduction, task) if task.split else {}
+                if not written:
+                    reduction.write(target, task.format, overwrite=task.overwrite, **task.write_params)
                 timings["write"] = round(time.perf_counter() - began, 6)
-                result.output = task.output
+                result.output = written.get(reduction.spectrum.aperture, task.output)
             result.summary = summarize(reduction)
+            for entry in result.summary.get("apertures", []):
+                if entry["name"] in written:
+                    entry["output"] = written[entry["name"]]
             result.spectrum = reduction.spectrum
         except Exception as exc:
             if task.raise_errors:
@@ -214,6 +223,27 @@ def reduce_file(task: Task, registry: Registry | None = None) -> FileResult:
     timings["finished"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     result.timings = timings
     return result
+
+
+def _write_apertures(reduction: Any, task: Task) -> dict[str, str]:
+    """With several apertures, one file per aperture beside ``task.output`` (``stem_AP1.suffix``);
+    {} with one (the usual single file is then written)."""
+    spectra = reduction.spectrum.each()
+    if len(spectra) == 1:
+        return {}
+    output = Path(task.output)
+    suffix = "".join(output.suffixes[-1:])
+    written = {}
+    for spectrum in spectra:
+        target = output.with_name(
+            f"{output.name[: len(output.name) - len(suffix)]}_{spectrum.aperture}{suffix}"
+        )
+        refuse_input(target, [task.input])
+        reduction.for_aperture(spectrum.aperture).write(
+            target, task.format, overwrite=task.overwrite, **task.write_params
+        )
+        written[spectrum.aperture] = str(target)
+    return written
 
 
 def _collapsed(caught: list[warnings.WarningMessage], source: str) -> list[str]:

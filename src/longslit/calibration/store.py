@@ -34,7 +34,7 @@ def write_master(master: Master, path: str | os.PathLike[str], *, overwrite: boo
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError("exists already; pass overwrite=True or choose another name", path=str(path))
+        raise OutputError("exists already; choose another name or replace it (--overwrite)", path=str(path))
     if not path.parent.is_dir():
         raise OutputError("the folder does not exist; create it first", path=str(path))
     primary = fits.PrimaryHDU()

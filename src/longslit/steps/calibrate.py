@@ -147,9 +147,16 @@ def measured_read_noise(raw, amps, gain: Sequence[float]) -> list[float]:
         True,
         "Keep the slit illumination (the flat's profile along the slit) in the flat correction.",
     ),
+    Param("hdu", "str", "auto", "HDU of the calibration frames (auto: the primary, else the first one)."),
     Param(
-        "hdu", "str", "auto", "HDU of the calibration frames (auto: the primary, else the first extension)."
+        "imsets",
+        "str",
+        "first",
+        "A file with several imsets (HST CR-SPLIT): reduce the first, or stack them all (cosmic rays "
+        "rejected across them).",
+        choices=("first", "stack"),
     ),
+    Param("stack_sigma", "float", 5.0, "Rejection limit when stacking imsets.", minimum=2.0, unit="sigma"),
 )
 def calibrate_ccd(
     frame: Frame,
@@ -166,6 +173,8 @@ def calibrate_ccd(
     flat_knots: float,
     illumination: bool,
     hdu: str,
+    imsets: str,
+    stack_sigma: float,
 ) -> Calibration:
     """Overscan and trim, gain, master bias, dark and flat: the frame in electrons with its variance."""
     from ..calibration import CCDParams, apply_masters, overscan_correct
@@ -193,6 +202,8 @@ def calibrate_ccd(
         amps, _ = amplifiers(raw, CCDParams(data_sections=(whole,)))
     has_overscan = overscan != "none" and any(a.overscan is not None for a in amps)
     trims = _amplifier_box(amps) != (0, raw.data.shape[0], 0, raw.data.shape[1])
+    if imsets == "stack":
+        return _stack_imsets(frame, stack_sigma)
     if not (has_overscan or trims or files):
         return Calibration(frame, notes=["no overscan in the header and no calibration frames: unchanged"])
     if frame.dq is not None and frame.dq.shape != frame.shape:
@@ -306,6 +317,65 @@ def _frame(frame: Frame, done, amps, noise: str) -> Frame:
         noise_model=noise,
         notes=(*frame.notes, *done.notes),
     )
+
+
+def _stack_imsets(frame: Frame, sigma: float) -> Calibration:
+    """Every imset (SCI, ERR, DQ of each EXTVER) of the frame's file, stacked with cross-exposure rejection.
+
+    Each imset is one exposure of the ``EXPTIME`` in its SCI header; the stack holds the counts of their
+    total time (as STIS's crj product does).
+    """
+    from astropy.io import fits
+
+    from ..calibration import Calibrated, stack_exposures
+    from .read import DEFAULT_DQ_BITMASK
+
+    exposures, times = [], []
+    turn = frame.dispersion_axis != 1
+    with fits.open(frame.source, memmap=False) as hdul:
+        versions = sorted({h.ver for h in hdul if h.name == "SCI"})
+        if len(versions) < 2:
+            raise InputError(
+                f"calibrate.imsets = stack but the file has {len(versions)} SCI imset; set it to first"
+            )
+        names = {(h.name, h.ver) for h in hdul}
+        for version in versions:
+            sci = np.asarray(hdul["SCI", version].data, dtype=np.float64)
+            if ("ERR", version) not in names:
+                raise InputError(
+                    f"imset {version} has no ERR image: stacking needs each imset's uncertainties"
+                )
+            err = np.asarray(hdul["ERR", version].data, dtype=np.float64)
+            if sci.shape != err.shape or (sci.T if turn else sci).shape != frame.shape:
+                raise InputError(f"imset {version} is not the shape of the first; the imsets must match")
+            mask = ~np.isfinite(sci) | ~(err > 0)
+            if ("DQ", version) in names:
+                mask |= (hdul["DQ", version].data.astype(np.int64) & DEFAULT_DQ_BITMASK) != 0
+            exptime = float(hdul["SCI", version].header.get("EXPTIME", 0) or 0)
+            if exptime <= 0:
+                raise InputError(
+                    f"imset {version} has no EXPTIME: stacking scales each imset by its exposure"
+                )
+            times.append(exptime)
+            arrays = [a.T if turn else a for a in (sci, err**2, mask)]
+            exposures.append(Calibrated(*arrays, fits.Header()))
+    stacked = stack_exposures(exposures, times, sigma=sigma, low_sigma=sigma)
+    sci = np.ascontiguousarray(stacked.data).astype(frame.sci.dtype)
+    mask = np.asarray(stacked.mask, dtype=bool) | ~np.isfinite(sci)
+    note = (
+        f"{len(versions)} imsets stacked ({sum(times):g} s): {stacked.n_rejected} pixel values rejected "
+        "across them as cosmic rays"
+    )
+    stacked_frame = dataclasses.replace(
+        frame,
+        sci=sci,
+        variance=np.ascontiguousarray(stacked.variance),
+        mask=mask,
+        dq=None,
+        notes=(*frame.notes, note),
+        header={**frame.header, "EXPTIME": sum(times)},
+    )
+    return Calibration(stacked_frame, notes=[note], stacked=stacked)
 
 
 def calibrate_none(frame: Frame) -> Calibration:

@@ -6,6 +6,8 @@ and of the boxcar's bad-pixel repair live in ``longslit.numerics.optimal``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,9 @@ import numpy as np
 from ..errors import InputError
 from ..frame import Frame
 from ..geometry import Geometry
+from ..numerics.blend import blend_extract
 from ..numerics.optimal import NoiseModel, OptimalResult, optimal_extract, repaired_boxcar
+from ..numerics.trace import FWHM_PER_SIGMA
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
 from ..products import BackgroundFit, Spectrum
@@ -79,7 +83,21 @@ def extract_boxcar(
     mask_fraction : float
         With ``"profile"``: a column is masked when the replaced pixels held more than this fraction
         of its profile, or when it has no usable pixel (its flux is then NaN).
+
+    A geometry with several apertures gives every aperture's sum (``Spectrum.apertures``).
     """
+    if geometry.apertures:
+        return each_aperture(
+            lambda single: extract_boxcar(
+                frame,
+                single,
+                background,
+                bad_pixels=bad_pixels,
+                reject_sigma=reject_sigma,
+                mask_fraction=mask_fraction,
+            ),
+            geometry,
+        )
     if bad_pixels == "auto":
         bad_pixels = "profile" if traced(geometry) else "sum"
     if bad_pixels == "profile":
@@ -158,6 +176,16 @@ _READMIT_BELOW = Param(
 )
 
 
+_BLEND_FWHM = Param(
+    "blend_fwhm",
+    "float",
+    4.0,
+    "Sources closer than this are fitted together (several apertures; 0: never).",
+    minimum=0.0,
+    unit="FWHM",
+)
+
+
 @declare(
     _VARIANCE,
     GAIN,
@@ -167,6 +195,7 @@ _READMIT_BELOW = Param(
     _MISMATCH_SIGMA,
     _READMIT_BELOW,
     MASK_FRACTION,
+    _BLEND_FWHM,
 )
 def extract_optimal(
     frame: Frame,
@@ -181,6 +210,7 @@ def extract_optimal(
     mismatch_sigma: float,
     readmit_below: float,
     mask_fraction: float,
+    blend_fwhm: float,
 ) -> Spectrum:
     """Horne (1986) optimal extraction over the aperture, with the profile estimated from the data.
 
@@ -219,7 +249,45 @@ def extract_optimal(
         the columns whose usable pixels held less than 1% of the light: the mask says "not
         measured", not "a flag was near" (the uncertainty grows with what was left out). The
         spectrum's ``dq`` has the flags themselves.
+    blend_fwhm : float
+        With several sources: neighbours closer than this many FWHM (their measured width) are a
+        blended group, whose fluxes are fitted together with Gaussian profiles of that width on their
+        traces (``longslit.numerics.blend``), so neither's wing enters the other's flux. Isolated
+        sources are extracted one by one as above.
+
+    A geometry with several apertures gives every aperture's spectrum (``Spectrum.apertures``).
+    Spatially resolved apertures (slices of one source) are refused: their light has no profile of
+    its own to weight by; sum them (``extract.method = "boxcar"``).
     """
+    params = dict(
+        variance=variance,
+        gain=gain,
+        read_noise=read_noise,
+        reject_sigma=reject_sigma,
+        profile_order=profile_order,
+        mismatch_sigma=mismatch_sigma,
+        readmit_below=readmit_below,
+        mask_fraction=mask_fraction,
+    )
+    if geometry.apertures:
+        return _optimal_apertures(frame, geometry, background, blend_fwhm, params)
+    return _optimal_one(frame, geometry, background, **params)
+
+
+def _optimal_one(
+    frame: Frame,
+    geometry: Geometry,
+    background: BackgroundFit,
+    *,
+    variance: str,
+    gain: float | None,
+    read_noise: float | None,
+    reject_sigma: float,
+    profile_order: int,
+    mismatch_sigma: float,
+    readmit_below: float,
+    mask_fraction: float,
+) -> Spectrum:
     result, span = optimal_fit(
         frame,
         geometry,
@@ -244,6 +312,130 @@ def extract_optimal(
         info=_info(result, bad, background),
         dq=column_dq(frame, geometry.aperture.coverage(frame.shape[0], span) > 0, span),
     )
+
+
+def each_aperture(extract: Callable[[Geometry], Spectrum], geometry: Geometry) -> Spectrum:
+    """Every aperture's spectrum by ``extract(geometry.for_aperture(i))``, named and placed; the
+    primary one's, holding them all in ``apertures``."""
+    spectra = []
+    for index, aperture in enumerate(geometry.each()):
+        spectrum = extract(geometry.for_aperture(index))
+        spectra.append(_named(spectrum, aperture))
+    return replace(spectra[geometry.primary], apertures=tuple(spectra))
+
+
+def _named(spectrum: Spectrum, aperture: Any) -> Spectrum:
+    info = {**spectrum.info, **{f"aperture_{k}": v for k, v in aperture.info.items()}}
+    return replace(spectrum, aperture=aperture.name, position=float(aperture.row), info=info)
+
+
+def _optimal_apertures(
+    frame: Frame, geometry: Geometry, background: BackgroundFit, blend_fwhm: float, params: dict[str, Any]
+) -> Spectrum:
+    apertures = geometry.each()
+    if any(a.info.get("kind") == "resolved" for a in apertures):
+        raise InputError(
+            "optimal extraction weights by a source's profile, but resolved apertures are slices of one "
+            'source; sum them with extract.method = "boxcar"'
+        )
+    fwhm = [float(a.info.get("fwhm") or geometry.info.get("fwhm") or 0.0) for a in apertures]
+    rows = [a.row for a in apertures]
+    # Groups of neighbours closer than blend_fwhm FWHM (apertures are in order along the slit).
+    groups: list[list[int]] = [[0]]
+    for i in range(1, len(apertures)):
+        close = (
+            blend_fwhm > 0 and fwhm[i] > 0 and rows[i] - rows[i - 1] < blend_fwhm * max(fwhm[i], fwhm[i - 1])
+        )
+        if close:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    spectra: list[Spectrum | None] = [None] * len(apertures)
+    for group in groups:
+        if len(group) == 1:
+            (i,) = group
+            spectra[i] = _named(
+                _optimal_one(frame, geometry.for_aperture(i), background, **params), apertures[i]
+            )
+            continue
+        for i, spectrum in zip(
+            group, _blended(frame, geometry, background, group, fwhm, params), strict=True
+        ):
+            spectra[i] = _named(spectrum, apertures[i])
+    return replace(spectra[geometry.primary], apertures=tuple(spectra))
+
+
+def _blended(
+    frame: Frame,
+    geometry: Geometry,
+    background: BackgroundFit,
+    group: list[int],
+    fwhm: list[float],
+    params: dict[str, Any],
+) -> list[Spectrum]:
+    """The spectra of a blended group, their profiles fitted together (``numerics.blend``)."""
+    nrows = frame.shape[0]
+    apertures = [geometry.each()[i] for i in group]
+    lower = min(int(np.floor(a.band.lower.min() + 0.5)) for a in apertures)
+    upper = max(int(np.ceil(a.band.upper.max() + 0.5)) for a in apertures)
+    span = slice(max(lower, 0), min(upper, nrows))
+    known, noise = _noise(frame, background, span, params)
+    result = blend_extract(
+        frame.sci[span].astype(np.float64),
+        np.stack([a.trace for a in apertures]),
+        np.array([fwhm[i] / FWHM_PER_SIGMA for i in group]),
+        frame.mask[span],
+        first_row=span.start,
+        variance=known,
+        noise=noise,
+        reject_sigma=params["reject_sigma"],
+    )
+    spectra = []
+    for j, aperture in enumerate(apertures):
+        model_variance = background.sum_variance(result.weights[j], span)
+        uncertainty = np.sqrt(result.variance[j] + model_variance)
+        flux = result.flux[j]
+        bad = (result.left_out[j] > params["mask_fraction"]) | ~np.isfinite(flux)
+        inside = aperture.band.coverage(nrows, span) > 0
+        spectra.append(
+            Spectrum(
+                wavelength=frame.wavelength,
+                flux=flux,
+                uncertainty=uncertainty,
+                mask=bad,
+                wavelength_unit=frame.wavelength_unit,
+                info={
+                    "bad_columns": int(bad.sum()),
+                    "rejected_pixels": int(result.rejected.sum()),
+                    "blended_with": [a.name for a in apertures if a is not aperture],
+                    "noise": "known" if (known is not None or noise is not None) else "unknown",
+                },
+                dq=column_dq(frame, inside, span),
+            )
+        )
+    return spectra
+
+
+def _noise(
+    frame: Frame, background: BackgroundFit, span: slice, params: dict[str, Any]
+) -> tuple[np.ndarray | None, NoiseModel | None]:
+    """The pixel variances (ERR) or the noise model for rows ``span``, as ``optimal_fit`` chooses."""
+    variance = params["variance"]
+    if variance == "err" or (variance == "auto" and frame.variance is not None):
+        if frame.variance is None:
+            raise InputError("extract.variance = 'err' but the frame has no ERR array; use 'model'")
+        return frame.variance[span].astype(np.float64), None
+    gain = params["gain"] if params["gain"] is not None else _header_number(frame, GAIN_KEYS) or None
+    read_noise = params["read_noise"]
+    read_noise = read_noise if read_noise is not None else _header_number(frame, READ_NOISE_KEYS)
+    if gain is not None and read_noise is not None:
+        return None, NoiseModel(float(gain), float(read_noise), background.model[span])
+    if variance == "model":
+        raise InputError(
+            "extract.variance = 'model' needs the gain and read noise: set extract.gain and "
+            "extract.read_noise"
+        )
+    return None, None
 
 
 def _repaired_boxcar(

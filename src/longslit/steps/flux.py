@@ -237,7 +237,7 @@ def sensitivity_from(
         cached = _cache.get(key)
     if cached is not None:
         return (*cached, False)
-    reduction = reducer(path, until="flux")
+    reduction = reducer(path, before="flux")
     std = reduction.spectrum
     warnings = [f"standard {path.name}: {text}" for text in reduction.warnings]
     _need_wavelengths(std, f"the standard's spectrum ({path.name})")

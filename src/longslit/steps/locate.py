@@ -14,7 +14,8 @@ import numpy as np
 from ..errors import InputError
 from ..frame import Frame
 from ..geometry import Band, Geometry
-from ..numerics.trace import spatial_profile, trace_source
+from ..numerics.sources import FoundSource, find_sources
+from ..numerics.trace import TraceFit, spatial_profile, trace_source
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
 
@@ -33,7 +34,8 @@ _AUTO_PARAMS = (
         "min_snr",
         "float",
         5.0,
-        "Blocks fainter than this are bridged by the polynomial.",
+        "Blocks fainter than this are bridged by the polynomial; sources fainter than this in the "
+        "spatial profile are not sources.",
         minimum=0.0,
         unit="sigma",
     ),
@@ -71,6 +73,45 @@ _AUTO_PARAMS = (
         "Protect from cosmic-ray cleaning the aperture plus this many FWHM (or the source's extent).",
         minimum=0.0,
         unit="FWHM",
+    ),
+    Param(
+        "max_sources",
+        "int",
+        1,
+        "Sources extracted: the brightest N found (0: every source; 1: the brightest, as before).",
+        minimum=0,
+    ),
+    Param(
+        "near_row",
+        "float",
+        None,
+        "With one source: the one nearest this row (at the middle column), not the brightest.",
+        unit="rows",
+        nullable=True,
+    ),
+    Param(
+        "min_separation",
+        "float",
+        2.0,
+        "Peaks closer than this are one source.",
+        minimum=0.5,
+        unit="FWHM",
+    ),
+    Param(
+        "follow",
+        "str",
+        "auto",
+        "Sources other than the brightest: traced on their own when isolated and bright enough "
+        "(auto), or all on the brightest's trace shape (reference).",
+        choices=("auto", "reference"),
+    ),
+    Param(
+        "resolved",
+        "str",
+        None,
+        "Spatially resolved apertures along the source's trace: START:STOP:STEP rows from it "
+        '(e.g. "-20:20:2", STOP included), each STEP rows wide.',
+        nullable=True,
     ),
 )
 
@@ -212,6 +253,11 @@ def locate_auto(
     background_gap: float | None,
     background_width: float,
     protect_fwhm: float,
+    max_sources: int,
+    near_row: float | None,
+    min_separation: float,
+    follow: str,
+    resolved: str | None,
 ) -> Geometry:
     """Find the source, trace it, and set the aperture, background and protected regions around it.
 
@@ -231,9 +277,24 @@ def locate_auto(
 
     Everything measured is in ``geometry.info``; :meth:`Geometry.to_trace_params` turns the trace and
     the regions into the numbers of the ``trace`` method, so a recipe can keep them.
+
+    Several sources (``max_sources`` other than 1, or ``near_row``): every source along the slit is
+    found (``longslit.numerics.sources.find_sources``: S/N at least ``min_snr`` in the slit collapsed
+    along the brightest one's trace, ``min_separation`` FWHM apart), traced, and given its aperture,
+    as above but reaching no further than half-way to a neighbour; the background leaves out every
+    source found (extracted or not) with the same gap, and the protected regions cover them all
+    (:meth:`Geometry.from_traces`). ``resolved`` slices the source's light into apertures along its
+    trace instead, for position-velocity work. The default (the brightest source only) is the
+    single-source result of before, bit for bit.
     """
     ncols = frame.shape[1]
     bad = frame.mask | ~np.isfinite(frame.sci)
+    offsets = _resolved_offsets(resolved)
+    if offsets is not None and max_sources != 1:
+        raise InputError(
+            "locate.resolved slices one source into apertures; leave locate.max_sources at 1 (use "
+            "locate.near_row to choose the source)"
+        )
     try:
         fit = trace_source(frame.sci, bad, block=block, order=trace_order, min_snr=min_snr)
     except ValueError as exc:
@@ -241,6 +302,25 @@ def locate_auto(
             f"locate method 'auto' found no source ({exc}); lower locate.min_snr, or give the rows "
             'yourself with locate.method = "rows" or "trace"'
         ) from None
+    if max_sources != 1 or near_row is not None or offsets is not None:
+        return _locate_several(
+            frame,
+            bad,
+            fit,
+            block=block,
+            trace_order=trace_order,
+            min_snr=min_snr,
+            aperture_fwhm=aperture_fwhm,
+            aperture_level=aperture_level,
+            background_gap=background_gap,
+            background_width=background_width,
+            protect_fwhm=protect_fwhm,
+            max_sources=max_sources,
+            near_row=near_row,
+            min_separation=min_separation,
+            follow=follow,
+            offsets=offsets,
+        )
     columns = np.arange(ncols)
     trace = fit(columns)
     profile = spatial_profile(frame.sci, bad, trace, fit.fwhm, level=aperture_level)
@@ -279,6 +359,196 @@ def locate_auto(
         )
     except ValueError as exc:
         raise InputError(f"locate method 'auto': {exc}") from None
+
+
+def _resolved_offsets(text: str | None) -> np.ndarray | None:
+    """``"-20:20:2"`` -> offsets -20, -18, ..., 20 (STOP included); None for None."""
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(":")
+    try:
+        start, stop, step = (float(p) for p in parts) if len(parts) == 3 else (None, None, None)
+    except ValueError:
+        start = None
+    if start is None or not (step > 0 and stop >= start):
+        raise InputError(
+            f"locate.resolved = {text!r} is not START:STOP:STEP rows from the trace with STOP >= START "
+            'and STEP > 0, e.g. "-20:20:2"'
+        )
+    count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    if count > 1000:
+        raise InputError(f"locate.resolved = {text!r} makes {count} apertures; at most 1000: widen the step")
+    return start + step * np.arange(count)
+
+
+def _source_regions(
+    frame: Frame,
+    bad: np.ndarray,
+    coefficients: np.ndarray,
+    fwhm: float,
+    *,
+    aperture_fwhm: float,
+    aperture_level: float,
+    background_gap: float | None,
+    protect_fwhm: float,
+    room: tuple[float, float],
+) -> dict[str, float]:
+    """One source's aperture edges, excluded zone and protected rows (rows from its trace), measured
+    from its profile as the single-source ``auto`` does, the aperture reaching no further than
+    ``room`` (half-way to each neighbour)."""
+    from ..geometry import trace_rows
+
+    trace = trace_rows(list(coefficients), frame.shape[1])
+    profile = spatial_profile(frame.sci, bad, trace, fwhm, level=aperture_level)
+    floor = aperture_fwhm * fwhm
+    below = max(floor, profile.level_below if aperture_level > 0 else 0.0)
+    above = max(floor, profile.level_above if aperture_level > 0 else 0.0)
+    below, above = min(below, room[0]), min(above, room[1])
+    edge = max(below, above)
+    extent = max(profile.extent_below, profile.extent_above)
+    gap = background_gap if background_gap is not None else max(2.0 * fwhm, extent - edge) + 1.0
+    protect = max(edge + protect_fwhm * fwhm, extent)
+    return {
+        "below": below,
+        "above": above,
+        "exclude": edge + gap,
+        "protect": protect,
+        "peak": float(profile.peak),
+        "noise": float(profile.noise),
+    }
+
+
+def _locate_several(
+    frame: Frame,
+    bad: np.ndarray,
+    fit: TraceFit,
+    *,
+    block: int | None,
+    trace_order: int,
+    min_snr: float,
+    aperture_fwhm: float,
+    aperture_level: float,
+    background_gap: float | None,
+    background_width: float,
+    protect_fwhm: float,
+    max_sources: int,
+    near_row: float | None,
+    min_separation: float,
+    follow: str,
+    offsets: np.ndarray | None,
+) -> Geometry:
+    """:func:`locate_auto` with every source found: several apertures, or slices of one source."""
+    try:
+        found = find_sources(
+            frame.sci,
+            bad,
+            fit,
+            min_snr=min_snr,
+            min_separation=min_separation,
+            block=block,
+            order=trace_order,
+            follow=follow,
+        )
+    except ValueError as exc:
+        raise InputError(f"locate method 'auto': {exc}") from None
+    rows = np.array([s.coefficients[0] for s in found])
+    if near_row is not None:
+        chosen = [int(np.argmin(np.abs(rows - near_row)))]
+    elif offsets is not None:
+        chosen = [int(np.argmin([abs(s.offset) for s in found]))]
+    else:
+        ranked = sorted(range(len(found)), key=lambda k: -found[k].snr)
+        chosen = sorted(ranked[: max_sources or len(found)])
+    fwhm = found[0].fwhm
+    regions = []
+    for k, source in enumerate(found):
+        room_below = (rows[k] - rows[k - 1]) / 2.0 if k > 0 else np.inf
+        room_above = (rows[k + 1] - rows[k]) / 2.0 if k + 1 < len(found) else np.inf
+        regions.append(
+            _source_regions(
+                frame,
+                bad,
+                source.coefficients,
+                fwhm,
+                aperture_fwhm=aperture_fwhm,
+                aperture_level=aperture_level,
+                background_gap=background_gap,
+                protect_fwhm=protect_fwhm,
+                room=(room_below, room_above),
+            )
+        )
+    exclude = [(r["exclude"], r["exclude"]) for r in regions]
+    protect = [(r["protect"], r["protect"]) for r in regions]
+    if offsets is not None:
+        (k,) = chosen
+        half = (offsets[1] - offsets[0]) / 2.0 if offsets.size > 1 else max(regions[k]["below"], 1.0)
+        gap = regions[k]["exclude"] - max(regions[k]["below"], regions[k]["above"])
+        exclude[k] = (
+            max(exclude[k][0], -offsets[0] + half + gap),
+            max(exclude[k][1], offsets[-1] + half + gap),
+        )
+        protect[k] = (max(protect[k][0], -offsets[0] + half), max(protect[k][1], offsets[-1] + half))
+        apertures = [
+            (k, float(o), half, half, {"offset": float(o), "kind": "resolved", "source_row": float(rows[k])})
+            for o in offsets
+        ]
+        primary = int(np.argmin(np.abs(offsets)))
+    else:
+        apertures = [
+            (
+                k,
+                0.0,
+                regions[k]["below"],
+                regions[k]["above"],
+                {
+                    "kind": "source",
+                    "offset": found[k].offset,
+                    "snr": found[k].snr,
+                    "fwhm": found[k].fwhm,
+                    "traced": found[k].traced,
+                    "trace_rms": found[k].trace_rms,
+                },
+            )
+            for k in chosen
+        ]
+        brightest = max(chosen, key=lambda k: found[k].snr)
+        primary = chosen.index(brightest)
+    info = _several_info(fit, found, chosen, regions)
+    try:
+        return Geometry.from_traces(
+            frame.shape,
+            [list(s.coefficients) for s in found],
+            exclude=exclude,
+            protect=protect,
+            apertures=apertures,
+            background_width=background_width,
+            primary=primary,
+            info=info,
+        )
+    except ValueError as exc:
+        raise InputError(f"locate method 'auto': {exc}") from None
+
+
+def _several_info(
+    fit: TraceFit, found: list[FoundSource], chosen: list[int], regions: list[dict[str, float]]
+) -> dict:
+    main = max(chosen, key=lambda k: found[k].snr)
+    return {
+        "method": "auto",
+        "centre": float(found[main].coefficients[0]),
+        "fwhm": float(found[main].fwhm),
+        "trace_rms": float(found[main].trace_rms),
+        "blocks_used": int(fit.used.sum()),
+        "blocks": int(fit.used.size),
+        "block_columns": fit.columns.tolist(),
+        "block_centres": fit.centres.tolist(),
+        "profile_peak": regions[main]["peak"],
+        "profile_noise": regions[main]["noise"],
+        "sources_found": len(found),
+        "source_rows": [float(s.coefficients[0]) for s in found],
+        "source_snr": [float(s.snr) for s in found],
+        "sources_extracted": len(chosen),
+    }
 
 
 @declare(*_TRACE_PARAMS)

@@ -85,6 +85,35 @@ def _lamp_lists(lamps: str, n_arcs: int, medium: str, line_list: list[str]):
     return [load_lines(group, medium=medium) for group in groups]
 
 
+def excluded_lines(text: str) -> list[float]:
+    """The wavelengths of ``wavelength.exclude`` ("4046.56, 5085.82"), or an ``InputError``."""
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InputError(
+                f"wavelength.exclude: {part!r} is not a wavelength; give numbers in Angstrom"
+            ) from None
+    return values
+
+
+def _without(lines, excluded: list[float], tolerance: float = 0.05):
+    """``lines`` without the catalogue lines within ``tolerance`` Angstrom of an excluded wavelength."""
+    if not excluded:
+        return lines
+    from ..numerics.linelists import LineList
+
+    keep = np.ones(len(lines), bool)
+    for value in excluded:
+        keep &= np.abs(lines.wavelength - value) > tolerance
+    return LineList(
+        lines.wavelength[keep], lines.amplitude[keep], lines.ion[keep], lines.medium, lines.source
+    )
+
+
 @declare(
     Param("arcs", "paths", [], "Arc lamp frames (paths or globs) taken with the science setup."),
     Param(
@@ -125,6 +154,13 @@ def _lamp_lists(lamps: str, n_arcs: int, medium: str, line_list: list[str]):
     ),
     Param("half_width", "int", 5, "Rows either side of the trace the arc spectrum averages.", minimum=0),
     Param("threshold", "float", 5.0, "Detection threshold of arc lines.", minimum=1.0, unit="sigma"),
+    Param(
+        "exclude",
+        "str",
+        "",
+        "Catalogue lines left out of the identification and fit: wavelengths, comma-separated.",
+        unit="Angstrom",
+    ),
     Param("two_d", "bool", False, "Fit the lines' tilt along the slit too (2D solution, IRAF fitcoords)."),
     Param("hdu", "str", "auto", "HDU of the arc frames (auto: the primary, else the first one)."),
 )
@@ -142,6 +178,7 @@ def wavelength_arc(
     dispersion: float | None,
     half_width: int,
     threshold: float,
+    exclude: str,
     two_d: bool,
     hdu: str,
 ) -> WavelengthCalibration:
@@ -153,7 +190,9 @@ def wavelength_arc(
         raise InputError("wavelength.method = arc needs wavelength.arcs: the arc lamp frames")
     if (centre is None) != (dispersion is None):
         raise InputError("give wavelength.centre and wavelength.dispersion together, or neither")
-    lists = _lamp_lists(lamps, len(files), medium, line_list)
+    lists = [
+        _without(ll, excluded_lines(exclude)) for ll in _lamp_lists(lamps, len(files), medium, line_list)
+    ]
     images = [_arc_pixels(path, frame, hdu) for path in files]
     trace = np.clip(geometry.trace, half_width, frame.shape[0] - 1 - half_width)
     spectra, variances = [], []

@@ -88,11 +88,11 @@ def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, A
     }
 
 
-def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str, str]):
-    """The spectrum as an astropy Table with units."""
+def spectrum_table(reduction: Reduction, names: tuple[str, str, str, str, str], spectrum=None):
+    """The spectrum (default the reduction's) as an astropy Table with units."""
     from astropy.table import Table
 
-    spectrum = reduction.spectrum
+    spectrum = reduction.spectrum if spectrum is None else spectrum
     unit = flux_unit(reduction) or None
     wave_unit = "Angstrom" if spectrum.wavelength_unit == "Angstrom" else "pix"
     table = Table()
@@ -140,8 +140,10 @@ def fits_unit(text: str | None) -> str | None:
         return unit.to_string()
 
 
-def spectrum_hdu(reduction: Reduction):
+def spectrum_hdu(reduction: Reduction, spectrum=None, name: str = "SPECTRUM"):
     """The SPECTRUM binary table (WAVELENGTH, FLUX, UNCERTAINTY, mask, DQ).
+
+    ``spectrum`` (default the reduction's) and ``name`` give one aperture's table of several.
 
     The mask column is named ``mask`` because that is the name specutils' ``Spectrum.read`` looks for
     (exactly); astropy's FITS_rec finds columns whatever their case, so ``table["MASK"]`` reads it too,
@@ -150,7 +152,7 @@ def spectrum_hdu(reduction: Reduction):
     """
     from astropy.io import fits
 
-    spectrum = reduction.spectrum
+    spectrum = reduction.spectrum if spectrum is None else spectrum
     unit = fits_unit(flux_unit(reduction))
     wave_unit = fits_unit("Angstrom" if spectrum.wavelength_unit == "Angstrom" else "pix")
     columns = [
@@ -164,9 +166,24 @@ def spectrum_hdu(reduction: Reduction):
     # astropy.table (and with it astropy.io.ascii: a tenth of a second) whenever it is given data, to
     # check for a Table. An empty HDU given its FITS_rec through the public ``data`` setter skips that;
     # tests/test_fast_paths.py checks the two write the same bytes.
-    hdu = fits.BinTableHDU(name="SPECTRUM")
+    hdu = fits.BinTableHDU(name=name)
     hdu.data = fits.FITS_rec.from_columns(columns)
+    if spectrum.aperture is not None:
+        hdu.header["APNAME"] = (spectrum.aperture, "aperture name (in order along the slit)")
+        hdu.header["APROW"] = (round(float(spectrum.position), 4), "trace row at middle column, 0-based")
+        offset = spectrum.info.get("aperture_offset")
+        if isinstance(offset, float):
+            hdu.header["APOFFSET"] = (round(offset, 4), "rows from the reference trace")
+        hdu.header["APPRIM"] = (spectrum.aperture == reduction.spectrum.aperture, "the primary aperture")
     return hdu
+
+
+def aperture_hdus(reduction: Reduction) -> list:
+    """One table per aperture, named after it (a single aperture: the SPECTRUM table, as always)."""
+    spectra = reduction.spectrum.each()
+    if len(spectra) == 1:
+        return [spectrum_hdu(reduction)]
+    return [spectrum_hdu(reduction, spectrum, spectrum.aperture) for spectrum in spectra]
 
 
 _INPUT_PATH = Param(
@@ -232,11 +249,14 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
         header.add_comment(f"note: {note}"[:72])
     for warning in info["warnings"]:
         header.add_comment(f"warning: {_header_text(warning)}"[:72])
-    table = spectrum_hdu(reduction)
-    for key in _COPIED_KEYS:
-        if key in reduction.frame.header:
-            table.header[key] = reduction.frame.header[key]
-    hdus = [primary, table]
+    tables = aperture_hdus(reduction)
+    for table in tables:
+        for key in _COPIED_KEYS:
+            if key in reduction.frame.header:
+                table.header[key] = reduction.frame.header[key]
+    if len(tables) > 1:
+        header["NAPER"] = (len(tables), "apertures, one table each along the slit")
+    hdus = [primary, *tables]
     if products:
         # 2D products in the input file's own orientation (a frame dispersed along NAXIS2 was turned
         # when read), so they overlay the input pixel for pixel.
@@ -264,6 +284,9 @@ def _geometry_hdu(reduction: Reduction):
     )
     for i, band in enumerate(geometry.background, start=1):
         table[f"BKG{i}_LOWER"], table[f"BKG{i}_UPPER"] = band.lower, band.upper
+    for aperture in geometry.apertures:
+        band = aperture.band
+        table[f"{aperture.name}_LOWER"], table[f"{aperture.name}_UPPER"] = band.lower, band.upper
     return fits.BinTableHDU(table, name="GEOMETRY")
 
 
@@ -277,7 +300,27 @@ def _header_text(text: str) -> str:
 @declare(_INPUT_PATH)
 def write_ecsv(reduction: Reduction, path: Path, *, input_path: bool) -> None:
     """ECSV: the spectrum's columns with units; provenance and the recipe in the metadata."""
-    table = spectrum_table(reduction, ("wavelength", "flux", "uncertainty", "mask", "dq"))
+    names = ("wavelength", "flux", "uncertainty", "mask", "dq")
+    spectra = reduction.spectrum.each()
+    if len(spectra) == 1:
+        table = spectrum_table(reduction, names)
+    else:
+        from astropy.table import vstack
+
+        # One table, every aperture's rows in turn, told apart by the aperture and position columns.
+        parts = []
+        for spectrum in spectra:
+            part = spectrum_table(reduction, names, spectrum)
+            part["aperture"] = spectrum.aperture
+            part["position"] = float(spectrum.position)
+            part["position"].unit = "pix"
+            parts.append(part)
+        table = vstack(parts, metadata_conflicts="silent")
+        primary = reduction.spectrum.aperture
+        table.meta["apertures"] = [
+            {"name": s.aperture, "position": float(s.position), "primary": s.aperture == primary}
+            for s in spectra
+        ]
     table.meta.update(provenance(reduction, input_path=input_path))
     table.write(path, format="ascii.ecsv")
 

@@ -14,16 +14,20 @@ from dataclasses import dataclass
 from ...stepkinds import StepKind
 from .background import BackgroundPane
 from .base import KindPane, StepPane
+from .calibrate import CalibratePane
 from .cosmic import CosmicPane
 from .extract import ExtractPane
 from .frame import FramePane
 from .locate import LocatePane
 from .save import SavePane
+from .wavelength import WavelengthPane
 
 #: The screen of each step kind that has one of its own.
 PANES: dict[str, type[StepPane]] = {
     "read": FramePane,
+    "calibrate": CalibratePane,
     "locate": LocatePane,
+    "wavelength": WavelengthPane,
     "cosmic": CosmicPane,
     "background": BackgroundPane,
     "extract": ExtractPane,

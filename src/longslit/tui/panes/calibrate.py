@@ -1,0 +1,102 @@
+"""Calibrate: the overscan level along the rows, the flat's lamp spectrum, the calibrated frame in 2D."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from textual.binding import Binding
+from textual.widgets import Static
+
+from ..widgets.frame_view import FrameView
+from ..widgets.plot import PlotView
+from .base import StepPane
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+#: What the plot shows, in the order ``m`` cycles through them.
+PLOTS = ("overscan", "flat")
+
+
+class CalibratePane(StepPane):
+    """Which bias, dark and flat frames were used; the overscan fit and the flat's lamp response."""
+
+    screen_name = "calibrate"
+    kind = "calibrate"
+    BINDINGS = [Binding("m", "plot", "overscan/flat"), *StepPane.BINDINGS]
+
+    def on_mount(self) -> None:
+        self.showing = PLOTS[0]
+
+    def action_plot(self) -> None:
+        self.showing = PLOTS[(PLOTS.index(self.showing) + 1) % len(PLOTS)]
+        self.update_from(self.session)
+
+    def update_from(self, session: Session) -> None:
+        self.update_form()
+        result = session.reduction
+        if session.frame is None or result is None:
+            return
+        calibration = result.products.get("calibration")
+        self.show_frame(
+            self.query_one("#calibrate-view", FrameView), self.query_one("#calibrate-caption", Static)
+        )
+        plot = self.query_one("#calibrate-plot", PlotView)
+        overscan = list(getattr(calibration, "overscan", []) or [])
+        flat = (getattr(calibration, "masters", {}) or {}).get("flat")
+        lamp = None if flat is None else flat.info.get("lamp_spectrum")
+        fitted = None if flat is None else flat.info.get("lamp_fit")
+
+        def draw_overscan(plt) -> None:
+            colours = ("cyan", "magenta", "green", "orange")
+            for k, fit in enumerate(overscan):
+                rows = np.asarray(fit.rows, dtype=float).tolist()
+                colour = colours[k % len(colours)]
+                plt.scatter(rows, np.asarray(fit.measured).tolist(), marker="dot", color=colour,
+                            label=f"amp {fit.amplifier + 1} measured")  # fmt: skip
+                plt.plot(
+                    rows, np.asarray(fit.fitted).tolist(), color="white", label=f"amp {fit.amplifier + 1} fit"
+                )
+            plt.title("overscan level per row (ADU)")
+            plt.xlabel("row")
+
+        def draw_flat(plt) -> None:
+            columns = np.arange(len(lamp), dtype=float).tolist()
+            plt.plot(columns, np.asarray(lamp, dtype=float).tolist(), color="cyan", marker="braille",
+                     label="lamp (flat, along the slit)")  # fmt: skip
+            if fitted is not None:
+                plt.plot(
+                    columns, np.asarray(fitted, dtype=float).tolist(), color="white", label="fit divided out"
+                )
+            plt.title("flat: the lamp's spectrum and its fit")
+            plt.xlabel("column")
+
+        if self.showing == "flat" and lamp is not None:
+            plot.plot(draw_flat)
+        elif overscan:
+            plot.plot(draw_overscan)
+        else:
+            plot.plot(lambda plt: plt.title("no overscan in this frame's header"))
+        lines = []
+        files = getattr(calibration, "files", {}) or {}
+        for kind in ("bias", "dark", "flat"):
+            names = files.get(kind, [])
+            if names:
+                shown = ", ".join(Path(n).name for n in names[:3]) + (
+                    f" +{len(names) - 3}" if len(names) > 3 else ""
+                )
+                lines.append(f"{kind}: {shown}")
+            else:
+                lines.append(f"{kind}: none")
+        raw_rows, raw_cols = session.frame.shape
+        nrows, ncols = result.frame.shape
+        lines += [
+            f"{len(overscan)} amplifier(s) with overscan",
+            f"read {raw_cols} x {raw_rows} -> {ncols} x {nrows}",
+            f"unit {result.frame.header.get('BUNIT', 'as read')}",
+        ]
+        lines += list(getattr(calibration, "notes", []) or [])[:2]
+        lines.append("m overscan/flat")
+        self.query_one("#calibrate-figures", Static).update("\n".join(lines))
