@@ -34,8 +34,8 @@ validated):
   where ``frame`` is already background-subtracted and ``background`` is the fit that was subtracted
   (so its uncertainty can be propagated).
 - flux: ``func(spectrum: Spectrum, frame: Frame, reducer, **params) -> Spectrum``: the extracted
-  spectrum (counts) becomes a calibrated one; ``reducer(path, before="flux")`` reduces another file (a standard star)
-  with the same recipe up to the flux step and returns its ``Reduction``.
+  spectrum (counts) becomes a calibrated one; ``reducer(path, before="flux")`` reduces another file (a
+  standard star) with the same recipe through the kinds before flux and returns its ``Reduction``.
 - write: ``func(reduction: Reduction, path: pathlib.Path, **params) -> None``; ``path`` is a temporary
   file that longslit renames into place only when ``func`` returns, so a failed write leaves nothing.
 
