@@ -153,7 +153,11 @@ def test_synthetic_science_flux_is_recovered_within_its_uncertainty(synthetic, t
     np.testing.assert_allclose(read.uncertainty.array[good], spectrum.uncertainty[good])
     from astropy.io import fits
 
-    assert fits.getheader(out, 0)["LSFLUX"].startswith("standard (longslit")
+    header = fits.getheader(out, 0)
+    assert header["LSFLUX"].startswith("standard (longslit")
+    assert header["FLUXSTD"] == "standard.fits" and header["FLUXREF"] == "reference"
+    assert header["FLUXAIRM"] == pytest.approx(1.7) and header["FLUXSTDA"] == pytest.approx(1.1)
+    assert header["FLUXEXPT"] == 1200.0
 
 
 def _colour_slope(reduction, truth) -> tuple[float, float]:

@@ -85,6 +85,8 @@ def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, A
         "dispersion_axis": reduction.frame.dispersion_axis,
         "wavelength_medium": reduction.frame.wavelength_medium,
         "noise_model": reduction.frame.noise_model,
+        # The flux step's record (standard, reference, curve, airmasses), when it calibrated the spectrum.
+        **({"flux": dict(reduction.spectrum.info["flux"])} if "flux" in reduction.spectrum.info else {}),
     }
 
 
@@ -224,6 +226,18 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    flux = info.get("flux")
+    if flux:
+        for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
+                                   ("FLUXREF", "reference", "its reference spectrum"),
+                                   ("FLUXEXT", "extinction", "extinction curve"),
+                                   ("FLUXSTDA", "standard_airmass", "standard's airmass"),
+                                   ("FLUXAIRM", "airmass", "airmass the flux is corrected for"),
+                                   ("FLUXEXPT", "exptime", "[s] exposure time divided by")):  # fmt: skip
+            if flux.get(name) is not None:
+                value = flux[name]
+                text = value if isinstance(value, (int, float)) else _header_text(str(value))[:60]
+                header[key] = (text, comment)
     frame = reduction.frame
     # How the input was read, so the numbers can be judged: its axes, the air or vacuum wavelengths,
     # where the uncertainties came from.
