@@ -44,6 +44,7 @@ def test_every_product_is_reachable_and_consistent(source):
         "cosmic",
         "background",
         "extract",
+        "flux",
     ]
 
 
@@ -67,22 +68,23 @@ def test_changing_a_step_reruns_only_it_and_the_steps_after(source):
         "cosmic",
         "background",
         "extract",
+        "flux",
     ]
     pipeline.run(source, recipe)
     assert pipeline.computed == []
     moved_recipe = recipe.with_overrides({"locate": {"aperture": [251, 261]}})
     moved = pipeline.run(source, moved_recipe)
     # The median cleaning reads only the protected rows, the polynomial only the background rows.
-    assert pipeline.computed == ["locate", "extract"]
+    assert pipeline.computed == ["locate", "extract", "flux"]
     assert not np.allclose(moved.spectrum.flux, first.spectrum.flux)
     fresh = Pipeline().run(source, moved_recipe)  # the cached steps give what a fresh run gives
     np.testing.assert_array_equal(moved.spectrum.flux, fresh.spectrum.flux)
     pipeline.run(source, moved_recipe.with_overrides({"background": {"order": 1}}))
-    assert pipeline.computed == ["background", "extract"]
+    assert pipeline.computed == ["background", "extract", "flux"]
     pipeline.run(source, moved_recipe.with_overrides({"locate": {"background": [[10, 190], [300, 480]]}}))
-    assert pipeline.computed == ["locate", "background", "extract"]
+    assert pipeline.computed == ["locate", "background", "extract", "flux"]
     pipeline.run(source, moved_recipe.with_overrides({"locate": {"protected": [[231, 281]]}}))
-    assert pipeline.computed == ["locate", "cosmic", "background", "extract"]
+    assert pipeline.computed == ["locate", "cosmic", "background", "extract", "flux"]
 
 
 def test_a_method_that_does_not_declare_what_it_reads_reruns_on_any_geometry_change(source):
@@ -105,7 +107,7 @@ def test_a_method_that_does_not_declare_what_it_reads_reruns_on_any_geometry_cha
     recipe = Recipe.preset("tutorial").with_overrides({"cosmic": {"method": "keep"}})
     pipeline.run(source, recipe)
     pipeline.run(source, recipe.with_overrides({"locate": {"aperture": [251, 261]}}))
-    assert pipeline.computed == ["locate", "cosmic", "background", "extract"]
+    assert pipeline.computed == ["locate", "cosmic", "background", "extract", "flux"]
 
 
 def test_an_aperture_outside_the_frame_is_refused(source):

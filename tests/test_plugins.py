@@ -105,6 +105,7 @@ def test_a_method_of_every_hook_runs_in_one_pipeline(tmp_path, frame):
         "cosmic",
         "background",
         "extract",
+        "flux",
         "write",
     ]
     assert (tmp_path / "out.ecsv").exists()

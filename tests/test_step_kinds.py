@@ -142,6 +142,7 @@ def test_a_plugin_kind_runs_in_a_recipe_after_the_extraction(toy_registry, small
         "background",
         "extract",
         "scale",
+        "flux",
         "write",
     ]
     recipe = Recipe.preset("tutorial").with_overrides(
@@ -149,11 +150,11 @@ def test_a_plugin_kind_runs_in_a_recipe_after_the_extraction(toy_registry, small
     )
     pipeline = longslit.Pipeline(toy_registry)
     plain = pipeline.run(small, recipe)  # no [scale] table: its default method, factor 1
-    assert pipeline.computed[-1] == "scale"
+    assert pipeline.computed[-2:] == ["scale", "flux"]  # the flux step takes the spectrum after it
     doubled = pipeline.run(small, recipe.with_overrides({"scale": {"factor": 2.0}}))
-    assert pipeline.computed == ["scale"]  # only the new kind reran
+    assert pipeline.computed == ["scale", "flux"]  # only the new kind reran, and what reads it
     np.testing.assert_array_equal(doubled.spectrum.flux, 2.0 * plain.spectrum.flux)
-    assert doubled.records[-1].step == "scale" and doubled.records[-1].method == "times"
+    assert doubled.records[-2].step == "scale" and doubled.records[-2].method == "times"
     # The recipe carries the kind: TOML out and back in gives the same digest.
     text = doubled.recipe.to_toml(toy_registry)
     assert "[scale]" in text and "factor = 2.0" in text
@@ -195,7 +196,7 @@ def test_the_cli_runs_a_plugin_kind_and_writes_with_a_plugin_format(toy_site, sm
     steps = _run(toy_site, tmp_path, "steps", "--json")
     assert steps.returncode == 0, steps.stderr
     listed = json.loads(steps.stdout)
-    assert list(listed)[-2:] == ["scale", "write"]
+    assert list(listed)[-3:] == ["scale", "flux", "write"]
     assert [m["name"] for m in listed["scale"]] == ["times"]
     assert {m["name"]: m["suffix"] for m in listed["write"]}["csv"] == ".csv"
 
@@ -236,6 +237,7 @@ def test_the_tui_shows_a_screen_for_a_plugin_kind(toy_registry, small):
                 "background",
                 "extract",
                 "scale",
+                "flux",
                 "save",
             ]
             assert "8 Scale" in str(app.query_one("#steps", Static).render())
@@ -248,8 +250,10 @@ def test_the_tui_shows_a_screen_for_a_plugin_kind(toy_registry, small):
             app.rerun()
             await app.workers.wait_for_complete()
             await pilot.pause()
-            assert app.session.computed == ["scale"]
+            assert app.session.computed == ["scale", "flux"]
             np.testing.assert_array_equal(app.session.reduction.spectrum.flux, 2 * first)
+            await pilot.press("n")
+            assert app.current == "flux"  # the built-in flux kind follows the plugin's
             await pilot.press("n")
             assert app.current == "save"
 

@@ -105,7 +105,7 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
             field = app.query_one(f"#{form_id(app, 'locate', 'aperture')}")
             assert field.value == "251:261"  # the form shows it too
             # The cleaning and the background read no aperture: they come from the cache.
-            assert app.session.computed == ["locate", "extract"]
+            assert app.session.computed == ["locate", "extract", "flux"]
             after = app.session.reduction.spectrum.flux
             assert not np.allclose(before, after)
             for _ in range(25):  # out of the protected rows: they travel along
@@ -113,7 +113,7 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
             await settle(pilot)
             assert app.session.params("locate")["aperture"] == [276, 286]
             assert app.session.params("locate")["protected"] == [[236, 286]]
-            assert app.session.computed == ["locate", "cosmic", "background", "extract"]
+            assert app.session.computed == ["locate", "cosmic", "background", "extract", "flux"]
             for _ in range(25):
                 await pilot.press("down")
             await settle(pilot)
@@ -133,7 +133,7 @@ def test_moving_the_aperture_reruns_from_locate_and_changes_the_spectrum(example
             await pilot.press(key(pilot.app, "background"))  # a change after locate reruns only from there
             await settle(pilot)
             await type_into(pilot, form_id(app, "background", "order"), "1")
-            assert app.session.computed == ["background", "extract"]
+            assert app.session.computed == ["background", "extract", "flux"]
 
     run(scenario())
 
@@ -174,7 +174,7 @@ def test_running_shows_only_for_a_run_that_takes_a_while(example):
             app.message = lambda text, **kw: (shown.append(text), message(text, **kw))[1]
             await pilot.press(key(pilot.app, "locate"), "up")  # a nudge: done before the notice is due
             await settle(pilot)
-            assert app.session.computed == ["locate", "extract"]
+            assert app.session.computed == ["locate", "extract", "flux"]
             assert shown and not any("running" in text for text in shown)
             app.change_method("cosmic", "slow")
             await pilot.pause(0.4)
@@ -393,7 +393,7 @@ def test_keys_on_an_automatic_tilted_trace_keep_the_tilt(tmp_path):
             np.testing.assert_allclose(geometry.aperture.upper, before.geometry.aperture.upper + 1)
             for moved, kept in zip(geometry.background, before.geometry.background, strict=True):
                 np.testing.assert_array_equal(moved.lower, kept.lower)
-            assert app.session.computed == ["locate", "extract"]
+            assert app.session.computed == ["locate", "extract", "flux"]
             assert app.session.reduction.cosmic is before.cosmic
             await pilot.press("plus", "full_stop", "plus")  # wider aperture, then a wider background
             await settle(pilot)
@@ -466,7 +466,7 @@ def test_a_traced_aperture_moves_along_the_trace_and_takes_the_protected_band_wh
     session.shift_region(2)
     frozen = session.params("locate")
     session.run()
-    assert session.computed == ["locate", "extract"]
+    assert session.computed == ["locate", "extract", "flux"]
     np.testing.assert_array_equal(session.reduction.geometry.trace, first.geometry.trace)
     np.testing.assert_allclose(session.reduction.geometry.aperture.upper, first.geometry.aperture.upper + 2)
     # Up and past the protected band (the background pair moved out of the way first, or the run

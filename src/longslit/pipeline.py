@@ -221,6 +221,8 @@ class Pipeline:
         #: Derived views (the cleaned and subtracted frames), by the key of what they derive from: a
         #: frame-sized subtraction that later steps, the Reduction and the UI would otherwise each redo.
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
+        #: Pipelines of other files reduced with the same recipe (standard stars), by path.
+        self._children: dict[str, Pipeline] = {}
 
     def run(
         self,
@@ -247,6 +249,11 @@ class Pipeline:
         warnings: list[str] = []
         #: product name -> (value, the key later steps compare, the kind that made it)
         made: dict[str, tuple[Any, Any, StepKind | None]] = {"source": (source, _source_key(source), None)}
+        # Another file reduced with this recipe (the flux step's standard star): its key is the recipe's
+        # digest (every step but write), so a step reading it reruns when any step changes (never
+        # stale; the standard's own reduction is cached by its sub-pipeline, the sensitivity by content).
+        reducer = Reducer(self, recipe)
+        made["reducer"] = (reducer, ("reducer", recipe.digest()), None)
         for kind in self.registry.kinds:
             if not kind.runs:
                 continue
@@ -294,7 +301,7 @@ class Pipeline:
                 break
         return Reduction(
             recipe=recipe,
-            products={name: value for name, (value, _, _) in made.items() if name != "source"},
+            products={name: value for name, (value, _, _) in made.items() if name not in _INTERNAL},
             records=records,
             registry=self.registry,
             warnings=warnings,
@@ -331,6 +338,48 @@ class Pipeline:
         views = kind.derive(product, {name: value for name, (value, _, _) in made.items()})
         self._views[kind.name] = (key, views)
         return views
+
+
+#: Inputs the pipeline offers that are not products of a reduction.
+_INTERNAL = ("source", "reducer")
+
+
+class Reducer:
+    """Reduces another file with a run's recipe, up to a given step: what a flux step's standard needs.
+
+    ``reducer(path, before="flux")`` returns the other file's :class:`Reduction`, made by the kinds
+    before ``flux``. Each file keeps a
+    pipeline of its own in the parent pipeline, so rerunning (the terminal UI changing one step) reruns
+    only the standard's steps that changed.
+    """
+
+    def __init__(self, pipeline: Pipeline, recipe: Recipe) -> None:
+        self._pipeline = pipeline
+        self.recipe = recipe
+
+    def __call__(self, source: str | Path, *, before: str) -> Reduction:
+        path = Path(source)
+        key = str(path.resolve()) if path.exists() else str(path)
+        children = self._pipeline._children
+        child = children.get(key)
+        if child is None:
+            parent = self._pipeline
+            child = children[key] = Pipeline(parent.registry, memory_limit=parent.memory_limit)
+        return child.run(path, self.recipe, until=self._kinds_before(before)[-1])
+
+    def _kinds_before(self, before: str) -> list[str]:
+        names = [kind.name for kind in self._pipeline.registry.kinds if kind.runs]
+        if before not in names or names.index(before) == 0:
+            raise InputError(f"reducer: {before!r} is no step kind with kinds before it")
+        return names[: names.index(before)]
+
+    def digest(self, before: str) -> str:
+        """A hash of the recipe's steps before ``before`` (what the other file's reduction depends on)."""
+        import hashlib
+        import json
+
+        data = {name: self.recipe.to_dict().get(name) for name in self._kinds_before(before)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _source_key(source: Any) -> tuple:

@@ -316,6 +316,16 @@ def _warn_spectrum(spectrum: Spectrum, check: Check) -> list[str]:
     return []
 
 
+def _warn_flux(spectrum: Spectrum, check: Check) -> list[str]:
+    # The flux methods say what they had to assume (an airmass from the hour angle, a reference in the
+    # other medium, columns outside the sensitivity's range) in the spectrum's info.
+    return [str(text) for text in spectrum.info.get("flux_warnings", ())]
+
+
+def _sensitivity(spectrum: Spectrum, products: Mapping[str, Any]) -> dict[str, Any]:
+    return {"sensitivity": spectrum.info.get("sensitivity")}
+
+
 def _cleaned(result: CosmicResult, products: Mapping[str, Any]) -> dict[str, Any]:
     return {"cleaned": products["frame"].with_sci(result.cleaned)}
 
@@ -438,6 +448,22 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
         warn=_warn_spectrum,
         derive=_spectra,
         module="longslit.steps.extract",
+    ),
+    StepKind(
+        "flux",
+        "Flux",
+        "Calibrate the spectrum's flux with a standard star's sensitivity (erg/s/cm2/Angstrom).",
+        # ``reducer`` reduces another file (the standard) with this recipe up to this step (the pipeline
+        # provides it); a later kind that provides ``spectrum`` supersedes this one, as this one does
+        # the extraction's.
+        inputs=("spectrum", "frame", "reducer"),
+        provides="spectrum",
+        product=Spectrum,
+        default_method="none",
+        check=_check_spectrum,
+        warn=_warn_flux,
+        derive=_sensitivity,
+        module="longslit.steps.flux",
     ),
     StepKind(
         "write",

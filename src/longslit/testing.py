@@ -10,6 +10,7 @@ Only numpy, scipy and astropy.io.fits are used; nothing here touches the network
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,7 @@ def make_frame(
     crpix1: float = 258.7,
     noise: bool = True,
     sky_lines: tuple[tuple[float, float, float], ...] = (),
+    source_counts: np.ndarray | None = None,
 ) -> SyntheticFrame:
     """Build a seeded synthetic long-slit frame with known truth.
 
@@ -198,6 +200,9 @@ def make_frame(
         Sky emission lines: Gaussians in wavelength (Angstrom, counts per pixel at the peak, Angstrom)
         filling the slit, with the sky's own variation along it (so a quadratic in row describes
         them). Default none. :func:`sky_line_set` gives a night-sky-like set.
+    source_counts : ndarray, optional
+        The source's counts per column (summed over rows), replacing ``continuum`` and ``lines``
+        (:func:`make_flux_set` gives a spectrum through a known sensitivity and atmosphere).
 
     Returns
     -------
@@ -257,6 +262,11 @@ def make_frame(
     spectrum = continuum * (1.0 - 0.25 * x / max(xc, 1.0))
     for wave0, peak, sigma in lines_used:
         spectrum = spectrum + peak * np.exp(-0.5 * ((wavelength - wave0) / sigma) ** 2)
+    if source_counts is not None:
+        spectrum = np.asarray(source_counts, dtype=np.float64)
+        if spectrum.shape != (ncols,) or not np.all(np.isfinite(spectrum) & (spectrum >= 0)):
+            raise ValueError(f"source_counts must be {ncols} finite counts >= 0, one per column")
+        lines_used = ()
 
     # Integrate the Gaussian over each pixel [row - 0.5, row + 0.5] so the profile sums to 1
     # and its flux-weighted centroid equals the trace (not true of point sampling).
@@ -1144,3 +1154,173 @@ def make_raw_set(
 
 
 __all__ += ["RawExposure", "RawSet", "RawTruth", "make_raw_frame", "make_raw_set", "make_raw_truth"]
+
+
+# -- flux calibration: a standard star and a science target through one instrument and atmosphere ------------
+#: Balmer lines of the synthetic standard (vacuum Angstrom), absorption depth and sigma (Angstrom).
+_STANDARD_LINES = ((3971.2, 0.35, 12.0), (4102.9, 0.4, 14.0), (4341.7, 0.45, 15.0), (4862.7, 0.5, 16.0),
+                   (6564.6, 0.5, 18.0))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FluxTruth:
+    """What a synthetic standard and science frame were made from (per column, above the atmosphere).
+
+    Attributes
+    ----------
+    wavelength : ndarray
+        Vacuum Angstrom per column (the frames' linear WCS).
+    sensitivity : ndarray
+        The instrument's (counts/s/Angstrom) per (erg/s/cm2/Angstrom).
+    extinction_wavelength, extinction : ndarray
+        The atmosphere's extinction curve (Angstrom, magnitudes per airmass), as written to the file.
+    standard_flux, science_flux : ndarray
+        erg/s/cm2/Angstrom above the atmosphere.
+    standard_airmass, science_airmass, standard_exptime, science_exptime : float
+        The true values (the headers may be told otherwise: ``header_airmass``).
+    """
+
+    wavelength: np.ndarray
+    sensitivity: np.ndarray
+    extinction_wavelength: np.ndarray
+    extinction: np.ndarray
+    standard_flux: np.ndarray
+    science_flux: np.ndarray
+    standard_airmass: float
+    science_airmass: float
+    standard_exptime: float
+    science_exptime: float
+
+    def extinction_at(self, wavelength: np.ndarray) -> np.ndarray:
+        """The extinction (mag per airmass) at ``wavelength``."""
+        return np.interp(wavelength, self.extinction_wavelength, self.extinction)
+
+
+@dataclass(frozen=True)
+class FluxSet:
+    """A standard star frame, a science frame, the standard's reference table and the extinction curve."""
+
+    standard: SyntheticFrame
+    science: SyntheticFrame
+    truth: FluxTruth
+    reference_text: str
+    extinction_text: str
+
+    def write(self, folder: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write standard.fits, science.fits, reference.dat and extinction.dat into ``folder``."""
+        folder = Path(folder)
+        paths = {
+            "standard": self.standard.write(folder / "standard.fits"),
+            "science": self.science.write(folder / "science.fits"),
+            "reference": folder / "reference.dat",
+            "extinction": folder / "extinction.dat",
+        }
+        paths["reference"].write_text(self.reference_text, encoding="utf-8")
+        paths["extinction"].write_text(self.extinction_text, encoding="utf-8")
+        return paths
+
+
+def make_flux_set(
+    *,
+    seed: int = 0,
+    shape: tuple[int, int] = (80, 400),
+    crval1: float = 5000.0,
+    cd1_1: float = 6.0,
+    standard_airmass: float = 1.1,
+    science_airmass: float = 1.7,
+    standard_exptime: float = 30.0,
+    science_exptime: float = 1200.0,
+    standard_counts: float = 2.0e5,
+    science_counts: float = 3.0e4,
+    header_airmass: tuple[float | None, float | None] = (None, None),
+    bandpass: float = 20.0,
+    **frame_options,
+) -> FluxSet:
+    """Seeded frames of a standard star and a science target seen through one sensitivity and atmosphere.
+
+    The sensitivity is a smooth bell with a ripple; the extinction a Rayleigh-like curve
+    ``0.08 + 0.18 (4000 / lambda)**4`` mag per airmass; the standard a hot star (``lambda**-3``) with
+    Balmer absorption lines; the science target a power law with an emission line. A column's counts are
+    ``F 10**(-0.4 k X) S t dlambda``; ``standard_counts`` and ``science_counts`` are the counts at
+    5000 Angstrom. The reference table is IRAF-style (wavelength, AB magnitude, bandpass) in ``bandpass``
+    bands; the frames' headers carry OBJECT, EXPTIME and AIRMASS (``header_airmass`` writes other values,
+    to see what a wrong header does). Other keywords go to :func:`make_frame` for both frames.
+    """
+    nrows, ncols = shape
+    crpix1 = (ncols + 1) / 2.0
+    cols = np.arange(ncols, dtype=np.float64)
+    wavelength = crval1 + (cols + 1.0 - crpix1) * cd1_1
+    dlam = abs(cd1_1)
+    ext_wave = np.arange(3000.0, 11001.0, 50.0)
+    ext = 0.08 + 0.18 * (4000.0 / ext_wave) ** 4
+    kx = np.interp(wavelength, ext_wave, ext)
+    relative = np.exp(-0.5 * ((wavelength - crval1) / (0.8 * (wavelength[-1] - wavelength[0]))) ** 2)
+    relative *= 1.0 + 0.08 * np.sin((wavelength - crval1) / 250.0)
+
+    def standard_sed(w: np.ndarray) -> np.ndarray:
+        f = 1.0e-13 * (w / 5000.0) ** -3.0
+        for centre, depth, sigma in _STANDARD_LINES:
+            f = f * (1.0 - depth * np.exp(-0.5 * ((w - centre) / sigma) ** 2))
+        return f
+
+    science_sed = 4.0e-16 * (wavelength / 5000.0) ** -1.0
+    science_sed = science_sed * (1.0 + 1.5 * np.exp(-0.5 * ((wavelength - 1.08 * crval1) / 8.0) ** 2))
+    # The sensitivity's scale: the standard gives ``standard_counts`` per column at 5000 A at its airmass.
+    at = int(np.argmin(np.abs(wavelength - 5000.0)))
+    scale = standard_counts / (standard_sed(wavelength)[at] * 10 ** (-0.4 * kx[at] * standard_airmass)
+                               * relative[at] * standard_exptime * dlam)  # fmt: skip
+    sensitivity = scale * relative
+    counts_std = standard_sed(wavelength) * 10 ** (-0.4 * kx * standard_airmass) * sensitivity
+    counts_std = counts_std * standard_exptime * dlam
+    # The science target's brightness chosen so that it gives ``science_counts`` at 5000 A.
+    counts_sci = science_sed * 10 ** (-0.4 * kx * science_airmass) * sensitivity * science_exptime * dlam
+    factor = science_counts / counts_sci[at]
+    science_sed, counts_sci = science_sed * factor, counts_sci * factor
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, 2**31, 2).tolist()
+    options = {"shape": shape, "crval1": crval1, "cd1_1": cd1_1, "crpix1": crpix1, "trace_center":
+               (nrows - 1) / 2.0, "n_cosmics": 0, **frame_options}  # fmt: skip
+    standard = make_frame(seed=seeds[0], source_counts=counts_std, **options)
+    science = make_frame(seed=seeds[1], source_counts=counts_sci, **options)
+    told = (
+        standard_airmass if header_airmass[0] is None else header_airmass[0],
+        science_airmass if header_airmass[1] is None else header_airmass[1],
+    )
+    for frame, name, exptime, airmass in (
+        (standard, "SYNTHSTD", standard_exptime, told[0]),
+        (science, "SYNTHSCI", science_exptime, told[1]),
+    ):
+        for hdu in frame.hdul[:4]:
+            if "EXPTIME" in hdu.header or hdu is frame.hdul[0]:
+                hdu.header["EXPTIME"] = (exptime, "exposure time, s")
+        frame.hdul[0].header["OBJECT"] = name
+        frame.hdul[0].header["AIRMASS"] = (airmass, "airmass")
+    # The reference in bands, each the exact mean of the standard's flux over it (a fine grid).
+    edges = np.arange(wavelength[0] - dlam / 2 - 2 * bandpass, wavelength[-1] + dlam / 2 + 2 * bandpass,
+                      bandpass)  # fmt: skip
+    lines = ["# synthetic standard SYNTHSTD: wavelength (vacuum A), AB magnitude, bandpass (A)"]
+    for lo, hi in itertools.pairwise(edges):
+        fine = np.linspace(lo, hi, 201)
+        mean = float(np.mean(standard_sed(fine)))
+        centre = 0.5 * (lo + hi)
+        ab = -2.5 * np.log10(mean * centre**2 / 2.99792458e18) - 48.6
+        lines.append(f"{centre:.3f} {ab:.6f} {bandpass:g}")
+    extinction_text = "# synthetic site: wavelength (A), mag/airmass\n" + "\n".join(
+        f"{w:.1f} {k:.6f}" for w, k in zip(ext_wave, ext, strict=True)
+    )
+    truth = FluxTruth(
+        wavelength=wavelength,
+        sensitivity=sensitivity,
+        extinction_wavelength=ext_wave,
+        extinction=ext,
+        standard_flux=standard_sed(wavelength),
+        science_flux=science_sed,
+        standard_airmass=float(standard_airmass),
+        science_airmass=float(science_airmass),
+        standard_exptime=float(standard_exptime),
+        science_exptime=float(science_exptime),
+    )
+    return FluxSet(standard, science, truth, "\n".join(lines) + "\n", extinction_text + "\n")
+
+
+__all__ += ["FluxSet", "FluxTruth", "make_flux_set"]

@@ -33,6 +33,9 @@ validated):
 - extract: ``func(frame: Frame, geometry: Geometry, background: BackgroundFit, **params) -> Spectrum``
   where ``frame`` is already background-subtracted and ``background`` is the fit that was subtracted
   (so its uncertainty can be propagated).
+- flux: ``func(spectrum: Spectrum, frame: Frame, reducer, **params) -> Spectrum``: the extracted
+  spectrum (counts) becomes a calibrated one; ``reducer(path, before="flux")`` reduces another file (a
+  standard star) with the same recipe through the kinds before flux and returns its ``Reduction``.
 - write: ``func(reduction: Reduction, path: pathlib.Path, **params) -> None``; ``path`` is a temporary
   file that longslit renames into place only when ``func`` returns, so a failed write leaves nothing.
 
@@ -139,6 +142,25 @@ def longslit_extract_methods() -> Iterable[Method]:
         @hookimpl
         def longslit_extract_methods():
             return [Method("extract", "peak", "Flux of the trace's central row only.", peak_row)]
+    """
+
+
+@hookspec
+def longslit_flux_methods() -> Iterable[Method]:
+    """Return the methods that calibrate the extracted spectrum's flux.
+
+    Example: a fixed conversion factor (a photometric zero point)::
+
+        @declare(Param("factor", "float", 1.0, "erg/s/cm2/Angstrom per count/s/Angstrom.", minimum=0))
+        def zero_point(spectrum, frame, reducer, *, factor):
+            scale = factor / frame.header["EXPTIME"] / np.abs(np.gradient(spectrum.wavelength))
+            return dataclasses.replace(spectrum, flux=spectrum.flux * scale,
+                                       uncertainty=spectrum.uncertainty * scale,
+                                       flux_unit="erg / (Angstrom s cm2)")
+
+        @hookimpl
+        def longslit_flux_methods():
+            return [Method("flux", "zeropoint", "A fixed conversion factor.", zero_point)]
     """
 
 

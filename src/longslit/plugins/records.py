@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STEP_KINDS = ("read", "calibrate", "locate", "wavelength", "cosmic", "background", "extract", "write")
+STEP_KINDS = ("read", "calibrate", "locate", "wavelength", "cosmic", "background", "extract", "flux", "write")
 
 #: Parameter kinds and what their values look like in a recipe.
 #: ``rows`` is one half-open row range ``[start, stop]`` (0-based, stop excluded, like a Python slice);

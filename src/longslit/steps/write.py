@@ -42,7 +42,11 @@ _COPIED_KEYS = (
 
 
 def flux_unit(reduction: Reduction) -> str:
-    """The flux unit as astropy spells it, from the input's BUNIT (counts when absent)."""
+    """The flux unit as astropy spells it: a calibrated spectrum's own (the flux step's), else the input's
+    BUNIT (counts when absent)."""
+    own = reduction.spectrum.flux_unit
+    if own and own != "ct":  # "ct" is what every extraction says; BUNIT knows better
+        return own
     text = str(reduction.frame.header.get("BUNIT", "counts")).strip()
     alias = _UNIT_ALIASES.get(text.lower())
     if alias:
@@ -81,6 +85,8 @@ def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, A
         "dispersion_axis": reduction.frame.dispersion_axis,
         "wavelength_medium": reduction.frame.wavelength_medium,
         "noise_model": reduction.frame.noise_model,
+        # The flux step's record (standard, reference, curve, airmasses), when it calibrated the spectrum.
+        **({"flux": dict(reduction.spectrum.info["flux"])} if "flux" in reduction.spectrum.info else {}),
     }
 
 
@@ -220,6 +226,18 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    flux = info.get("flux")
+    if flux:
+        for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
+                                   ("FLUXREF", "reference", "its reference spectrum"),
+                                   ("FLUXEXT", "extinction", "extinction curve"),
+                                   ("FLUXSTDA", "standard_airmass", "standard's airmass"),
+                                   ("FLUXAIRM", "airmass", "airmass the flux is corrected for"),
+                                   ("FLUXEXPT", "exptime", "[s] exposure time divided by")):  # fmt: skip
+            if flux.get(name) is not None:
+                value = flux[name]
+                text = value if isinstance(value, (int, float)) else _header_text(str(value))[:60]
+                header[key] = (text, comment)
     frame = reduction.frame
     # How the input was read, so the numbers can be judged: its axes, the air or vacuum wavelengths,
     # where the uncertainties came from.

@@ -1,0 +1,459 @@
+"""Built-in flux calibration methods: ``none`` (counts, as extracted) and ``standard`` (a standard star).
+
+``standard`` reduces the standard star's frame with the same recipe up to this step (through the
+pipeline's ``reducer``), fits the sensitivity against the star's reference spectrum corrected for the
+extinction at the standard's airmass, and applies it to the science spectrum at the science's airmass
+and exposure time. The numerics live in :mod:`longslit.numerics.flux`.
+
+One sensitivity serves a whole batch: it is kept in memory, per process, by the content of the
+standard's file, of the reference and of the extinction curve, the recipe's steps before this one and
+the fit's parameters, so every science frame of a batch after the first reuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..frame import Frame
+from ..numerics import flux as fluxcal
+from ..plugins.hookspecs import hookimpl
+from ..plugins.records import Method, Param, declare
+from ..products import Spectrum
+
+#: Header keys of the airmass, the exposure time and the target's name, in order of preference.
+AIRMASS_KEYS = ("AIRMASS", "AIRM", "SECZ")
+EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "ITIME", "TEXP")
+OBJECT_KEYS = ("OBJECT", "TARGNAME", "TARGET")
+LATITUDE_KEYS = ("LATITUDE", "SITELAT", "OBSGEO-B", "LAT-OBS")
+
+_lock = threading.Lock()
+#: Sensitivities by what they depend on (see the module docstring); small, so kept for the process.
+_cache: dict[tuple, tuple[fluxcal.Sensitivity, list[str]]] = {}
+#: How many sensitivities this process has fitted (tests check that a batch fits one).
+builds = 0
+
+
+def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
+    """Leave the spectrum in counts, as extracted."""
+    return spectrum
+
+
+_LATITUDE = Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle "
+                  "(auto: the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree",
+                  nullable=True)  # fmt: skip
+_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else from HA, DEC "
+                 "and latitude).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+_EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (auto: EXPTIME).", minimum=0.0,
+                 unit="s", nullable=True)  # fmt: skip
+
+
+@declare(
+    Param("standard", "paths", None, "The standard star's frame (one path or glob), reduced with this "
+          "recipe.", required=True),
+    Param("reference", "str", "auto", "The star's reference spectrum: a shipped name (feige66), a CALSPEC "
+          "FITS file or an IRAF-style table; auto: from the standard's OBJECT."),
+    Param("reference_units", "str", "auto", "A text table's second column: AB magnitudes or "
+          "erg/s/cm2/Angstrom (auto: fluxes when all are below 1e-3, else magnitudes).",
+          choices=("auto", "abmag", "flam")),
+    Param("extinction", "str", None, "The site's extinction curve: mtham, lapalma, a two-column file "
+          "(Angstrom, mag/airmass), or none (above the atmosphere).", required=True),
+    Param("function", "str", "spline", "The smooth function fitted to the sensitivity (magnitudes).",
+          choices=("spline", "polynomial")),
+    Param("order", "int", 8, "Spline: the number of cubic pieces (IRAF's order); polynomial: the degree.",
+          minimum=1, maximum=60),
+    Param("bandwidth", "float", 20.0, "Width of the bands the standard is compared with its reference in "
+          "(a table with bandpasses gives its own).", minimum=1.0, unit="Angstrom"),
+    Param("mask", "str", "default", "Wavelength ranges left out of the fit: default (stellar lines and "
+          "telluric bands), none, or ranges like 4840:4890,6860:6960, with default among them to add.",
+          unit="Angstrom"),
+    Param("clip_sigma", "float", 3.0, "Bands further than this from the fit are clipped (0: none).",
+          minimum=0.0, unit="sigma"),
+    Param("clip_iterations", "int", 5, "Passes of clipping.", minimum=0, maximum=50),
+    _AIRMASS,
+    Param("standard_airmass", "float", None, "The standard's airmass (auto: from its header).",
+          minimum=1.0, maximum=40.0, nullable=True),
+    _EXPTIME,
+    Param("standard_exptime", "float", None, "The standard's exposure time (auto: EXPTIME).", minimum=0.0,
+          unit="s", nullable=True),
+    _LATITUDE,
+    Param("save", "str", "none", "Write the sensitivity (FITS, with its provenance) to this file when it "
+          "is fitted; none: do not (flux.method = sensitivity reads it back)."),
+)  # fmt: skip
+def flux_standard(
+    spectrum: Spectrum,
+    frame: Frame,
+    reducer: Any,
+    *,
+    standard: list[str],
+    reference: str,
+    reference_units: str,
+    extinction: str,
+    function: str,
+    order: int,
+    bandwidth: float,
+    mask: str,
+    clip_sigma: float,
+    clip_iterations: int,
+    airmass: float | None,
+    standard_airmass: float | None,
+    exptime: float | None,
+    standard_exptime: float | None,
+    latitude: float | None,
+    save: str,
+) -> Spectrum:
+    """Calibrate ``spectrum`` with the sensitivity measured on the standard star ``standard``."""
+    from ..paths import expand_paths
+
+    files = expand_paths(standard, "flux.standard")
+    if len(files) != 1:
+        raise InputError(
+            f"flux.standard names {len(files)} files; give one standard star's frame (reduce several "
+            "standards one by one and compare their sensitivities)"
+        )
+    standard_file = files[0]
+    _need_wavelengths(spectrum, "the science spectrum")
+    try:
+        regions = fluxcal.parse_mask(mask)
+    except ValueError as exc:
+        raise InputError(f"flux.mask: {exc}") from None
+    warnings: list[str] = []
+    curve = _extinction(extinction)
+    options = {
+        "reference": reference, "reference_units": reference_units, "function": function, "order": order,
+        "bandwidth": bandwidth, "regions": regions, "clip_sigma": clip_sigma,
+        "clip_iterations": clip_iterations, "standard_airmass": standard_airmass,
+        "standard_exptime": standard_exptime, "latitude": latitude,
+    }  # fmt: skip
+    sensitivity, found, fitted = sensitivity_from(standard_file, reducer, curve, **options)
+    warnings += found
+    if fitted and save.strip().lower() != "none":
+        from ..numerics.fluxfile import write_sensitivity
+
+        write_sensitivity(sensitivity, Path(save).expanduser(), overwrite=True,
+                          inputs=(standard_file, str(frame.source)))  # fmt: skip
+    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude)
+
+
+def _calibrated(
+    spectrum: Spectrum,
+    frame: Frame,
+    sensitivity: fluxcal.Sensitivity,
+    curve: fluxcal.ExtinctionCurve,
+    warnings: list[str],
+    airmass: float | None,
+    exptime: float | None,
+    latitude: float | None,
+) -> Spectrum:
+    unit = counts_unit(frame)
+    if unit != sensitivity.counts_unit:
+        raise InputError(
+            f"the science spectrum is in {unit!r} but the standard's in {sensitivity.counts_unit!r}: reduce "
+            "both the same way"
+        )
+    medium = frame.wavelength_medium or sensitivity.medium
+    if frame.wavelength_medium and sensitivity.medium and frame.wavelength_medium != sensitivity.medium:
+        raise InputError(
+            f"the science wavelengths are in {frame.wavelength_medium} but the standard's in "
+            f"{sensitivity.medium}: calibrate both wavelengths alike"
+        )
+    science_airmass, note = airmass_of(frame, airmass, latitude, "the science frame")
+    if note:
+        warnings.append(note)
+    seconds = exptime_of(frame, exptime, "the science frame")
+    flux, error, masked = fluxcal.apply_sensitivity(
+        spectrum.wavelength,
+        spectrum.flux,
+        spectrum.uncertainty,
+        spectrum.mask,
+        sensitivity,
+        airmass=science_airmass,
+        exptime=seconds,
+        extinction=curve,
+    )
+    outside = int((masked & ~spectrum.mask).sum())
+    if outside:
+        lo, hi = sensitivity.domain
+        warnings.append(
+            f"{outside} columns lie outside the sensitivity's range {lo:.0f}-{hi:.0f} Angstrom: NaN and "
+            "masked there"
+        )
+    info = {
+        **spectrum.info,
+        "sensitivity": sensitivity,
+        "flux_warnings": warnings,
+        "flux": {"airmass": science_airmass, "exptime": seconds, "medium": medium,
+                 "standard": sensitivity.info.get("standard"), **_brief(sensitivity)},
+    }  # fmt: skip
+    return dataclasses.replace(
+        spectrum, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT, info=info
+    )
+
+
+def sensitivity_from(
+    standard: str,
+    reducer: Any,
+    curve: fluxcal.ExtinctionCurve,
+    *,
+    reference: str,
+    reference_units: str,
+    function: str,
+    order: int,
+    bandwidth: float,
+    regions: tuple[tuple[float, float], ...],
+    clip_sigma: float,
+    clip_iterations: int,
+    standard_airmass: float | None,
+    standard_exptime: float | None,
+    latitude: float | None,
+) -> tuple[fluxcal.Sensitivity, list[str], bool]:
+    """The sensitivity from the standard frame ``standard`` (cached while nothing it depends on changes).
+
+    Returns the sensitivity, what had to be assumed (one sentence each), and whether it was fitted now
+    (False: from the cache).
+    """
+    global builds
+    from ..calibration.ccd import file_hash
+
+    path = Path(standard).expanduser()
+    reference_file = None if reference == "auto" else fluxcal.reference_path(reference)
+    params = (reference_units, function, order, bandwidth, regions, clip_sigma, clip_iterations,
+              standard_airmass, standard_exptime, latitude)  # fmt: skip
+    key = (
+        _hash(path, file_hash),
+        reducer.digest("flux"),
+        reference if reference_file is None else _hash(reference_file, file_hash),
+        curve.name,
+        tuple(curve.wavelength.tolist()),
+        tuple(curve.magnitudes.tolist()),
+        params,
+    )
+    with _lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return (*cached, False)
+    reduction = reducer(path, before="flux")
+    std = reduction.spectrum
+    warnings = [f"standard {path.name}: {text}" for text in reduction.warnings]
+    _need_wavelengths(std, f"the standard's spectrum ({path.name})")
+    frame = reduction.frame
+    if reference == "auto":
+        name = _header_value(frame, OBJECT_KEYS)
+        key_name = fluxcal.standard_name(name) if name is not None else ""
+        if key_name not in fluxcal.SHIPPED_STANDARDS:
+            known = ", ".join(fluxcal.SHIPPED_STANDARDS)
+            raise InputError(
+                f"the standard's OBJECT ({name!r}) is none of the shipped standards ({known}): name its "
+                "reference spectrum with flux.reference (a name or a file)",
+                path=str(path),
+            )
+        reference = key_name
+    ref = fluxcal.read_reference(reference, units=reference_units)
+    medium = frame.wavelength_medium
+    if medium is None:
+        warnings.append(
+            f"the standard's wavelengths do not say air or vacuum: taken as {ref.medium}, as the reference"
+        )
+    std_airmass, note = airmass_of(frame, standard_airmass, latitude, f"the standard ({path.name})")
+    if note:
+        warnings.append(note)
+    seconds = exptime_of(frame, standard_exptime, f"the standard ({path.name})")
+    if not curve.covers(std.wavelength[~std.mask]):
+        warnings.append(
+            f"the extinction curve {curve.name} ({curve.wavelength[0]:.0f}-{curve.wavelength[-1]:.0f} A) "
+            "does not cover the whole spectrum: its end values are used beyond"
+        )
+    sensitivity = fluxcal.fit_sensitivity(
+        std.wavelength,
+        std.flux,
+        std.uncertainty,
+        std.mask,
+        ref,
+        curve,
+        airmass=std_airmass,
+        exptime=seconds,
+        regions=regions,
+        function=function,
+        order=order,
+        bandwidth=bandwidth,
+        clip_sigma=clip_sigma,
+        clip_iterations=clip_iterations,
+        counts_unit=counts_unit(frame),
+        medium=medium or ref.medium,
+    )
+    sensitivity.info.update(
+        {
+            "standard": path.name,
+            "standard_sha256": key[0],
+            "standard_object": _header_value(frame, OBJECT_KEYS),
+            "standard_airmass": std_airmass,
+            "standard_exptime": seconds,
+            "recipe_digest": key[1],
+            "reference_sha256": key[2],
+        }
+    )
+    with _lock:
+        _cache[key] = (sensitivity, warnings)
+        builds += 1
+    return sensitivity, warnings, True
+
+
+@declare(
+    Param("sensitivity", "paths", None, "A sensitivity written by flux.save (FITS).", required=True),
+    Param("extinction", "str", "stored", "The site's extinction curve: stored (the one the sensitivity was "
+          "made with), mtham, lapalma, a file, or none."),
+    _AIRMASS,
+    _EXPTIME,
+    _LATITUDE,
+)  # fmt: skip
+def flux_sensitivity(
+    spectrum: Spectrum,
+    frame: Frame,
+    reducer: Any,
+    *,
+    sensitivity: list[str],
+    extinction: str,
+    airmass: float | None,
+    exptime: float | None,
+    latitude: float | None,
+) -> Spectrum:
+    """Calibrate ``spectrum`` with a sensitivity saved before (``flux.save``)."""
+    from ..numerics.fluxfile import read_sensitivity
+
+    _need_wavelengths(spectrum, "the science spectrum")
+    from ..paths import expand_paths
+
+    files = expand_paths(sensitivity, "flux.sensitivity")
+    if len(files) != 1:
+        raise InputError(f"flux.sensitivity names {len(files)} files; give one sensitivity")
+    saved = read_sensitivity(files[0])
+    curve = saved.extinction if extinction.strip().lower() == "stored" else _extinction(extinction)
+    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude)
+
+
+def _brief(sensitivity: fluxcal.Sensitivity) -> dict[str, Any]:
+    info = sensitivity.info
+    keys = ("reference", "extinction", "function", "order", "bands_used", "bands_masked", "bands_clipped")
+    return {key: info.get(key) for key in (*keys, "rms_mag", "standard_airmass")}
+
+
+_hashes: dict[tuple, str] = {}
+
+
+def _hash(path: Path, file_hash: Any) -> str:
+    # A file's hash, remembered by path, size and modification time (a batch hashes the standard once).
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        known = _hashes.get(key)
+    if known is None:
+        known = file_hash(path)
+        with _lock:
+            _hashes[key] = known
+    return known
+
+
+def _extinction(text: str) -> fluxcal.ExtinctionCurve:
+    if str(text).strip().lower() == "none":
+        return fluxcal.ExtinctionCurve(np.array([0.0, 1e6]), np.zeros(2), "none", "")
+    return fluxcal.read_extinction(text)
+
+
+def _need_wavelengths(spectrum: Spectrum, what: str) -> None:
+    if spectrum.wavelength_unit != "Angstrom":
+        raise InputError(
+            f"{what} has no wavelengths (its columns are pixel numbers): flux calibration needs them; give "
+            "the frames a wavelength solution (a header WCS, a WAVELENGTH extension or read.wavelength)"
+        )
+
+
+def counts_unit(frame: Frame) -> str:
+    """The unit of the extracted counts, from the frame's BUNIT (counts when absent)."""
+    text = str(frame.header.get("BUNIT", "counts")).strip().lower()
+    return {"electrons": "electron", "e-": "electron", "electron": "electron", "adu": "adu",
+            "dn": "adu"}.get(text, "ct")  # fmt: skip
+
+
+def _header_value(frame: Frame, keys: tuple[str, ...]) -> Any:
+    """A header value: the frame's summary, its science header, else the file's primary header."""
+    headers = [frame.header, frame.fits_header]
+    for header in headers:
+        if header is None:
+            continue
+        for key in keys:
+            if key in header:
+                return header[key]
+    source = Path(str(frame.source))
+    if source.is_file():
+        from astropy.io import fits
+
+        try:
+            primary = fits.getheader(source, 0)
+        except (OSError, ValueError):
+            return None
+        for key in keys:
+            if key in primary:
+                return primary[key]
+    return None
+
+
+def airmass_of(
+    frame: Frame, given: float | None, latitude: float | None, who: str
+) -> tuple[float, str | None]:
+    """The airmass: given, else the header's AIRMASS, else from its HA and DEC at ``latitude``.
+
+    Returns the value and a sentence saying how it was found when that was not from a parameter or
+    an AIRMASS card.
+    """
+    if given is not None:
+        return float(given), None
+    value = fluxcal.sexagesimal(_header_value(frame, AIRMASS_KEYS))
+    if value is not None and value >= 1.0:
+        return value, None
+    hour_angle = fluxcal.sexagesimal(_header_value(frame, ("HA",)))
+    declination = fluxcal.sexagesimal(_header_value(frame, ("DEC",)))
+    site = latitude if latitude is not None else fluxcal.sexagesimal(_header_value(frame, LATITUDE_KEYS))
+    if hour_angle is not None and declination is not None and site is not None:
+        computed = fluxcal.airmass_from_hour_angle(hour_angle, declination, site)
+        return computed, f"{who} has no AIRMASS: {computed:.3f} from its HA, DEC and latitude {site:g}"
+    raise InputError(
+        f"{who} has no usable AIRMASS (nor HA, DEC and a latitude to compute it): give it with "
+        "flux.airmass or flux.standard_airmass",
+        path=str(frame.source),
+    )
+
+
+def exptime_of(frame: Frame, given: float | None, who: str) -> float:
+    """The exposure time: given, else the header's EXPTIME."""
+    value = given if given is not None else fluxcal.sexagesimal(_header_value(frame, EXPTIME_KEYS))
+    if value is None or not value > 0:
+        raise InputError(
+            f"{who} has no positive EXPTIME: give it with flux.exptime or flux.standard_exptime",
+            path=str(frame.source),
+        )
+    return float(value)
+
+
+@hookimpl
+def longslit_flux_methods() -> list[Method]:
+    return [
+        Method("flux", "none", "No flux calibration: the spectrum stays in counts.", flux_none),
+        Method(
+            "flux",
+            "standard",
+            "Sensitivity from a standard star (reduced with this recipe) against its reference, "
+            "extinction-corrected; flux in erg/s/cm2/Angstrom.",
+            flux_standard,
+        ),
+        Method(
+            "flux",
+            "sensitivity",
+            "Apply a sensitivity saved before (flux.save of the standard method).",
+            flux_sensitivity,
+        ),
+    ]
