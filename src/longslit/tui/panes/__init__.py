@@ -17,6 +17,7 @@ from .base import KindPane, StepPane
 from .calibrate import CalibratePane
 from .cosmic import CosmicPane
 from .extract import ExtractPane
+from .flux import FluxPane
 from .frame import FramePane
 from .locate import LocatePane
 from .save import SavePane
@@ -28,6 +29,7 @@ PANES: dict[str, type[StepPane]] = {
     "calibrate": CalibratePane,
     "locate": LocatePane,
     "wavelength": WavelengthPane,
+    "flux": FluxPane,
     "cosmic": CosmicPane,
     "background": BackgroundPane,
     "extract": ExtractPane,
