@@ -56,8 +56,9 @@ first=$((($(date +%s%N) - start) / 1000000))
 wait_for "cosmic-ray pixels replaced" 20  # the first reduction finished in its worker
 echo "tui_smoke: first screen after ${first} ms; first reduction after $((($(date +%s%N) - start) / 1000000)) ms"
 save 01-frame
-for step in "2:locate:aperture" "3:cosmic:pixels replaced" "4:background:pixels used" \
-            "5:extract:median S/N" "6:save:Write files"; do
+for step in "2:calibrate:no overscan" "3:locate:aperture" "4:wavelength:method header" \
+            "5:cosmic:pixels replaced" "6:background:pixels used" "7:extract:median S/N" "8:flux:Flux:" \
+            "9:save:Write files"; do
   IFS=: read -r key name text <<< "$step"
   tmux send-keys -t "$session" "$key"
   wait_for "$text" 10
@@ -65,8 +66,8 @@ for step in "2:locate:aperture" "3:cosmic:pixels replaced" "4:background:pixels 
   save "0$key-$name"
 done
 tmux send-keys -t "$session" "?"
-wait_for "Global keys" 5
-save 07-help
+wait_for "Every screen" 5
+save 10-help
 tmux send-keys -t "$session" Escape
 sleep 0.5  # a key right after Escape would read as Alt+key
 tmux send-keys -t "$session" q

@@ -91,9 +91,18 @@ class WavelengthPane(StepPane):
         plot = self.query_one("#wavelength-plot", PlotView)
         figures = self.query_one("#wavelength-figures", Static)
         if solution is None:
-            plot.plot(lambda plt: plt.title("wavelengths from the header: no arc solution to show"))
-            frame = session.frame
+            frame = session.reduction.frame if session.reduction is not None else session.frame
             unit = "" if frame is None else frame.wavelength_unit
+
+            def draw_header(plt) -> None:
+                if frame is not None:
+                    columns = np.arange(frame.shape[1], dtype=float)
+                    plt.plot(columns.tolist(), np.asarray(frame.wavelength, float).tolist(), color="cyan",
+                             label=f"wavelength ({unit})")  # fmt: skip
+                plt.title("wavelengths from the header (no arc solution)")
+                plt.xlabel("column")
+
+            plot.plot(draw_header)
             figures.update(
                 f"method {getattr(made, 'method', 'header')}\nunit {unit}\nset method = arc, arcs, lamps"
             )
