@@ -119,7 +119,10 @@ def _value(param) -> st.SearchStrategy:
         base = _rows(param)
     elif param.kind == "rows_list":
         base = st.lists(_rows(param), min_size=1, max_size=3)
-    else:  # a kind added since (the lead's paths): its default, which its declaration allows
+    elif param.kind == "paths":  # absolute (--set makes relative ones absolute), names with no "..", "//"
+        name = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.*?", min_size=1, max_size=12)
+        base = st.lists(name.filter(lambda n: n not in (".", "..")).map(lambda n: f"/data/{n}"), max_size=3)
+    else:  # a kind added since: its default, which its declaration allows
         base = st.just(param.default)
     return st.one_of(st.none(), base) if param.nullable else base
 
@@ -203,7 +206,7 @@ def test_set_gives_the_value_its_text_says(registry, data):
         value = param.validate(value)
     except ValueError:
         return
-    if param.kind == "str" and value != value.strip():
+    if param.kind == "str" and value is not None and value != value.strip():
         return  # --set strips the text around the value, as a shell user expects
     assignments = [f"{kind.name}.method={method.name}", f"{kind.name}.{param.name}={_set_text(value)}"]
     recipe = Recipe.preset("tutorial").with_assignments(assignments, registry)  # parsed, not resolved

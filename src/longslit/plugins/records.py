@@ -96,7 +96,9 @@ class Param:
             else:
                 text = noun
         elif self.kind == "paths":
-            text = "a list of file paths or glob patterns (comma-separated on the command line)"
+            text = (
+                "a list of file paths or glob patterns (comma-separated, or a JSON list, on the command line)"
+            )
         elif self.kind == "rows":
             text = "a row range [start, stop] with 0 <= start < stop (stop excluded)"
         else:
@@ -197,9 +199,18 @@ class Param:
             return self.validate(raw)
         if self.kind == "paths":
             # Typed at the shell: relative to the folder the command runs in, so made absolute here.
-            parts = [part.strip() for part in raw.split(",") if part.strip()]
-            if not parts:
-                raise ValueError(f"is not {self.allowed()}")
+            # A JSON list (``[]``: none, ``["a,b.fits"]``: a name with a comma) or comma-separated names.
+            if raw.startswith("["):
+                import json
+
+                try:
+                    parts = json.loads(raw)
+                except ValueError:
+                    raise ValueError(f"is not {self.allowed()}") from None
+            else:
+                parts = [part.strip() for part in raw.split(",") if part.strip()]
+                if not parts:
+                    raise ValueError(f"is not {self.allowed()}")
             return [os.path.abspath(os.path.expanduser(part)) for part in self.validate(parts)]
         try:
             if raw.startswith("["):
