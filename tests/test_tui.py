@@ -430,7 +430,8 @@ def test_an_installed_plugin_method_is_offered_with_its_parameters(example):
             for name in ("sigclip", "objlim", "gain", "readnoise", "niter"):
                 assert app.query(f"#{form_id(app, 'cosmic', name)}"), name
             assert app.session.error is None
-            assert app.session.reduction.records[2].package == "longslit-lacosmic"
+            cosmic = next(r for r in app.session.reduction.records if r.step == "cosmic")
+            assert cosmic.package == "longslit-lacosmic"
 
     run(scenario())
 
