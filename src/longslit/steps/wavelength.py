@@ -47,7 +47,10 @@ def _arc_pixels(path: str, frame: Frame, hdu: str) -> np.ndarray:
         amps = []
     if frame.section is not None:  # the reader cut a section: cut the same one (FITS x1, x2, y1, y2)
         x1, x2, y1, y2 = frame.section
-        if any(a.overscan is not None for a in amps) and frame.noise_model.startswith("calibrate"):
+        y0 = min((a.data.y0 for a in amps), default=-1)
+        box = (min((a.data.x0 for a in amps), default=-1) + 1, max((a.data.x1 for a in amps), default=0))
+        box += (y0 + 1, max((a.data.y1 for a in amps), default=0))
+        if any(a.overscan is not None for a in amps) and frame.section == box:  # the calibrate step's trim
             params = CCDParams(gain=1.0, read_noise=1.0)
             data = overscan_correct(raw, params).data  # the same overscan and trim as the science
         else:
