@@ -192,9 +192,15 @@ def test_even_window_sizes_are_refused(tmp_path, key, value):
         clean_lacosmic(frame, geometry, **{key: value})
 
 
-def test_installed_plugin_runs_from_a_recipe(tmp_path):
+def test_installed_plugin_runs_from_a_recipe(tmp_path, monkeypatch):
     """Through longslit itself: the entry point registers ``lacosmic`` and a recipe can use it."""
     import longslit
+
+    # In this process the tests above called astroscrappy directly, which started its OpenMP thread
+    # pool; a child forked now (longslit runs a plugin's method in one) inherits the pool's held lock and
+    # hangs in its first OpenMP call. longslit itself never runs the plugin in the parent, so users do
+    # not meet this; here the method runs in this process.
+    monkeypatch.setenv("LONGSLIT_ISOLATE", "inline")
     from longslit.plugins.manager import Registry
 
     registry = Registry()
