@@ -193,8 +193,9 @@ _calls_lock = threading.Lock()
 class _Call:
     """One method call in progress: what stops it, and why it was stopped."""
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int | None = None, step: str | None = None) -> None:
         self.pid = pid
+        self.step = step
         self.thread = threading.get_ident()
         self.why: str | None = None  # "timeout" or "cancelled", once stopped
         self.done = False
@@ -250,10 +251,10 @@ def cancel_all() -> int:
     return len(calls)
 
 
-def running() -> int:
-    """How many method calls are in progress in this process."""
+def running(step: str | None = None) -> int:
+    """How many method calls are in progress in this process (of step ``step`` only, if given)."""
     with _calls_lock:
-        return len(_calls)
+        return sum(1 for call in _calls.values() if step is None or call.step == step)
 
 
 # -- calling ---------------------------------------------------------------------------------------
@@ -283,15 +284,15 @@ def run(
         return StepError(step, method, package, reason, path=where)
 
     if policy.isolates(package):
-        return _in_process(func, args, kwargs, policy.timeout, fail, passthrough)
+        return _in_process(func, args, kwargs, policy.timeout, fail, passthrough, step)
     # Inline, the limit interrupts Python code wherever it is (an import half done, a lock held): fair
     # for a third-party method run here on request, not for longslit's own, which do not hang.
     timeout = policy.timeout if package != BUILTIN_PACKAGE else None
-    return _inline(func, args, kwargs, timeout, fail, passthrough)
+    return _inline(func, args, kwargs, timeout, fail, passthrough, step)
 
 
-def _inline(func, args, kwargs, timeout, fail, passthrough) -> Any:
-    call = _Call()
+def _inline(func, args, kwargs, timeout, fail, passthrough, step=None) -> Any:
+    call = _Call(step=step)
     sigint = _SigintWatch()
     timer = None
     if timeout is not None:
@@ -433,7 +434,7 @@ def _quiet_fork_warning() -> None:
         warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
-def _in_process(func, args, kwargs, timeout, fail, passthrough) -> Any:
+def _in_process(func, args, kwargs, timeout, fail, passthrough, step=None) -> Any:
     result_r, result_w = os.pipe()
     console_r, console_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered here may be written twice by the child
@@ -447,7 +448,7 @@ def _in_process(func, args, kwargs, timeout, fail, passthrough) -> Any:
         os.setpgid(pid, pid)  # as the child does: whichever runs first, a stop finds the group
     os.close(result_w)
     os.close(console_w)
-    call = _Call(pid)
+    call = _Call(pid, step)
     chunks: list[bytes] = []
     status = None
     started = time.monotonic()
