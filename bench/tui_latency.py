@@ -79,6 +79,10 @@ class Terminal:
                 raise TimeoutError(f"{text!r} did not appear within {timeout} s:\n{self.screen()}")
             time.sleep(0.05)
 
+    def alive(self) -> bool:
+        """Whether the session (and so the command in it) is still running."""
+        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 

@@ -18,7 +18,7 @@ steps = [
     ("open", []),
     ("help", ["?"]),
     ("close help", ["Escape"]),
-    ("locate", ["2"]),
+    ("locate", ["3"]),
     ("plain rows", ["r"]),
     ("into form", ["e"]),
     ("tab to aperture", ["Tab"]),
@@ -33,6 +33,7 @@ steps = [
     ("back to keys", ["Escape"]),
     ("trace plot", ["t"]),
     ("profile again", ["t"]),
+    ("wavelength", ["n"]),
     ("cosmic", ["n"]),
     ("form", ["e", "Tab", "Tab"]),
     ("clear", ["C-u"]),
@@ -47,9 +48,9 @@ steps = [
     ("keys", ["Escape"]),
     ("extract", ["n"]),
     ("cursor", ["Right", "z", "z"]),
+    ("flux", ["n"]),
     ("save", ["n"]),
     ("write", ["w"]),
-    ("answer", ["y"]),
     ("quit", ["q"]),
 ]
 frame, out = sys.argv[1], Path(sys.argv[2])
@@ -60,9 +61,13 @@ try:
     t.wait_for("cosmic-ray pixels replaced")
     t.settle(0.5)
     for i, (name, keys) in enumerate(steps):
-        if keys:
-            t0 = time.perf_counter()
+        if name == "quit":
             t.send(*keys)
+            time.sleep(1.0)
+            print(f"{i:02d} {name:20} {time.perf_counter() - start:6.1f} s  ended: {not t.alive()}")
+            break
+        if keys:
+            t.send(*keys)  # Esc and a key in one write arrive as Alt+key; the UI reads it as both
             lat = t.settle(0.5)
         else:
             lat = 0

@@ -185,3 +185,38 @@ def test_file_names_with_markup_are_shown_as_text_and_never_break_the_app(exampl
     run(scenario())
     assert (tmp_path / "[on]d_[@click=app.quit]x.fits").read_bytes()[:6] == b"SIMPLE"
     assert (tmp_path / "[" / "]r.toml").is_file()
+
+
+def test_esc_then_a_key_read_as_alt_leaves_the_form_and_does_the_key(example):
+    """tmux (escape-time) and Esc-prefix terminals deliver Esc followed quickly by ``n`` as Alt+n: it
+    must leave the form and go to the next screen, not stay in the field (the keys-only walk of
+    docs/usability.md stuck at the Cosmic form this way)."""
+
+    async def scenario():
+        app = LongslitApp(str(example), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "cosmic"))
+            await settle(pilot)
+            await pilot.press("e", "tab")
+            await pilot.pause()
+            form = app.query_one("#form-cosmic", ParamForm)
+            assert form in app.focused.ancestors
+            values = {f.id: f.value for f in form.query(Input)}
+            await pilot.press("alt+n")
+            await settle(pilot)
+            assert app.current == "background"
+            assert app.focused is app.query_one("#background")
+            assert {f.id: f.value for f in form.query(Input)} == values  # nothing typed into the field
+            await pilot.press("alt+p")  # from the screen's keys too: Esc does nothing there, p goes back
+            await settle(pilot)
+            assert app.current == "cosmic"
+            await pilot.press("question_mark")  # a dialog: Esc closes it, then the key acts below it
+            await pilot.pause()
+            assert len(app.screen_stack) == 2
+            await pilot.press("alt+n")
+            await settle(pilot)
+            await pilot.pause(0.1)
+            assert len(app.screen_stack) == 1 and app.current == "background"
+
+    run(scenario())

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -66,6 +66,30 @@ class LongslitApp(App):
         self._rerun_lock = threading.Lock()
         self._dirty = False  # an edit not yet run
         self._rerunning = False  # a rerun worker is going
+
+    # -- keys -----------------------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """Esc followed quickly by a key arrives as Alt+key: tmux waits ``escape-time`` (500 ms by
+        default) after an Esc and sends what follows as one Alt combination, and a terminal that
+        sends Alt as an Esc prefix does the same. No key of longslit's is an Alt combination, so an
+        Alt+key is taken for what the user typed: Esc (out of the form, or the dialog closed), then
+        the key. Without this, Esc then ``n`` in tmux typed an "n" into the form field instead."""
+        alt = isinstance(event, events.Key) and not event.is_forwarded and event.key.startswith("alt+")
+        if not alt or len(event.key) <= 4:
+            await super().on_event(event)
+            return
+        event.stop()
+        event.prevent_default()
+        key = events.Key(event.key[4:], event.character)
+        if len(self.screen_stack) > 1:  # a dialog: Esc closes it, then the key goes to what is below
+            self.post_message(events.Key("escape", "\x1b"))
+            self.call_after_refresh(self.post_message, key)
+            return
+        ancestors = self.focused.ancestors if self.focused is not None else []
+        pane = next((node for node in ancestors if isinstance(node, StepPane)), None)
+        if pane is not None:  # Esc from a form: back to the screen's keys, at once (focus() is deferred)
+            self.screen.set_focus(pane)
+        self.post_message(key)
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
