@@ -1,12 +1,17 @@
-"""A reduction of 3C 120 walked by keys alone in an 80x24 tmux session (docs/usability.md).
+"""Reductions walked by keys alone in an 80x24 tmux session (docs/usability.md).
 
     python bench/tui_latency_walk.py ../shared/data/3c120_stis.fits.gz OUTDIR
+    python bench/tui_latency_walk.py --kast ../shared/data/real/lick_kast OUTDIR
 
-Sends each step's keys, waits for the screen to settle, and writes the screen to OUTDIR/NN_step.txt.
+The first walks 3C 120 with the default recipe; the second Lick Kast b27 from raw, with the
+kast-blue preset, typing its bias, flat, arc and standard into the forms (run in OUTDIR, where the
+frames are linked, so the typed names are the frames' own). Sends each step's keys, waits for the
+screen to settle, and writes the screen to OUTDIR/NN_step.txt.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,12 +58,57 @@ steps = [
     ("write", ["w"]),
     ("quit", ["q"]),
 ]
-frame, out = sys.argv[1], Path(sys.argv[2])
-out.mkdir(parents=True, exist_ok=True)
-t = Terminal(f"longslit tui {frame}")
+
+
+def typed(text: str) -> list[str]:
+    return [*list(text), "Enter"]
+
+
+kast_steps = [
+    ("open", []),
+    ("calibrate", ["2"]),
+    ("form", ["e"]),
+    ("bias", ["Tab", *typed("pypeit_kast_b21.fits.gz")]),
+    ("flat", ["Tab", "Tab", *typed("pypeit_kast_b11.fits.gz")]),
+    ("flat response", ["Escape", "m"]),
+    ("locate", ["n"]),
+    ("wavelength", ["n"]),
+    ("method menu", ["e", "Enter"]),
+    ("arc", ["Down", "Enter"]),
+    ("arcs", ["Tab", *typed("pypeit_kast_b1.fits.gz")]),
+    ("identify", ["Escape", "Right", "Right"]),
+    ("residuals", ["r"]),
+    ("cosmic", ["n"]),
+    ("background", ["n"]),
+    ("extract", ["n"]),
+    ("flux", ["n"]),
+    ("method menu", ["e", "Enter"]),
+    ("standard", ["Down", "Enter"]),
+    ("standard frame", ["Tab", *typed("pypeit_kast_b24.fits.gz")]),
+    ("extinction", ["Tab", "Tab", "Tab", "C-u", *typed("mtham")]),
+    ("spectrum", ["Escape", "m"]),
+    ("save", ["n"]),
+    ("write", ["w"]),
+    ("quit", ["q"]),
+]
+
+if sys.argv[1] == "--kast":
+    data, out = Path(sys.argv[2]).resolve(), Path(sys.argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    for frame in data.glob("pypeit_kast_b*.fits.gz"):
+        if not (out / frame.name).exists():
+            os.symlink(frame, out / frame.name)
+    os.chdir(out)
+    out, steps, ready = Path("."), kast_steps, "replaced"
+    t = Terminal(os.environ.get("WALK_COMMAND", "longslit tui pypeit_kast_b27.fits.gz -r kast-blue"))
+else:
+    frame, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    ready = "cosmic-ray pixels replaced"
+    t = Terminal(f"longslit tui {frame}")
 start = time.perf_counter()
 try:
-    t.wait_for("cosmic-ray pixels replaced")
+    t.wait_for(ready)
     t.settle(0.5)
     for i, (name, keys) in enumerate(steps):
         if name == "quit":

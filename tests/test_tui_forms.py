@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pilot import key, run, settle
+from test_tui import type_into
 from textual.widgets import Input, Static
 
 from longslit.testing import make_frame
@@ -220,3 +221,50 @@ def test_esc_then_a_key_read_as_alt_leaves_the_form_and_does_the_key(example):
             assert len(app.screen_stack) == 1 and app.current == "background"
 
     run(scenario())
+
+
+def test_a_method_chosen_before_its_files_waits_for_them_in_the_form(tmp_path, monkeypatch):
+    """Choosing flux.method = standard (or wavelength.method = arc) before naming its files used to
+    fail at once and put the old method back, so the fields for those files never showed: the recipe
+    could not be completed from the form. Now it waits, saving is refused until it runs, and naming
+    the files runs it."""
+    from longslit.testing import make_flux_set
+
+    monkeypatch.chdir(tmp_path)
+    paths = make_flux_set(seed=1).write(tmp_path)
+
+    async def scenario():
+        app = LongslitApp(str(paths["science"]), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.session.reduction.spectrum.flux_unit != "erg / (Angstrom s cm2)"
+            await pilot.press(key(pilot.app, "flux"))
+            await settle(pilot)
+            await pilot.press("e", "enter")  # the method menu
+            await pilot.pause()
+            options = [m.name for m in app.session.methods("flux")]
+            for _ in range(options.index("standard") - options.index("none")):
+                await pilot.press("down")
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.session.recipe.config("flux").method == "standard"  # kept, not put back
+            assert "standard is required" in app.session.incomplete
+            message = str(app.query_one("#message", Static).render())
+            assert "fill it in the form" in message
+            form = app.query_one("#form-flux", ParamForm)
+            assert form.query(f"#{form._field_id('standard')}")  # the field to fill is there
+            await pilot.press(key(pilot.app, "save"))
+            await settle(pilot)
+            await pilot.press("w")
+            await settle(pilot)
+            assert "not saved" in str(app.query_one("#message", Static).render())
+            assert not list(tmp_path.glob("*_spectrum*"))
+            await pilot.press(key(pilot.app, "flux"))
+            await settle(pilot)
+            for name in ("standard", "reference", "extinction"):
+                await type_into(pilot, form._field_id(name), str(paths[name]))
+            assert app.session.incomplete is None and app.session.error is None
+            return app.session.reduction
+
+    result = run(scenario())
+    assert result.spectrum.flux_unit == "erg / (Angstrom s cm2)"

@@ -257,3 +257,62 @@ def test_key_text_reads_like_the_keyboard():
         "Del",
         ",",
     ]
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")  # raw: no WCS, no gain
+def test_every_screen_draws_a_raw_frame_whose_calibration_trims_it(tmp_path):
+    """A raw frame with overscan columns: the calibrate step trims it, so the frame the later steps
+    work on is narrower than the one read. The 2D views after Frame show that calibrated frame (the
+    regions are on its pixels); they used to take their window from the raw frame and the app ended
+    with an IndexError on the Flux screen of Kast b27."""
+    from longslit.testing import make_raw_set
+
+    raws = make_raw_set(seed=3, n_bias=0, n_dark=0, n_flat=0, n_science=1)
+    path = raws.science[0].write(tmp_path / "raw.fits")
+
+    async def scenario():
+        app = LongslitApp(str(path), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            raw_shape = app.session.frame.shape
+            shape = app.session.reduction.frame.shape
+            assert shape[1] < raw_shape[1]  # trimmed: the overscan columns are gone
+            for name in app.screen_names:
+                await pilot.press(key(pilot.app, name))
+                await settle(pilot)
+                assert app.is_running, name
+                for view in app.query_one(f"#{name}").query(FrameView):
+                    if view.image is None:
+                        continue
+                    assert view.image.shape == (raw_shape if name == "frame" else shape), name
+                    r0, r1, c0, c1 = view.window
+                    assert 0 <= r0 < r1 <= view.image.shape[0] and 0 <= c0 < c1 <= view.image.shape[1]
+                    assert "cannot draw" not in view.render().plain, name
+                await pilot.press("z", "shift+right", "shift+right")  # zoom and pan to the edge
+                await settle(pilot)
+                assert app.is_running, name
+
+    run(scenario())
+
+
+def test_a_view_that_fails_to_draw_says_so_and_the_app_stays_up(example):
+    async def scenario():
+        app = LongslitApp(str(example), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            view = app.query_one("#frame-view", FrameView)
+
+            def broken():
+                raise IndexError("index 2061 is out of bounds for axis 1 with size 2049")
+
+            view.lines = broken
+            view.changed()
+            await pilot.pause()
+            assert app.is_running
+            strip = view.render_line(0)
+            assert "cannot draw this view: IndexError: index 2061" in strip.text
+            await pilot.press(key(pilot.app, "locate"))
+            await settle(pilot)
+            assert app.is_running
+
+    run(scenario())

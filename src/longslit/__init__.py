@@ -49,6 +49,7 @@ _LAZY = {
     "LongslitError": "errors",
     "FrameError": "errors",
     "RecipeError": "errors",
+    "IncompleteError": "errors",
     "PluginError": "errors",
     "InputError": "errors",
     "OutputError": "errors",

@@ -43,6 +43,11 @@ class RecipeError(LongslitError):
     """A recipe or parameter override is invalid (unknown key or method, value out of range)."""
 
 
+class IncompleteError(RecipeError):
+    """A method was chosen without a parameter it needs and has no default for (the files it works
+    on: a standard star, arc frames): the recipe is not wrong, it waits for that value."""
+
+
 class PluginError(LongslitError):
     """A plugin cannot be used (duplicate method name, bad hook result)."""
 

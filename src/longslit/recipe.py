@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import stepkinds
-from .errors import LongslitError, PluginError, RecipeError
+from .errors import IncompleteError, LongslitError, PluginError, RecipeError
 from .paths import expand_paths
-from .plugins.records import Method
+from .plugins.records import Method, MissingParameter
 
 if TYPE_CHECKING:
     from .plugins.manager import Registry
@@ -272,6 +272,8 @@ class Recipe:
                 params = method.resolve(config.params)
             except KeyError as exc:
                 raise RecipeError(f"[{kind}] {exc.args[0]}", path=self.source) from None
+            except MissingParameter as exc:
+                raise IncompleteError(f"{kind}.{exc}", path=self.source) from None
             except ValueError as exc:
                 raise RecipeError(f"{kind}.{exc}", path=self.source) from None
             steps[kind] = StepConfig(config.method, self._absolute_paths(method, params))

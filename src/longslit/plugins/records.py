@@ -25,6 +25,10 @@ _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "auto", "null", ""}
 
 
+class MissingParameter(ValueError):
+    """A required parameter was not given (the recipe is incomplete rather than wrong)."""
+
+
 @dataclass(frozen=True)
 class Param:
     """One parameter of a method, declared as data.
@@ -372,7 +376,7 @@ class Method:
                 except ValueError as exc:
                     raise ValueError(f"{name} = {given[name]!r} {exc}") from None
             elif param.required:
-                raise ValueError(f"{name} is required by method {self.name!r}; give {param.allowed()}")
+                raise MissingParameter(f"{name} is required by method {self.name!r}; give {param.allowed()}")
             else:
                 resolved[name] = param.default
         return resolved

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import FrameError, InputError
+from ..errors import FrameError, IncompleteError, InputError
 from ..frame import Frame
 from ..geometry import Geometry
 from ..paths import expand_paths
@@ -190,7 +190,7 @@ def wavelength_arc(
 
     files = expand_paths(arcs, "wavelength.arcs")
     if not files:
-        raise InputError("wavelength.method = arc needs wavelength.arcs: the arc lamp frames")
+        raise IncompleteError("wavelength.method = arc needs wavelength.arcs: the arc lamp frames")
     if (centre is None) != (dispersion is None):
         raise InputError("give wavelength.centre and wavelength.dispersion together, or neither")
     lists = [

@@ -245,9 +245,13 @@ class LongslitApp(App):
 
     def _failed(self, text: str) -> None:
         self._stop_running_notice()
-        self.message(f"{text} (the last good result is still shown)", error=True)
         self.clear_notifications()  # one error toast at a time: the newest replaces the last
-        self.notify(text, severity="error", timeout=8, markup=False)
+        if self.session.incomplete is not None:  # a method chosen, its files still to name: the form waits
+            self.message(f"{text}: fill it in the form (the last complete result is still shown)")
+            self.notify(text, severity="warning", timeout=8, markup=False)
+        else:
+            self.message(f"{text} (the last good result is still shown)", error=True)
+            self.notify(text, severity="error", timeout=8, markup=False)
         self._pane(self.current).update_form()  # the recipe went back to the last good result's
         self._pane(self.current).update_from(self.session)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, LongslitError
+from ..errors import IncompleteError, InputError, LongslitError
 from ..frame import Frame
 from ..pipeline import Pipeline, Reduction
 from ..plugins.manager import Registry, get_registry
@@ -61,6 +61,8 @@ class Session:
     #: Whether the current result differs from what was last saved.
     unsaved: bool = False
     saved_paths: list[str] = field(default_factory=list)
+    #: Why the recipe as edited cannot run yet (a method chosen without the files it needs), or None.
+    incomplete: str | None = None
     #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
     selected_region: int = 0
     #: Whether the frame is the built-in example (written to a temporary file when the UI opens).
@@ -79,6 +81,15 @@ class Session:
     def reopen(self, source: str | Path) -> Session:
         """A new session on ``source``, from the recipe this one started from."""
         return Session(self.start_recipe, registry=self.registry, source=source)
+
+    @property
+    def working(self) -> Frame | None:
+        """The frame the steps after calibration work on: the last result's (overscan subtracted,
+        trimmed, in electrons, with the wavelength step's wavelengths), else the frame as read. The
+        geometry, the cleaned frame and the models are on its pixels, not on the raw frame's."""
+        if self.reduction is not None:
+            return self.reduction.frame
+        return self.frame
 
     @property
     def kinds(self) -> tuple[StepKind, ...]:
@@ -109,7 +120,9 @@ class Session:
         On failure the last good reduction stays in :attr:`reduction`, the message in :attr:`error`,
         and the recipe goes back to the one that made that reduction (unless it was edited again
         meanwhile), so the form, the result and a saved recipe never disagree; the exception is
-        re-raised for the caller to show.
+        re-raised for the caller to show. A recipe that is only incomplete (a method chosen whose
+        files are still to be named: ``IncompleteError``) is kept, so its form can be filled in; the
+        result stays the last good one and :meth:`save` refuses until the recipe runs.
         """
         if self.frame is None:
             raise InputError("no frame is open")
@@ -119,12 +132,13 @@ class Session:
                 result = self.pipeline.run(self.frame, tried.resolve(self.registry))
             except LongslitError as exc:
                 self.error = exc.message
-                if self.reduction is not None and self.recipe is tried:
+                self.incomplete = exc.message if isinstance(exc, IncompleteError) else None
+                if self.reduction is not None and self.recipe is tried and self.incomplete is None:
                     self.recipe = self.good_recipe
                 raise
             self.reduction = result
             self.good_recipe = tried
-            self.error = None
+            self.error = self.incomplete = None
             self.unsaved = True
             return result
 
@@ -154,12 +168,14 @@ class Session:
             raise InputError("nothing reduced yet")
         return summarize(self.reduction)
 
-    def spatial_profile(self) -> np.ndarray:
-        """The frame's median spatial profile (computed once per frame, not per nudge)."""
+    def spatial_profile(self, raw: bool = False) -> np.ndarray:
+        """The median spatial profile of the frame the steps work on (of the frame as read when
+        ``raw``), computed once per frame, not per nudge."""
         if self.frame is None:
             raise InputError("no frame is open")
-        if self._profile is None or self._profile[0] is not self.frame:
-            self._profile = (self.frame, spatial_profile(self.frame))
+        frame = self.frame if raw else self.working
+        if self._profile is None or self._profile[0] is not frame:
+            self._profile = (frame, spatial_profile(frame))
         return self._profile[1]
 
     # -- saving ---------------------------------------------------------------------------------
@@ -187,6 +203,11 @@ class Session:
 
         if self.reduction is None:
             raise InputError("nothing to save yet")
+        if self.incomplete is not None:
+            raise InputError(
+                f"not saved: {self.incomplete}; fill it in (or choose another method) so the result "
+                "shown is the recipe's"
+            )
         method = self.registry.method("write", fmt)
         params = {"products": products} if method.param("products") is not None else {}
         self.reduction.write(spectrum, fmt, overwrite=overwrite, **params)

@@ -35,14 +35,14 @@ class BackgroundPane(StepPane):
         self._column_chosen = False  # moved to a column with usable background on the first result
 
     def action_column(self, step: int) -> None:
-        if self.session.frame is not None:
-            self.column = int(np.clip(self.column + step, 0, self.session.frame.shape[1] - 1))
+        if self.session.working is not None:
+            self.column = int(np.clip(self.column + step, 0, self.session.working.shape[1] - 1))
             self.update_from(self.session)
 
     def update_from(self, session: Session) -> None:
         self.update_form()
         result = session.reduction
-        if session.frame is None or result is None:
+        if session.working is None or result is None:
             return
         self.show_frame(
             self.query_one("#background-view", FrameView), self.query_one("#background-caption", Static)
@@ -55,10 +55,10 @@ class BackgroundPane(StepPane):
             if usable.size:
                 self.column = int(usable[np.argmin(np.abs(usable - self.column))])
         self._column_chosen = True
-        column = min(self.column, session.frame.shape[1] - 1)
+        column = min(self.column, session.working.shape[1] - 1)
         data = result.cleaned.sci[:, column]
         used = result.background.used[:, column] if result.background.used is not None else None
-        background = result.geometry.background_mask(session.frame.shape[0])[:, column]
+        background = result.geometry.background_mask(session.working.shape[0])[:, column]
         rows = np.flatnonzero(background)
         model = result.background.model[:, column]
         kept = rows if used is None else np.flatnonzero(used)
@@ -67,8 +67,9 @@ class BackgroundPane(StepPane):
         low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
         margin = (high - low) * 0.3 + 1e-9
 
-        unit = session.frame.header.get("BUNIT") or "counts"
-        where = f"{session.frame.wavelength[column]:.1f} Å" if session.frame.calibrated else f"col {column}"
+        frame = session.working
+        unit = frame.header.get("BUNIT") or "counts"
+        where = f"{frame.wavelength[column]:.1f} Å" if frame.calibrated else f"col {column}"
         title = f"column {column} ({where}) [{unit}]" if kept.size else f"col {column}: all flagged"
         series = []
         if kept.size:

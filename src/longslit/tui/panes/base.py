@@ -55,9 +55,10 @@ def overlays(session: Session, protected: bool = False) -> list[Overlay]:
     return marks
 
 
-def layer_image(session: Session, layer: str) -> np.ndarray | None:
-    """The 2D array of ``layer`` (None when that product does not exist yet)."""
-    frame, result = session.frame, session.reduction
+def layer_image(session: Session, layer: str, raw: bool = False) -> np.ndarray | None:
+    """The 2D array of ``layer`` (None when that product does not exist yet): SCI, ERR and DQ of the
+    frame the steps work on (calibrated and trimmed), or of the frame as read when ``raw``."""
+    frame, result = (session.frame if raw else session.working), session.reduction
     if frame is None:
         return None
     if layer == "SCI":
@@ -84,6 +85,8 @@ class StepPane(Horizontal):
     """
 
     can_focus = True
+    #: Whether the 2D view shows the frame as read (the Frame screen) rather than the calibrated one.
+    shows_raw: ClassVar[bool] = False
     #: The screen's name: its id and what ``goto`` takes.
     screen_name: ClassVar[str] = ""
     #: The step kind whose method and parameters the form edits (None: no form).
@@ -147,9 +150,14 @@ class StepPane(Horizontal):
         """Redraw from the session (after a run, or when shown)."""
 
     # -- shared 2D view controls --------------------------------------------------------------------
+    @property
+    def shown_frame(self):
+        """The frame the 2D view shows: as read on the Frame screen, the calibrated one elsewhere."""
+        return self.session.frame if self.shows_raw else self.session.working
+
     def window(self) -> tuple[int, int, int, int] | None:
         """Rows and columns shown: centred on the trace (or where panned to), ``zoom`` times fewer rows."""
-        frame = self.session.frame
+        frame = self.shown_frame
         if frame is None:
             return None
         nrows, ncols = frame.shape
@@ -170,7 +178,7 @@ class StepPane(Horizontal):
         return f"{layer} · rows {r0}-{r1 - 1} · cols {c0}-{c1 - 1} · {self.stretch_method}"
 
     def action_layer(self) -> None:
-        available = [name for name in LAYERS if layer_image(self.session, name) is not None]
+        available = [name for name in LAYERS if layer_image(self.session, name, self.shows_raw) is not None]
         if available:
             index = available.index(self.view_layer) if self.view_layer in available else -1
             self.view_layer = available[(index + 1) % len(available)]
@@ -190,7 +198,7 @@ class StepPane(Horizontal):
         if window is None:
             return
         r0, r1, c0, c1 = window
-        nrows, ncols = self.session.frame.shape
+        nrows, ncols = self.shown_frame.shape
         row = (r0 + r1) / 2 + rows * max((r1 - r0) / 8, 1)
         column = (c0 + c1) / 2 + columns * max((c1 - c0) / 8, 1)
         half_rows, half_columns = (r1 - r0) / 2, (c1 - c0) / 2
@@ -220,10 +228,10 @@ class StepPane(Horizontal):
         self.focus()
 
     def show_frame(self, view: FrameView, caption: Static, *, mask=None, protected=False) -> None:
-        image = layer_image(self.session, self.view_layer)
+        image = layer_image(self.session, self.view_layer, self.shows_raw)
         if image is None:
-            self.view_layer, image = "SCI", layer_image(self.session, "SCI")
-        frame = self.session.frame
+            self.view_layer, image = "SCI", layer_image(self.session, "SCI", self.shows_raw)
+        frame = self.shown_frame
         kind = LAYER_KINDS.get(self.view_layer, "image")
         view.show(
             image,

@@ -32,14 +32,15 @@ class CosmicPane(StepPane):
         self.view_layer = "cleaned"
 
     def action_columns(self, step: int) -> None:
-        if self.session.frame is not None:
-            self.first_column = int(np.clip(self.first_column + 5 * step, 0, self.session.frame.shape[1] - 5))
+        frame = self.session.working
+        if frame is not None:
+            self.first_column = int(np.clip(self.first_column + 5 * step, 0, frame.shape[1] - 5))
             self.update_from(self.session)
 
     def update_from(self, session: Session) -> None:
         self.update_form()
         result = session.reduction
-        if session.frame is None or result is None:
+        if session.working is None or result is None:
             return
         self.show_frame(
             self.query_one("#cosmic-view", FrameView),
@@ -47,13 +48,13 @@ class CosmicPane(StepPane):
             mask=result.cosmic.mask,
             protected=True,
         )
-        first = min(self.first_column, session.frame.shape[1] - 5)
+        first = min(self.first_column, session.working.shape[1] - 5)
         columns = slice(first, first + 5)
-        before, after = session.frame.sci[:, columns], result.cleaned.sci[:, columns]
+        before, after = session.working.sci[:, columns], result.cleaned.sci[:, columns]
         rows = np.arange(before.shape[0])
         changed = before.max(axis=1) != after.max(axis=1)
         r0, r1, _, _ = self.window()
-        unit = session.frame.header.get("BUNIT") or "counts"
+        unit = session.working.header.get("BUNIT") or "counts"
         self.query_one("#cosmic-plot", PlotView).plot(
             Figure(
                 [

@@ -85,8 +85,8 @@ class ExtractPane(StepPane):
         x0, x1 = self.columns()
         wave = np.asarray(spectrum.wavelength, float)
         flux, error = np.asarray(spectrum.flux, float), np.asarray(spectrum.uncertainty, float)
-        weights = result.geometry.aperture.coverage(session.frame.shape[0])
-        raw = np.nansum(weights * session.frame.sci, axis=0)
+        weights = result.geometry.aperture.coverage(result.frame.shape[0])
+        raw = np.nansum(weights * result.frame.sci, axis=0)
         calibrated = spectrum.wavelength_unit == "Angstrom"
         unit = "Å" if calibrated else "column"
         xlim = (float(min(wave[x0], wave[x1 - 1])), float(max(wave[x0], wave[x1 - 1])))

@@ -22,6 +22,7 @@ class FramePane(StepPane):
 
     screen_name = "frame"
     show_regions = False  # the frame as read: nothing located yet on this screen
+    shows_raw = True
 
     def compose(self):
         with Vertical(classes="main"):
@@ -36,7 +37,7 @@ class FramePane(StepPane):
         if frame is None:
             return
         self.show_frame(self.query_one("#frame-view", FrameView), self.query_one("#frame-caption", Static))
-        profile = session.spatial_profile()
+        profile = session.spatial_profile(raw=True)
         rows = np.arange(frame.shape[0])
         raw = np.nansum(frame.sci, axis=0)
         unit = frame.header.get("BUNIT") or "counts"

@@ -52,7 +52,7 @@ class LocatePane(StepPane):
 
     def update_from(self, session: Session) -> None:
         self.update_form()
-        frame = session.frame
+        frame = session.working
         if frame is None:
             return
         self.show_frame(

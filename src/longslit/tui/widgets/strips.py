@@ -90,7 +90,12 @@ class StripWidget(Widget):
         width, height = self.size.width, self.size.height
         key = (self._version, width, height, self.app.no_color, self.app.console.color_system)
         if self._strips is None or self._strips[0] != key:
-            strips = [Strip(line.segments()).crop_extend(0, width, _NULL) for line in self.lines()[:height]]
+            try:
+                lines = self.lines()[:height]
+            except Exception as exc:  # a drawing bug must not end the session: it is said where it drew
+                lines = [Line(f"cannot draw this view: {type(exc).__name__}: {exc}", "bold red")]
+                self.log.error(f"{type(self).__name__}.lines failed: {exc!r}")
+            strips = [Strip(line.segments()).crop_extend(0, width, _NULL) for line in lines]
             self._strips = (key, strips)
         strips = self._strips[1]
         return strips[y] if y < len(strips) else Strip([Segment(" " * width, _NULL)], width)
