@@ -137,14 +137,14 @@ def write_solution(
     header["WAVENLIN"] = (solution.n_used, "lines used in the fit")
     header["WAVENREJ"] = (int(solution.rejected_pixels.size), "lines rejected by the clipping")
     header["FRMROWS"] = (int(shape[0]), "rows of the frames it is for")
-    header["FRMCOLS"] = (int(shape[1]), "columns (along the dispersion) of the frames it is for")
+    header["FRMCOLS"] = (int(shape[1]), "columns of the frames it is for (dispersion)")
     header["FRMBIN"] = (binning or "unknown", "binning of the frames it is for")
     header["WAVE2D"] = (solution_2d is not None, "a 2D solution (line tilt) is in COEFF2D")
     for i, arc in enumerate(provenance.get("arcs", []), start=1):
         header[f"ARC{i}"] = str(arc.get("name", ""))[-68:]
         header[f"ARCSHA{i}"] = str(arc.get("sha256", ""))
     if provenance.get("lamps"):
-        header["LAMPS"] = (str(provenance["lamps"])[:68], "lamps lit in the arcs")
+        header["LAMPS"] = str(provenance["lamps"])[:68]  # lamps lit in the arcs
     header["SOLNSHA"] = _digest(solution, solution_2d, shape, binning, spectra)  # no room for a comment
     exact = {
         "rms_angstrom": solution.rms_angstrom,

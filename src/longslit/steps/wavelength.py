@@ -158,14 +158,18 @@ _BINNING_KEYS = (("CCDSUM",), ("BINNING",), ("CCDBIN1", "CCDBIN2"), ("XBINNING",
 
 
 def frame_binning(frame: Frame) -> str | None:
-    """The frame's binning from its header ("2x2"), or None when the header does not say."""
-    header = frame.fits_header
-    if header is None:
-        return None
-    for keys in _BINNING_KEYS:
-        if all(k in header for k in keys):
-            values = " ".join(str(header[k]) for k in keys).replace(",", " ").replace("x", " ").split()
-            return "x".join(values) if values else None
+    """The frame's binning from its header or its file's primary header ("2x2"), or None when neither says."""
+    headers = [frame.fits_header]
+    if os.path.isfile(str(frame.source)):
+        from astropy.io import fits
+
+        with contextlib.suppress(OSError, ValueError):
+            headers.append(fits.getheader(str(frame.source), 0))
+    for header in headers:
+        for keys in _BINNING_KEYS if header is not None else ():
+            if all(k in header for k in keys):
+                text = " ".join(str(header[k]) for k in keys).replace(",", " ").replace("x", " ")
+                return "x".join(text.split()) or None
     return None
 
 
