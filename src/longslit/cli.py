@@ -701,14 +701,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     written = reduction.write_masters(outdir, overwrite=args.overwrite)
-    if arcs:
-        from .steps.wavelength import write_solution_of
-
-        made = reduction.products["wavelength"]
-        key = made.solution.meta.get("provenance", {}).get("cache_key", "")[:12]
-        written["arc solution"] = write_solution_of(
-            made, outdir / f"arc_solution_{key}.fits", overwrite=args.overwrite
-        )
+    solution = reduction.write_wavelength_solution(outdir, overwrite=args.overwrite) if arcs else None
+    if solution is not None:
+        written["arc solution"] = solution
     if not written:
         _error(
             "the recipe names no calibration frames: set calibrate.bias, calibrate.dark or calibrate.flat, "

@@ -101,6 +101,19 @@ def _lamp_lists(lamps: str, n_arcs: int, medium: str, line_list: list[str]):
     return [load_lines(group, medium=medium) for group in groups]
 
 
+def catalogue(lamps: str, medium: str, line_list: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The catalogue lines (wavelength, ion) of every lamp named, or of the user's line lists."""
+    from ..numerics.linelists import load_lines, read_line_file
+
+    if line_list:
+        lists = [read_line_file(p, medium="vacuum").to_medium(medium) for p in expand_paths(line_list, "")]
+    else:
+        lists = [load_lines(group, medium=medium) for group in lamps.split(";") if group.strip()]
+    if not lists:
+        return np.zeros(0), np.zeros(0, str)
+    return np.concatenate([ll.wavelength for ll in lists]), np.concatenate([ll.ion for ll in lists])
+
+
 def excluded_lines(text: str) -> list[float]:
     """The wavelengths of ``wavelength.exclude`` ("4046.56, 5085.82"), or an ``InputError``."""
     values = []
@@ -147,11 +160,6 @@ def identified_lines(text: str) -> list[tuple[float, float]]:
                 "812.31:4047.708, separated by commas"
             ) from None
     return pairs
-
-
-def format_identified(pairs) -> str:
-    """``wavelength.identify``'s text for ``pairs`` of (pixel, wavelength)."""
-    return ", ".join(f"{float(x):.3f}:{float(w):.4f}" for x, w in pairs)
 
 
 _BINNING_KEYS = (("CCDSUM",), ("BINNING",), ("CCDBIN1", "CCDBIN2"), ("XBINNING", "YBINNING"))

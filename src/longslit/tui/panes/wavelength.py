@@ -20,7 +20,6 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Static
 
-from ...errors import LongslitError
 from ..widgets.plot import PlotView
 from .base import StepPane
 
@@ -153,37 +152,32 @@ class WavelengthPane(StepPane):
         return [part.strip() for part in self._text("exclude").split(",") if part.strip()]
 
     def _hand(self) -> list[tuple[float, float]]:
-        from ...steps.wavelength import identified_lines
-
-        try:
-            return identified_lines(self._text("identify"))
-        except LongslitError:  # the form shows what is wrong with it
-            return []
+        """The pairs of ``wavelength.identify`` (those that read as pixel:wavelength; the step says why
+        one does not)."""
+        pairs = []
+        for part in self._text("identify").split(","):
+            pixel, _, wave = part.partition(":")
+            try:
+                pairs.append((float(pixel), float(wave)))
+            except ValueError:
+                continue
+        return pairs
 
     def _edit(self, name: str, text: str) -> None:
         self.post_message(StepPane.Edit(lambda session: session.set_param("wavelength", name, text)))
 
+    @staticmethod
+    def _format(pairs) -> str:
+        return ", ".join(f"{float(x):.3f}:{float(w):.4f}" for x, w in sorted(pairs))
+
     def _candidates(self, predicted: float | None) -> list[str]:
         """The lamps' catalogue lines as "4046.5650 HgI", the nearest to ``predicted`` first."""
-        from ...numerics.linelists import load_lines, read_line_file
+        from ...report import arc_catalogue
 
-        params = self.session.params("wavelength")
-        medium = str(params.get("medium", "vacuum"))
-        try:
-            if params.get("line_list"):
-                from ...paths import expand_paths
-
-                lists = [read_line_file(p, medium="vacuum") for p in expand_paths(params["line_list"], "")]
-                lists = [ll.to_medium(medium) for ll in lists]
-            else:
-                groups = [g for g in str(params.get("lamps", "")).split(";") if g.strip()]
-                lists = [load_lines(group, medium=medium) for group in groups]
-        except (LongslitError, ValueError, OSError):  # no completion; typing still works
-            return []
-        waves = np.concatenate([ll.wavelength for ll in lists]) if lists else np.zeros(0)
-        ions = np.concatenate([ll.ion for ll in lists]) if lists else np.zeros(0, str)
-        order = np.argsort(np.abs(waves - predicted)) if predicted is not None else np.argsort(waves)
-        return [f"{waves[i]:.4f} {ions[i]}" for i in order]
+        lines = arc_catalogue(self.session.params("wavelength"))
+        if predicted is not None:
+            lines.sort(key=lambda line: abs(line[0] - predicted))
+        return [f"{wave:.4f} {ion}" for wave, ion in lines]
 
     # -- keys ---------------------------------------------------------------------------------------
     def action_line(self, step: int) -> None:
@@ -198,8 +192,6 @@ class WavelengthPane(StepPane):
         self.update_from(self.session)
 
     def action_mark(self) -> None:
-        from ...steps.wavelength import format_identified
-
         solution = self._need_solution()
         if solution is None:
             return
@@ -210,20 +202,18 @@ class WavelengthPane(StepPane):
             if wavelength is None:
                 return
             pairs = [(x, w) for x, w in self._hand() if abs(x - pixel) > _SAME] + [(pixel, wavelength)]
-            self._edit("identify", format_identified(sorted(pairs)))
+            self._edit("identify", self._format(pairs))
 
         self.app.push_screen(WavelengthEntry(pixel, predicted, self._candidates(predicted)), chosen)
 
     def action_delete(self) -> None:
-        from ...steps.wavelength import format_identified
-
         solution = self._need_solution()
         if solution is None:
             return
         pixel, source, wave = self._line(solution)
         hand = self._hand()
         if source.startswith("typed"):
-            self._edit("identify", format_identified([(x, w) for x, w in hand if abs(x - pixel) > 1.5]))
+            self._edit("identify", self._format([(x, w) for x, w in hand if abs(x - pixel) > 1.5]))
         elif source in ("used", "rejected"):
             self._edit("exclude", ",".join([*self._excluded(), f"{wave:.4f}"]))
         else:
