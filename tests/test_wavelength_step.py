@@ -283,3 +283,26 @@ def test_hand_identifications_join_the_fit_and_a_wrong_one_is_clipped(synthetic_
     with pytest.raises(longslit.InputError, match="is not pixel:wavelength"):
         bad = Recipe.load(root / "arcs.toml").with_overrides({"wavelength": {"identify": "812.3 4047.7"}})
         longslit.reduce(science[0], bad)
+
+
+def test_a_saved_2d_solution_round_trips_exactly_and_follows_the_trace(synthetic_setup, tmp_path):
+    from longslit.numerics.arcfile import read_solution
+
+    root, arc, science = synthetic_setup
+    saved = tmp_path / "arc2d.fits"
+    recipe = Recipe.load(root / "arcs.toml").with_overrides(
+        {"wavelength": {"two_d": True, "save": str(saved)}}
+    )
+    made = longslit.reduce(science[0], recipe)
+    back = read_solution(saved)
+    np.testing.assert_array_equal(back.solution_2d.coefficients, made.wavelength.solution_2d.coefficients)
+    assert back.solution_2d.rms_pixel == made.wavelength.solution_2d.rms_pixel
+    reused = longslit.reduce(
+        science[1], Recipe.preset("auto").with_step("wavelength", "solution", solution=[str(saved)])
+    )
+    assert reused.wavelength.solution_2d is not None
+    np.testing.assert_array_equal(
+        reused.spectrum.wavelength, back.solution_2d(np.arange(1024.0), reused.geometry.trace)
+    )
+    truth = arc.wavelength(np.arange(1024.0), reused.geometry.trace)
+    assert np.abs(reused.spectrum.wavelength - truth).max() < 0.05 * 3.2  # within 0.05 px of the truth
