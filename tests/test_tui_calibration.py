@@ -8,6 +8,7 @@ from astropy.io import fits
 from conftest import DATA_DIR, _need
 from pilot import key, run, settle
 from test_tui import type_into
+from textual.widgets import Input
 
 import longslit
 from longslit import Recipe
@@ -70,9 +71,12 @@ def test_identify_leaves_a_line_out_by_keys_and_the_recipe_replays(tmp_path, mon
             await pilot.press(key(pilot.app, "wavelength"))
             await settle(pilot)
             before = app.session.reduction.wavelength.solution
-            await pilot.press("right", "right")  # the third line from the blue end
+            # ←→ step through the lines found; the third identified one from the blue end:
             order = np.argsort(before.pixels)
             chosen = float(before.wavelengths[order][2])
+            found = np.sort(np.unique(before.meta["detected"][0]))
+            index = int(np.argmin(np.abs(found - before.pixels[order][2])))
+            await pilot.press(*["right"] * index)
             await pilot.press("d")
             await settle(pilot)
             after = app.session.reduction.wavelength.solution
@@ -139,3 +143,86 @@ def test_the_flux_screen_edits_the_masked_regions_refits_and_saves(tmp_path, mon
     replayed = longslit.reduce(paths["science"], str(tmp_path / "flux.toml"))
     np.testing.assert_array_equal(replayed.spectrum.flux, result.spectrum.flux)
     np.testing.assert_array_equal(replayed.spectrum.uncertainty, result.spectrum.uncertainty)
+
+
+def test_identify_marks_lines_by_typing_their_wavelength_refits_saves_and_replays(tmp_path, monkeypatch):
+    """IRAF identify by keys: delete an identification, type it back with completion from the line list,
+    mark a line no list holds, raise the fit's order; the saved recipe replays to identical wavelengths."""
+    from longslit.testing import make_arc, make_frame
+
+    monkeypatch.chdir(tmp_path)
+    # A synthetic NeI arc with two extra lines in no list (their true wavelengths known) and a frame.
+    arc = make_arc(shape=(128, 1024), seed=3, lamps=("NeI",), spurious=2)
+    fits.PrimaryHDU(arc.image.astype(np.float32)).writeto(tmp_path / "arc.fits")
+    science = make_frame((128, 1024), seed=0, trace_center=64.0, n_cosmics=0).write(tmp_path / "sci.fits")
+    start = Recipe.preset("auto").with_step(
+        "wavelength", "arc", arcs=[str(tmp_path / "arc.fits")], lamps="NeI"
+    )
+    extra = float(arc.spurious[0])
+
+    async def scenario():
+        app = LongslitApp(str(science), start)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "wavelength"))
+            await settle(pilot)
+            auto = app.session.reduction.wavelength.solution
+            found = np.sort(np.unique(auto.meta["detected"][0]))
+            truth = arc.wavelength(found, 64.0)
+            spurious = int(np.argmin(np.abs(truth - extra)))  # a line found, in no list: unidentified
+            assert np.min(np.abs(auto.pixels - found[spurious])) > 1
+            listed = int(np.flatnonzero(np.isin(np.round(found, 6), np.round(auto.pixels, 6)))[-3])
+            wave = float(auto.wavelengths[np.argmin(np.abs(auto.pixels - found[listed]))])
+            # x deletes the automatic identification of a listed line (it is left out)...
+            await pilot.press(*["right"] * listed, "x")
+            await settle(pilot)
+            deleted = app.session.reduction.wavelength.solution
+            assert deleted.n_used == auto.n_used - 1 and not np.any(deleted.wavelengths == wave)
+            # ...and m types it back: four digits, → takes the completion from the NeI list.
+            await pilot.press("m")
+            await pilot.pause()
+            entry = app.screen.query_one("#identify-wavelength", Input)
+            await pilot.press(*f"{wave:.4f}"[:4])
+            await pilot.pause(0.2)
+            await pilot.press("right")
+            await pilot.pause()
+            assert entry.value == f"{wave:.4f} NeI", entry.value
+            app.save_screenshot(str(tmp_path / "identify_entry.svg"))
+            await pilot.press("enter")
+            await settle(pilot)
+            typed = app.session.reduction.wavelength.solution
+            assert typed.n_used == auto.n_used and np.any(typed.wavelengths == round(wave, 4))
+            # The line in no list, marked by its true wavelength: the fit takes it.
+            await pilot.press(*["left"] * (listed - spurious), "m")
+            await pilot.pause()
+            await pilot.press(*f"{extra:.3f}", "enter")
+            await settle(pilot)
+            marked = app.session.reduction.wavelength.solution
+            assert marked.n_used == auto.n_used + 1 and abs(float(marked(found[spurious])) - extra) < 0.05
+            assert "(typed)" in str(app.query_one("#wavelength-figures").render())
+            assert f"col {found[spurious]:.1f} {extra:.3f} typed" in str(
+                app.query_one("#wavelength-line").render()
+            )
+            await pilot.press("plus")  # the fit's order up
+            await settle(pilot)
+            refit = app.session.reduction.wavelength.solution
+            assert refit.order == auto.order + 1 and refit.n_used == marked.n_used
+            app.save_screenshot(str(tmp_path / "identify.svg"))
+            params = app.session.recipe.config("wavelength").params
+            assert params["order"] == auto.order + 1 and len(params["identify"].split(",")) == 2
+            await pilot.press(key(pilot.app, "save"))
+            await settle(pilot)
+            await type_into(pilot, "save-spectrum", "sci_w.fits")
+            await type_into(pilot, "save-recipe", "sci_w.toml")
+            await pilot.press("escape", "w")
+            await settle(pilot)
+            return app.session.reduction
+
+    result = run(scenario())
+    for name in ("identify.svg", "identify_entry.svg"):
+        assert (tmp_path / name).stat().st_size > 1000
+    replayed = longslit.reduce(science, str(tmp_path / "sci_w.toml"))
+    np.testing.assert_array_equal(replayed.spectrum.wavelength, result.spectrum.wavelength)
+    np.testing.assert_array_equal(replayed.wavelength.solution.pixels, result.wavelength.solution.pixels)
+    saved = fits.getdata(tmp_path / "sci_w.fits", "SPECTRUM")
+    np.testing.assert_array_equal(saved["WAVELENGTH"], result.spectrum.wavelength)

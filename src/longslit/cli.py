@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the read and calibrate steps of a recipe on one science frame and write the masters "
             "they built (SCI, VAR, MASK and their provenance) to a folder; name the frames in the recipe's "
-            "[calibrate] table or with --set calibrate.bias=... calibrate.flat=..."
+            "[calibrate] table or with --set calibrate.bias=... calibrate.flat=...; with wavelength.method "
+            "= arc, the arc solution too (arc_solution_*.fits, for wavelength.method = solution)"
         ),
     )
     masters.add_argument("input", metavar="IN", help="a science frame of the night (its setup and sections)")
@@ -694,16 +695,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 2
     from .batch.worker import capture_warnings
 
+    arcs = recipe.config("wavelength").method == "arc"  # the arc solution too (it needs the trace)
     with capture_warnings() as caught:
-        reduction = Pipeline(registry).run(args.input, recipe, until="calibrate")
+        reduction = Pipeline(registry).run(args.input, recipe, until="wavelength" if arcs else "calibrate")
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     written = reduction.write_masters(outdir, overwrite=args.overwrite)
+    solution = reduction.write_wavelength_solution(outdir, overwrite=args.overwrite) if arcs else None
+    if solution is not None:
+        written["arc solution"] = solution
     if not written:
-        _error("the recipe names no calibration frames: set calibrate.bias, calibrate.dark or calibrate.flat")
+        _error(
+            "the recipe names no calibration frames: set calibrate.bias, calibrate.dark or calibrate.flat, "
+            "or wavelength.method = arc with its arcs"
+        )
         return 2
     for kind, path in written.items():
-        print(f"master {kind} -> {printable(str(path))}")
+        print(f"{'' if kind == 'arc solution' else 'master '}{kind} -> {printable(str(path))}")
     return 0
 
 

@@ -160,6 +160,20 @@ class Reduction:
             written[kind] = write_master(master, path, overwrite=overwrite)
         return written
 
+    def write_wavelength_solution(self, folder: str | Path, *, overwrite: bool = False) -> Path | None:
+        """Write the arc solution of the wavelength step (method ``arc``) to ``folder`` as FITS.
+
+        The file is ``arc_solution_<key>.fits`` (the first 12 characters of the key of its arcs' content
+        and parameters); ``wavelength.method = solution`` reads it. Returns None when no arcs were solved.
+        """
+        made = self.products.get("wavelength")
+        if getattr(made, "method", None) != "arc" or made.solution is None:
+            return None
+        from .steps.wavelength import write_solution_of
+
+        key = made.solution.meta.get("provenance", {}).get("cache_key", "")[:12]
+        return write_solution_of(made, Path(folder) / f"arc_solution_{key}.fits", overwrite=overwrite)
+
     def write(
         self,
         path: str | Path,

@@ -75,6 +75,23 @@ def wavelength_solution(reduction: Reduction) -> dict[str, Any]:
     return out
 
 
+def arc_catalogue(params: dict[str, Any]) -> list[tuple[float, str]]:
+    """The catalogue lines ``(wavelength, ion)`` of the wavelength step's lamps (``params``: its
+    parameters), for the Identify screen's completion; [] when they name none that can be read."""
+    from .errors import LongslitError
+    from .steps.wavelength import catalogue
+
+    try:
+        waves, ions = catalogue(
+            str(params.get("lamps", "")),
+            str(params.get("medium", "vacuum")),
+            list(params.get("line_list") or []),
+        )
+    except (LongslitError, ValueError, OSError):
+        return []
+    return [(float(w), str(i)) for w, i in zip(waves, ions, strict=True)]
+
+
 def apertures_summary(reduction: Reduction) -> list[dict[str, Any]]:
     """Per aperture of a geometry with several: its name, place on the slit, median S/N, masked columns."""
     primary = reduction.spectrum.aperture

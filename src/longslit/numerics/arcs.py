@@ -1012,6 +1012,8 @@ def solve_arc(
     clip_sigma: float = 3.0,
     max_lines: int = 80,
     blend: float = 1.5,
+    identified: Sequence[tuple[float, float]] = (),
+    snap: float = 1.5,
     **identify_options,
 ) -> WavelengthSolution:
     """The automatic 1D solution: find lines in each arc, identify them together, fit with clipping.
@@ -1037,13 +1039,23 @@ def solve_arc(
     blend : float, optional
         Detected lines closer than this many FWHM to a neighbour, and catalogue lines with a listed
         neighbour that close, are left out of the fit.
+    identified : sequence of (float, float), optional
+        Identifications given by hand (IRAF ``identify``'s ``m`` key): ``(pixel, wavelength)``. Each
+        takes the centroid of the usable detected line within ``snap`` pixels of ``pixel`` (the pixel
+        as given when there is none) and replaces the automatic identification of that line; they go
+        through the final fit's clipping like the others. With three or more, an arc the automatic
+        identification cannot solve is solved from them.
+    snap : float, optional
+        Pixels within which a hand identification takes a detected line's centroid.
     **identify_options
         Passed to :func:`identify`.
 
     Returns
     -------
     WavelengthSolution
-        ``meta`` holds the detected lines of each arc (``"lines"``) and the number of hypotheses.
+        ``meta`` holds the detected lines of each arc (``"lines"``), the usable ones of all arcs as
+        ``"detected"`` (pixel, arc), the hand identifications as used (``"identified"``: pixel,
+        wavelength) and the number of hypotheses.
     """
     if isinstance(spectra, np.ndarray) and spectra.ndim == 1:
         spectra = [spectra]
@@ -1070,7 +1082,32 @@ def solve_arc(
                 blend=blend,
             )
         )
-    ident = identify(
+    hand = _hand_lines(identified, found, snap)
+    try:
+        ident = _identify_all(found, lamps, npix, guess, order, kind, match_tolerance, identify_options)
+    except InputError:
+        if hand[0].size < 3:
+            raise
+        ident = None  # solved from the hand identifications alone
+    if ident is None:
+        sol = fit_solution(hand[0], hand[1], domain=(0.0, npix - 1.0), order=min(order, hand[0].size - 1),
+                           kind=kind, errors=hand[2], arc=hand[3], clip_sigma=clip_sigma,
+                           medium=next(iter(media)))  # fmt: skip
+        hypotheses = 0
+    else:
+        px, wl, er, ar = _with_hand((ident.pixels, ident.wavelengths, ident.errors, ident.arc), hand, snap)
+        sol = fit_solution(px, wl, domain=(0.0, npix - 1.0), order=order, kind=kind, errors=er, arc=ar,
+                           clip_sigma=clip_sigma, medium=next(iter(media)))  # fmt: skip
+        hypotheses = ident.hypotheses
+    sol = _refit(sol, found, lamps, hand, order, kind, match_tolerance, clip_sigma, blend, snap)
+    usable = [(f.position[f.usable], np.full(int(f.usable.sum()), k)) for k, f in enumerate(found)]
+    detected = (np.concatenate([u[0] for u in usable]), np.concatenate([u[1] for u in usable]))
+    sol.meta.update(lines=found, hypotheses=hypotheses, detected=detected, identified=hand[:2])
+    return sol
+
+
+def _identify_all(found, lamps, npix, guess, order, kind, match_tolerance, identify_options):
+    return identify(
         [f.position[f.usable] for f in found],
         [ll.wavelength for ll in lamps],
         npix,
@@ -1083,17 +1120,34 @@ def solve_arc(
         catalog_strengths=[ll.amplitude for ll in lamps],
         **identify_options,
     )
-    sol = fit_solution(
-        ident.pixels,
-        ident.wavelengths,
-        domain=(0.0, npix - 1.0),
-        order=order,
-        kind=kind,
-        errors=ident.errors,
-        arc=ident.arc,
-        clip_sigma=clip_sigma,
-        medium=media.pop(),
-    )
+
+
+def _hand_lines(identified, found, snap):
+    """Hand identifications as (pixels, wavelengths, errors, arcs), each on its detected line's centroid."""
+    pairs = np.asarray(list(identified), dtype=float).reshape(-1, 2)
+    pos = np.concatenate([f.position[f.usable] for f in found])
+    err = np.concatenate([f.error[f.usable] for f in found])
+    arc = np.concatenate([np.full(int(f.usable.sum()), k) for k, f in enumerate(found)])
+    px, er, ar = pairs[:, 0].copy(), np.full(len(pairs), 0.05), np.zeros(len(pairs), int)
+    for i, pixel in enumerate(pairs[:, 0]):
+        if pos.size:
+            j = int(np.argmin(np.abs(pos - pixel)))
+            if abs(pos[j] - pixel) <= snap:
+                px[i], er[i], ar[i] = pos[j], err[j], int(arc[j])
+    return px, pairs[:, 1].copy(), er, ar
+
+
+def _with_hand(auto, hand, snap):
+    """The automatic identifications with those near a hand-identified pixel replaced by the hand ones."""
+    px, wl, er, ar = (np.asarray(v) for v in auto)
+    if hand[0].size:
+        near = np.any(np.abs(px[:, None] - hand[0][None, :]) <= snap, axis=1)
+        near |= np.isin(wl, hand[1])  # one line per wavelength: the hand's
+        px, wl, er, ar = px[~near], wl[~near], er[~near], ar[~near]
+    return tuple(np.concatenate([a, b]) for a, b in zip((px, wl, er, ar), hand, strict=True))
+
+
+def _refit(sol, found, lamps, hand, order, kind, match_tolerance, clip_sigma, blend, snap):
     # One more matching pass with the fitted solution picks up lines the growing missed, and leaves out
     # catalogue lines with a listed neighbour closer than `blend` FWHM: the lamp shows the two as one
     # line whose centroid is neither (unless the neighbour is under a twentieth as strong).
@@ -1117,7 +1171,7 @@ def solve_arc(
         wl.append(ll.wavelength[ci])
         er.append(es[li])
         ar.append(np.full(li.size, k))
-    px, wl, er, ar = (np.concatenate(v) for v in (px, wl, er, ar))
+    px, wl, er, ar = _with_hand(tuple(np.concatenate(v) for v in (px, wl, er, ar)), hand, snap)
     if px.size >= order + 3:
         sol = fit_solution(
             px,
@@ -1130,7 +1184,7 @@ def solve_arc(
             clip_sigma=clip_sigma,
             medium=sol.medium,
         )
-    sol.meta.update(lines=found, hypotheses=ident.hypotheses, catalogue_blends=n_blended)
+    sol.meta["catalogue_blends"] = n_blended
     return sol
 
 
