@@ -261,10 +261,46 @@ def test_a_method_chosen_before_its_files_waits_for_them_in_the_form(tmp_path, m
             assert not list(tmp_path.glob("*_spectrum*"))
             await pilot.press(key(pilot.app, "flux"))
             await settle(pilot)
-            for name in ("standard", "reference", "extinction"):
+            await type_into(pilot, form._field_id("standard"), str(paths["standard"]))
+            await type_into(pilot, form._field_id("extinction"), "no-such-curve")  # wrong: refused alone
+            flux = app.session.recipe.config("flux")
+            assert flux.method == "standard" and flux.params["standard"] == [str(paths["standard"])]
+            assert "no-such-curve" in str(app.query_one("#message", Static).render())
+            for name in ("reference", "extinction"):
                 await type_into(pilot, form._field_id(name), str(paths[name]))
             assert app.session.incomplete is None and app.session.error is None
             return app.session.reduction
 
     result = run(scenario())
     assert result.spectrum.flux_unit == "erg / (Angstrom s cm2)"
+
+
+def test_a_method_picked_from_the_menu_keeps_the_focus_in_the_form(example):
+    """After a method is picked by keys, Tab goes on to its fields (the rebuilt form used to drop the
+    focus, and the letters of a file name typed next went to the screen's keys)."""
+
+    async def scenario():
+        app = LongslitApp(str(example), "auto")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "background"), "e")
+            await settle(pilot)
+            options = [m.name for m in app.session.methods("background")]
+            current = app.session.recipe.resolve(app.session.registry).config("background").method
+            target = options[(options.index(current) + 1) % len(options)]
+            await pilot.press("enter")
+            await pilot.pause()
+            for _ in range((options.index(target) - options.index(current)) % len(options)):
+                await pilot.press("down")
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.session.recipe.config("background").method == target
+            form = app.query_one("#form-background", ParamForm)
+            assert app.focused is not None and form in app.focused.ancestors
+            assert app.focused.id == form._field_id("method")
+            await pilot.press("tab")
+            await pilot.pause()
+            first = app.session.method("background").params[0].name
+            assert app.focused.id == form._field_id(first)
+
+    run(scenario())

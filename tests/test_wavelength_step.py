@@ -102,7 +102,7 @@ def test_bad_arc_settings_are_one_clear_error(tmp_path):
     science = _need(KAST / "pypeit_kast_b27.fits.gz")
     arc = str(_need(KAST / "pypeit_kast_b1.fits.gz"))
     no_lamps = Recipe.preset("kast-blue").with_step("wavelength", "arc", arcs=[arc])
-    with pytest.raises(longslit.InputError, match="name the arc lamps"):
+    with pytest.raises(longslit.IncompleteError, match="name the arc lamps"):
         longslit.reduce(science, no_lamps)
     other = _need(OSIRIS / "osiris_arc_Ne.fits.bz2")
     wrong = Recipe.preset("kast-blue").with_step("wavelength", "arc", arcs=[str(other)], lamps="NeI")

@@ -87,7 +87,7 @@ def _lamp_lists(lamps: str, n_arcs: int, medium: str, line_list: list[str]):
             total = total + more
         return [total.to_medium(medium)] * n_arcs
     if not lamps.strip():
-        raise InputError(
+        raise IncompleteError(
             "wavelength.lamps: name the arc lamps (e.g. HgI,CdI,HeI) or give wavelength.line_list"
         )
     groups = [g for g in lamps.split(";") if g.strip()]

@@ -77,6 +77,8 @@ class Session:
         self._shown_warnings: set[str] = set()
         #: The recipe that made :attr:`reduction` (as edited, before defaults were filled in).
         self.good_recipe = self.recipe
+        #: The incomplete recipe being filled in (see :attr:`incomplete`), or None.
+        self._pending: Recipe | None = None
 
     def reopen(self, source: str | Path) -> Session:
         """A new session on ``source``, from the recipe this one started from."""
@@ -132,13 +134,16 @@ class Session:
                 result = self.pipeline.run(self.frame, tried.resolve(self.registry))
             except LongslitError as exc:
                 self.error = exc.message
-                self.incomplete = exc.message if isinstance(exc, IncompleteError) else None
-                if self.reduction is not None and self.recipe is tried and self.incomplete is None:
-                    self.recipe = self.good_recipe
+                if isinstance(exc, IncompleteError):
+                    self.incomplete, self._pending = exc.message, tried
+                elif self.reduction is not None and self.recipe is tried:
+                    # A wrong value: back to the recipe before it (the one being completed, if any,
+                    # so the files named so far stay; else the last one that ran).
+                    self.recipe = self._pending if self._pending is not None else self.good_recipe
                 raise
             self.reduction = result
             self.good_recipe = tried
-            self.error = self.incomplete = None
+            self.error = self.incomplete = self._pending = None
             self.unsaved = True
             return result
 

@@ -99,6 +99,10 @@ class ParamForm(Vertical):
         self._signature = signature
         self._generation += 1
         self._fields = {}
+        focused = self.app.focused
+        # A method picked from the form's menu: the focus stays in the form, on the new menu, so Tab
+        # goes on to the new method's fields (the old widgets go, and the focus with them).
+        refocus = focused is not None and self in focused.ancestors
         self.remove_children()
         picker = Select(
             [(m.name, m.name) for m in methods],
@@ -119,6 +123,8 @@ class ParamForm(Vertical):
             )
         rows.append(Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False))
         self.mount(*rows)
+        if refocus:  # at once: a deferred focus could land after the next keys (a Tab, a file name)
+            self.screen.set_focus(picker, scroll_visible=False)
 
     def _field(self, param: Param, value: Any):
         name = self._field_id(param.name)
