@@ -12,6 +12,7 @@ the fit's parameters, so every science frame of a batch after the first reuses i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..frame import Frame
+from ..numerics import airmass as airmasses
 from ..numerics import flux as fluxcal
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
@@ -30,7 +32,6 @@ from ..products import Spectrum
 AIRMASS_KEYS = ("AIRMASS", "AIRM", "SECZ")
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "ITIME", "TEXP")
 OBJECT_KEYS = ("OBJECT", "TARGNAME", "TARGET")
-LATITUDE_KEYS = ("LATITUDE", "SITELAT", "OBSGEO-B", "LAT-OBS")
 
 _lock = threading.Lock()
 #: Sensitivities by what they depend on (see the module docstring); small, so kept for the process.
@@ -47,8 +48,18 @@ def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
 _LATITUDE = Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle "
                   "(auto: the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree",
                   nullable=True)  # fmt: skip
-_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else from HA, DEC "
-                 "and latitude).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else computed from "
+                 "the site, RA, DEC and the mid-exposure time, else from HA, DEC and latitude, else 1 with a "
+                 "warning).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+_SITE = Param(
+    "site",
+    "str",
+    "auto",
+    "The observatory, for an airmass computed without AIRMASS: "
+    f"{', '.join(airmasses.SITES)} (or an alias such as orm, gtc, mthamilton), or "
+    "'latitude,longitude,height' (degrees, east positive, metres); auto: the header's "
+    "OBSGEO-X/Y/Z, LATITUDE/LONGITUD/ALTITUDE, SITELAT/SITELONG or a known OBSERVAT/TELESCOP.",
+)
 _EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (auto: EXPTIME).", minimum=0.0,
                  unit="s", nullable=True)  # fmt: skip
 
@@ -82,6 +93,7 @@ _EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (a
     Param("standard_exptime", "float", None, "The standard's exposure time (auto: EXPTIME).", minimum=0.0,
           unit="s", nullable=True),
     _LATITUDE,
+    _SITE,
     Param("save", "str", "none", "Write the sensitivity (FITS, with its provenance) to this file when it "
           "is fitted; none: do not (flux.method = sensitivity reads it back)."),
 )  # fmt: skip
@@ -105,6 +117,7 @@ def flux_standard(
     exptime: float | None,
     standard_exptime: float | None,
     latitude: float | None,
+    site: str,
     save: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with the sensitivity measured on the standard star ``standard``."""
@@ -128,7 +141,7 @@ def flux_standard(
         "reference": reference, "reference_units": reference_units, "function": function, "order": order,
         "bandwidth": bandwidth, "regions": regions, "clip_sigma": clip_sigma,
         "clip_iterations": clip_iterations, "standard_airmass": standard_airmass,
-        "standard_exptime": standard_exptime, "latitude": latitude,
+        "standard_exptime": standard_exptime, "latitude": latitude, "site": site,
     }  # fmt: skip
     sensitivity, found, fitted = sensitivity_from(standard_file, reducer, curve, **options)
     warnings += found
@@ -137,7 +150,7 @@ def flux_standard(
 
         write_sensitivity(sensitivity, Path(save).expanduser(), overwrite=True,
                           inputs=(standard_file, str(frame.source)))  # fmt: skip
-    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude)
+    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude, site)
 
 
 def _calibrated(
@@ -149,6 +162,7 @@ def _calibrated(
     airmass: float | None,
     exptime: float | None,
     latitude: float | None,
+    site: str = "auto",
 ) -> Spectrum:
     unit = counts_unit(frame)
     if unit != sensitivity.counts_unit:
@@ -162,10 +176,12 @@ def _calibrated(
             f"the science wavelengths are in {frame.wavelength_medium} but the standard's in "
             f"{sensitivity.medium}: calibrate both wavelengths alike"
         )
-    science_airmass, note = airmass_of(frame, airmass, latitude, "the science frame")
+    seconds = exptime_of(frame, exptime, "the science frame")
+    science_airmass, note = airmass_of(
+        frame, airmass, latitude, "the science frame", site=site, exptime=seconds
+    )
     if note:
         warnings.append(note)
-    seconds = exptime_of(frame, exptime, "the science frame")
     flux, error, masked = fluxcal.apply_sensitivity(
         spectrum.wavelength,
         spectrum.flux,
@@ -211,6 +227,7 @@ def sensitivity_from(
     standard_airmass: float | None,
     standard_exptime: float | None,
     latitude: float | None,
+    site: str = "auto",
 ) -> tuple[fluxcal.Sensitivity, list[str], bool]:
     """The sensitivity from the standard frame ``standard`` (cached while nothing it depends on changes).
 
@@ -223,7 +240,7 @@ def sensitivity_from(
     path = Path(standard).expanduser()
     reference_file = None if reference == "auto" else fluxcal.reference_path(reference)
     params = (reference_units, function, order, bandwidth, regions, clip_sigma, clip_iterations,
-              standard_airmass, standard_exptime, latitude)  # fmt: skip
+              standard_airmass, standard_exptime, latitude, site)  # fmt: skip
     key = (
         _hash(path, file_hash),
         reducer.digest("flux"),
@@ -259,10 +276,12 @@ def sensitivity_from(
         warnings.append(
             f"the standard's wavelengths do not say air or vacuum: taken as {ref.medium}, as the reference"
         )
-    std_airmass, note = airmass_of(frame, standard_airmass, latitude, f"the standard ({path.name})")
+    seconds = exptime_of(frame, standard_exptime, f"the standard ({path.name})")
+    std_airmass, note = airmass_of(
+        frame, standard_airmass, latitude, f"the standard ({path.name})", site=site, exptime=seconds
+    )
     if note:
         warnings.append(note)
-    seconds = exptime_of(frame, standard_exptime, f"the standard ({path.name})")
     if not curve.covers(std.wavelength[~std.mask]):
         warnings.append(
             f"the extinction curve {curve.name} ({curve.wavelength[0]:.0f}-{curve.wavelength[-1]:.0f} A) "
@@ -310,6 +329,7 @@ def sensitivity_from(
     _AIRMASS,
     _EXPTIME,
     _LATITUDE,
+    _SITE,
 )  # fmt: skip
 def flux_sensitivity(
     spectrum: Spectrum,
@@ -321,6 +341,7 @@ def flux_sensitivity(
     airmass: float | None,
     exptime: float | None,
     latitude: float | None,
+    site: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with a sensitivity saved before (``flux.save``)."""
     from ..numerics.fluxfile import read_sensitivity
@@ -333,7 +354,7 @@ def flux_sensitivity(
         raise InputError(f"flux.sensitivity names {len(files)} files; give one sensitivity")
     saved = read_sensitivity(files[0])
     curve = saved.extinction if extinction.strip().lower() == "stored" else _extinction(extinction)
-    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude)
+    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude, site)
 
 
 def _brief(sensitivity: fluxcal.Sensitivity) -> dict[str, Any]:
@@ -379,53 +400,59 @@ def counts_unit(frame: Frame) -> str:
             "dn": "adu"}.get(text, "ct")  # fmt: skip
 
 
-def _header_value(frame: Frame, keys: tuple[str, ...]) -> Any:
-    """A header value: the frame's summary, its science header, else the file's primary header."""
-    headers = [frame.header, frame.fits_header]
-    for header in headers:
-        if header is None:
-            continue
-        for key in keys:
-            if key in header:
-                return header[key]
+def _headers(frame: Frame) -> list[Any]:
+    """The frame's summary, its science header (merged over the primary), and the file's primary header."""
+    headers: list[Any] = [h for h in (frame.header, frame.fits_header) if h is not None]
     source = Path(str(frame.source))
     if source.is_file():
         from astropy.io import fits
 
-        try:
-            primary = fits.getheader(source, 0)
-        except (OSError, ValueError):
-            return None
-        for key in keys:
-            if key in primary:
-                return primary[key]
-    return None
+        with contextlib.suppress(OSError, ValueError):
+            headers.append(fits.getheader(source, 0))
+    return headers
+
+
+def header_lookup(frame: Frame) -> airmasses.Lookup:
+    """``lookup(keys)``: the first of ``keys`` found in the frame's headers, as (value, comment)."""
+    headers = _headers(frame)
+
+    def lookup(keys: tuple[str, ...]) -> tuple[Any, str] | None:
+        for header in headers:
+            for key in keys:
+                if key in header:
+                    comments = getattr(header, "comments", None)
+                    return header[key], str(comments[key]) if comments is not None else ""
+        return None
+
+    return lookup
+
+
+def _header_value(frame: Frame, keys: tuple[str, ...]) -> Any:
+    """A header value: the frame's summary, its science header, else the file's primary header."""
+    found = header_lookup(frame)(keys)
+    return None if found is None else found[0]
 
 
 def airmass_of(
-    frame: Frame, given: float | None, latitude: float | None, who: str
+    frame: Frame,
+    given: float | None,
+    latitude: float | None,
+    who: str,
+    *,
+    site: str | None = None,
+    exptime: float | None = None,
 ) -> tuple[float, str | None]:
-    """The airmass: given, else the header's AIRMASS, else from its HA and DEC at ``latitude``.
+    """The airmass: given, else the header's AIRMASS, else computed (astropy: site, RA, DEC, time; else
+    HA, DEC and the latitude), else 1 with a warning (:func:`longslit.numerics.airmass.find_airmass`).
 
     Returns the value and a sentence saying how it was found when that was not from a parameter or
     an AIRMASS card.
     """
-    if given is not None:
-        return float(given), None
-    value = fluxcal.sexagesimal(_header_value(frame, AIRMASS_KEYS))
-    if value is not None and value >= 1.0:
-        return value, None
-    hour_angle = fluxcal.sexagesimal(_header_value(frame, ("HA",)))
-    declination = fluxcal.sexagesimal(_header_value(frame, ("DEC",)))
-    site = latitude if latitude is not None else fluxcal.sexagesimal(_header_value(frame, LATITUDE_KEYS))
-    if hour_angle is not None and declination is not None and site is not None:
-        computed = fluxcal.airmass_from_hour_angle(hour_angle, declination, site)
-        return computed, f"{who} has no AIRMASS: {computed:.3f} from its HA, DEC and latitude {site:g}"
-    raise InputError(
-        f"{who} has no usable AIRMASS (nor HA, DEC and a latitude to compute it): give it with "
-        "flux.airmass or flux.standard_airmass",
-        path=str(frame.source),
-    )
+    found = airmasses.find_airmass(
+        header_lookup(frame), given=given, site=None if site in (None, "", "auto") else site,
+        latitude=latitude, exptime=exptime, airmass_keys=AIRMASS_KEYS, who=who,
+    )  # fmt: skip
+    return found.value, found.warning
 
 
 def exptime_of(frame: Frame, given: float | None, who: str) -> float:
