@@ -182,33 +182,50 @@ def _calibrated(
     )
     if note:
         warnings.append(note)
-    flux, error, masked = fluxcal.apply_sensitivity(
-        spectrum.wavelength,
-        spectrum.flux,
-        spectrum.uncertainty,
-        spectrum.mask,
-        sensitivity,
-        airmass=science_airmass,
-        exptime=seconds,
-        extinction=curve,
-    )
-    outside = int((masked & ~spectrum.mask).sum())
-    if outside:
-        lo, hi = sensitivity.domain
-        warnings.append(
-            f"{outside} columns lie outside the sensitivity's range {lo:.0f}-{hi:.0f} Angstrom: NaN and "
-            "masked there"
-        )
     info = {
-        **spectrum.info,
         "sensitivity": sensitivity,
         "flux_warnings": warnings,
         "flux": {"airmass": science_airmass, "exptime": seconds, "medium": medium,
                  "standard": sensitivity.info.get("standard"), **_brief(sensitivity)},
     }  # fmt: skip
-    return dataclasses.replace(
-        spectrum, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT, info=info
-    )
+
+    def calibrate(one: Spectrum) -> Spectrum:
+        flux, error, masked = fluxcal.apply_sensitivity(
+            one.wavelength,
+            one.flux,
+            one.uncertainty,
+            one.mask,
+            sensitivity,
+            airmass=science_airmass,
+            exptime=seconds,
+            extinction=curve,
+        )
+        outside = int((masked & ~one.mask).sum())
+        if outside:
+            lo, hi = sensitivity.domain
+            name = f"aperture {one.aperture}: " if one.aperture else ""
+            warnings.append(
+                f"{name}{outside} columns lie outside the sensitivity's range {lo:.0f}-{hi:.0f} Angstrom: "
+                "NaN and masked there"
+            )
+        return dataclasses.replace(
+            one, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT,
+            info={**one.info, **info},
+        )  # fmt: skip
+
+    return each_aperture(spectrum, calibrate)
+
+
+def each_aperture(spectrum: Spectrum, calibrate: Any) -> Spectrum:
+    """``calibrate`` applied to every aperture's spectrum (``spectrum.apertures``, see several_objects.md),
+    the primary one returned holding them all; to ``spectrum`` alone when it has one aperture."""
+    if not spectrum.apertures:
+        return calibrate(spectrum)
+    done = [calibrate(one) for one in spectrum.apertures]
+    names = [one.aperture for one in spectrum.apertures]
+    if spectrum.aperture not in names:
+        raise InputError(f"the spectrum's aperture {spectrum.aperture!r} is none of its apertures {names}")
+    return dataclasses.replace(done[names.index(spectrum.aperture)], apertures=tuple(done))
 
 
 def sensitivity_from(
