@@ -210,7 +210,7 @@ def _calibrated(
             )
         return dataclasses.replace(
             one, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT,
-            info={**one.info, **info},
+            info={**one.info, **info, "counts": one},
         )  # fmt: skip
 
     return each_aperture(spectrum, calibrate)
