@@ -374,6 +374,124 @@ def flux_sensitivity(
     return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude, site)
 
 
+def _response_info(frame: Frame, exptime: float | None, method: str) -> tuple[float, dict[str, Any]]:
+    seconds = exptime_of(frame, exptime, "the science frame")
+    return seconds, {"exptime": seconds, "method": method}
+
+
+def _apply(
+    spectrum: Spectrum, info: dict[str, Any], warnings: list[str], convert: Any, what: str
+) -> Spectrum:
+    """``convert(one) -> (flux, error, mask)`` on every aperture, with the notes and the product's info."""
+
+    def calibrate(one: Spectrum) -> Spectrum:
+        flux, error, masked = convert(one)
+        outside = int((masked & ~one.mask).sum())
+        if outside:
+            name = f"aperture {one.aperture}: " if one.aperture else ""
+            warnings.append(f"{name}{outside} columns lie outside {what}: NaN and masked there")
+        return dataclasses.replace(
+            one, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT,
+            info={**one.info, "flux_warnings": warnings, "flux": info, "counts": one},
+        )  # fmt: skip
+
+    return each_aperture(spectrum, calibrate)
+
+
+@declare(
+    Param("throughput", "paths", None, "The instrument's throughput table (detected electrons per photon): "
+          "two columns (Angstrom, throughput) or a FITS table with WAVELENGTH and THROUGHPUT (STIS's "
+          "PHOTTAB: the row of the frame's OPT_ELEM, CENWAVE and SPORDER).", required=True),
+    Param("area", "float", None, "The telescope's collecting area (auto: HST's 45238.93 cm2 when TELESCOP "
+          "is HST).", minimum=0.0, unit="cm2", nullable=True),
+    Param("gain", "float", None, "Electrons per count (auto: 1 for a spectrum in electrons, else the "
+          "header's ATODGAIN or GAIN).", minimum=0.0, nullable=True),
+    _EXPTIME,
+)  # fmt: skip
+def flux_throughput(
+    spectrum: Spectrum,
+    frame: Frame,
+    reducer: Any,
+    *,
+    throughput: list[str],
+    area: float | None,
+    gain: float | None,
+    exptime: float | None,
+) -> Spectrum:
+    """Calibrate ``spectrum`` with an instrument throughput table (no standard, no atmosphere)."""
+    from ..numerics import throughput as response
+    from ..paths import expand_paths
+
+    _need_wavelengths(spectrum, "the science spectrum")
+    files = expand_paths(throughput, "flux.throughput")
+    if len(files) != 1:
+        raise InputError(f"flux.throughput names {len(files)} files; give one throughput table")
+    lookup = header_lookup(frame)
+    table = response.read_throughput(files[0], selectors=response.mode_selectors(lookup))
+    warnings: list[str] = []
+    if area is None:
+        telescope = lookup(("TELESCOP",))
+        if telescope is None or str(telescope[0]).strip().upper() != "HST":
+            raise InputError(
+                "flux.area is needed for a throughput table (the telescope's collecting area in cm2; "
+                "auto knows HST only)",
+                path=str(frame.source),
+            )
+        area = response.HST_AREA_CM2
+    if gain is None:
+        if counts_unit(frame) == "electron":
+            gain = 1.0
+        else:
+            card = lookup(("ATODGAIN", "GAIN", "EGAIN"))
+            value = fluxcal.sexagesimal(card[0]) if card is not None else None
+            if value is None or not value > 0:
+                warnings.append("no ATODGAIN or GAIN in the header: 1 electron per count assumed (flux.gain)")
+                value = 1.0
+            gain = float(value)
+    seconds, info = _response_info(frame, exptime, "throughput")
+    info.update({"reference": table.name, "area": area, "gain": gain, "selection": table.selection})
+
+    def convert(one: Spectrum):
+        return response.flux_from_throughput(one.wavelength, one.flux, one.uncertainty, one.mask, table,
+                                             exptime=seconds, area=area, gain=gain)  # fmt: skip
+
+    what = f"the throughput table ({table.wavelength[0]:.0f}-{table.wavelength[-1]:.0f} Angstrom)"
+    return _apply(spectrum, info, warnings, convert, what)
+
+
+@declare(
+    Param("keyword", "str", "PHOTFLAM", "The header keyword(s) of the flux conversion, in erg/s/cm2/Angstrom "
+          "per count/s (the first found of a comma-separated list)."),
+    _EXPTIME,
+)  # fmt: skip
+def flux_header(
+    spectrum: Spectrum, frame: Frame, reducer: Any, *, keyword: str, exptime: float | None
+) -> Spectrum:
+    """Calibrate ``spectrum`` with a flux conversion the header carries (``PHOTFLAM``-style)."""
+    from ..numerics import throughput as response
+
+    keys = response.parse_keyword(keyword)
+    card = header_lookup(frame)(tuple(keys))
+    value = fluxcal.sexagesimal(card[0]) if card is not None else None
+    if value is None or not value > 0:
+        said = "" if card is None else f" ({card[0]!r})"
+        raise InputError(
+            f"the header has no positive {' or '.join(keys)}{said}: this frame carries no flux conversion "
+            "(STIS spectroscopic frames do not: use flux.method = throughput with the PHOTTAB its header "
+            "names, or a standard star)",
+            path=str(frame.source),
+        )
+    seconds, info = _response_info(frame, exptime, "header")
+    found = next(k for k in keys if header_lookup(frame)((k,)) is not None)
+    info.update({"reference": f"{found} = {value:.6g}"})
+
+    def convert(one: Spectrum):
+        return response.flux_from_conversion(one.flux, one.uncertainty, one.mask, exptime=seconds,
+                                             conversion=value)  # fmt: skip
+
+    return _apply(spectrum, info, [], convert, "the conversion")
+
+
 def _brief(sensitivity: fluxcal.Sensitivity) -> dict[str, Any]:
     info = sensitivity.info
     keys = ("reference", "extinction", "function", "order", "bands_used", "bands_masked", "bands_clipped")
@@ -499,5 +617,18 @@ def longslit_flux_methods() -> list[Method]:
             "sensitivity",
             "Apply a sensitivity saved before (flux.save of the standard method).",
             flux_sensitivity,
+        ),
+        Method(
+            "flux",
+            "throughput",
+            "An instrument throughput table (e.g. STIS's PHOTTAB) and the telescope's area: no standard, "
+            "no atmosphere; slit losses and time-dependent sensitivity are not corrected.",
+            flux_throughput,
+        ),
+        Method(
+            "flux",
+            "header",
+            "A flux conversion the header carries (PHOTFLAM-style: erg/s/cm2/Angstrom per count/s).",
+            flux_header,
         ),
     ]
