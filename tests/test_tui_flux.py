@@ -34,10 +34,12 @@ def test_mask_text_edits():
     assert mask_with("default", 5000.4, 5050.6) == "default,5000:5051"
     assert mask_with("none", 10, 20) == "10:20"
     assert mask_without("default,5000:5200", 5100.0) == ("default", 1)
+    # Without the defaults known (a sensitivity read from a file), default stays.
+    assert mask_without("default", 4861.0) == ("default", 0)
     assert mask_without("default,5000:5200", 5300.0) == ("default,5000:5200", 0)
     # A default region taken out: the rest of the defaults listed, so the recipe says what is masked.
     hbeta = next(r for r in fluxcal.DEFAULT_MASK if r[0] < 4861 < r[1])
-    text, removed = mask_without("default", 4861.0)
+    text, removed = mask_without("default", 4861.0, fluxcal.DEFAULT_MASK)
     assert removed == 1 and "default" not in text
     assert set(fluxcal.parse_mask(text)) == set(fluxcal.DEFAULT_MASK) - {hbeta}
 
@@ -87,6 +89,20 @@ def test_the_flux_screen_masks_a_region_by_keys_refits_saves_and_replays(tmp_pat
             await settle(pilot)
             assert app.session.params("flux")["mask"] == "default"
             await pilot.press("a")
+            await settle(pilot)
+            assert app.session.params("flux")["mask"] == mask
+            # x on a default region (H beta): the defaults listed less that one; then a again, the
+            # region as wide as the cursor's, and the mask back to the user's for the replay below.
+            pane.cursor = 4861.0
+            await pilot.press("x")
+            await settle(pilot)
+            listed = app.session.params("flux")["mask"]
+            assert "default" not in listed and f"{where - 50:.0f}:{where + 50:.0f}" in listed
+            hbeta = next(r for r in fluxcal.DEFAULT_MASK if r[0] < 4861 < r[1])
+            assert f"{hbeta[0]:g}:{hbeta[1]:g}" not in listed
+            assert len(app.session.reduction.sensitivity.info["regions"]) == len(fluxcal.DEFAULT_MASK)
+            await type_into(pilot, app.query_one("#form-flux")._field_id("mask"), mask)
+            await pilot.press("escape")
             await settle(pilot)
             assert app.session.params("flux")["mask"] == mask
             # The spectrum before and after calibration.

@@ -331,6 +331,8 @@ def sensitivity_from(
             "standard_exptime": seconds,
             "recipe_digest": key[1],
             "reference_sha256": key[2],
+            # what the mask's "default" stands for (the Flux screen lists them when one is taken out)
+            "default_regions": [list(r) for r in fluxcal.DEFAULT_MASK],
         }
     )
     with _lock:

@@ -16,12 +16,20 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ...numerics import flux as fluxcal
 from ..widgets.plot import CYAN, GOLD, RED, SHADE_GREY, WHITE, Figure, PlotView, Series, Span
 from .base import StepPane
 
 if TYPE_CHECKING:
     from ..session import Session
+
+
+def _range(part: str) -> tuple[float, float] | None:
+    lower, sep, upper = part.partition(":")
+    try:
+        lo, hi = float(lower), float(upper)
+    except ValueError:
+        return None
+    return (lo, hi) if sep and lo < hi else None
 
 
 def mask_with(text: str, lower: float, upper: float) -> str:
@@ -30,31 +38,26 @@ def mask_with(text: str, lower: float, upper: float) -> str:
     return ",".join([*parts, f"{lower:.0f}:{upper:.0f}"])
 
 
-def mask_without(text: str, wavelength: float) -> tuple[str, int]:
+def mask_without(
+    text: str, wavelength: float, defaults: tuple[tuple[float, float], ...] = ()
+) -> tuple[str, int]:
     """The mask text without the regions holding ``wavelength``, and how many were taken out.
 
-    A region of the text is dropped; one of the default set turns ``default`` into the default regions
-    listed, less that one (so the saved recipe says exactly what was masked)."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    A region of the text is dropped; one of the ``defaults`` (the regions ``default`` stands for) turns
+    ``default`` into those regions listed, less that one, so the saved recipe says exactly what is masked.
+    """
     kept: list[str] = []
     removed = 0
-    for part in parts:
-        if part.lower() == "default":
-            inside = [r for r in fluxcal.DEFAULT_MASK if r[0] <= wavelength <= r[1]]
-            if inside:
-                removed += len(inside)
-                kept += [f"{lo:g}:{hi:g}" for lo, hi in fluxcal.DEFAULT_MASK if (lo, hi) not in inside]
-            else:
-                kept.append(part)
-            continue
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
         if part.lower() == "none":
             continue
-        try:
-            ((lo, hi),) = fluxcal.parse_mask(part)
-        except ValueError:
-            kept.append(part)
+        if part.lower() == "default":
+            inside = [r for r in defaults if r[0] <= wavelength <= r[1]]
+            removed += len(inside)
+            kept += [f"{lo:g}:{hi:g}" for lo, hi in defaults if (lo, hi) not in inside] if inside else [part]
             continue
-        if lo <= wavelength <= hi:
+        region = _range(part)
+        if region is not None and region[0] <= wavelength <= region[1]:
             removed += 1
         else:
             kept.append(part)
@@ -150,7 +153,9 @@ class FluxPane(StepPane):
         text = self._mask_text()
         if text is None:
             return
-        new, removed = mask_without(text, self.cursor)  # type: ignore[arg-type]
+        sens = self._sensitivity()
+        defaults = tuple(tuple(r) for r in (sens.info.get("default_regions", ()) if sens is not None else ()))
+        new, removed = mask_without(text, self.cursor, defaults)  # type: ignore[arg-type]
         if not removed:
             self.app.notify(f"no masked region at {self.cursor:.0f} Angstrom", severity="warning")
             return
@@ -214,10 +219,7 @@ class FluxPane(StepPane):
         low, high = sens.domain
         grid = np.linspace(low, high, 300)
         params = session.params("flux")
-        try:
-            regions = fluxcal.parse_mask(str(params.get("mask", "none")))
-        except ValueError:
-            regions = ()
+        regions = [tuple(r) for r in sens.info.get("regions", ())]  # the regions this fit left out
         shown = masked & np.isfinite(mag)
         series = [Series(grid, sens.magnitude(grid), "fit", WHITE)]
         for which, label, colour, marker in ((used, "used", CYAN, "o"), (clipped, "clipped", RED, "x"),
