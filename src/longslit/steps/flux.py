@@ -46,8 +46,8 @@ def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
 
 
 _LATITUDE = Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle "
-                  "(auto: the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree",
-                  nullable=True)  # fmt: skip
+                  "(auto: flux.site's, else the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0,
+                  unit="degree", nullable=True)  # fmt: skip
 _AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else computed from "
                  "the site, RA, DEC and the mid-exposure time, else from HA, DEC and latitude, else 1 with a "
                  "warning).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip

@@ -191,14 +191,16 @@ class FluxPane(StepPane):
             good = np.isfinite(spectrum.flux) & ~spectrum.mask
             finite = spectrum.wavelength[np.isfinite(spectrum.wavelength)]
             span = (float(finite.min()), float(finite.max())) if finite.size else None
+            calibrated = counts is not None
+            label, title = ("calibrated", f"after: {spectrum.flux_unit}") if calibrated else ("", "")
             after = Figure(
-                [Series(spectrum.wavelength[good], spectrum.flux[good], "calibrated", GOLD)],
-                title=f"after: {spectrum.flux_unit}",
+                [Series(spectrum.wavelength[good], spectrum.flux[good], label, GOLD)],
+                title=title or f"spectrum ({spectrum.flux_unit})",
                 xlabel=spectrum.wavelength_unit,
                 xlim=span,
             )
             plot.plot(after)
-            if counts is not None:
+            if calibrated:
                 shown = np.isfinite(counts.flux) & ~counts.mask
                 before.plot(
                     Figure(
@@ -207,9 +209,12 @@ class FluxPane(StepPane):
                         xlim=after.xlim,
                     )
                 )
-            figures.update(f"{int(good.sum())} columns\ncalibrated\nm sensitivity")
-            if counts is not None:
-                caption.update(f"{kind.title}: {int(good.sum())} columns, counts -> {spectrum.flux_unit} · m")
+            if not calibrated:  # flux.method = none: the spectrum as extracted
+                figures.update("not calibrated:\nchoose a method\n(e: form)")
+                return
+            figures.update(f"{int(good.sum())} columns\ncalibrated\nm sensitivity" if sens else "")
+            caption.update(f"{kind.title}: {int(good.sum())} columns, counts -> {spectrum.flux_unit}"
+                           + (" · m sensitivity" if sens is not None else ""))  # fmt: skip
             return
         before.display = False
         wave = np.asarray(sens.band_wavelength, dtype=float)
