@@ -181,7 +181,9 @@ class FluxPane(StepPane):
         spectrum = result.spectrum
         kind = session.kind("flux")
         record = next((r for r in result.records if r.step == "flux"), None)
-        method = "" if record is None else f" · method {record.method}, {record.seconds:.2f} s"
+        # the time only when it matters (a fit): a few hundredths would differ from run to run
+        seconds = "" if record is None or record.seconds < 0.5 else f", {record.seconds:.1f} s"
+        method = "" if record is None else f" · method {record.method}{seconds}"
         caption = self.query_one("#flux-product", Static)
         caption.update(f"{kind.title}: {spectrum.flux_unit}{method}")
         figures = self.query_one("#flux-figures", Static)
@@ -248,7 +250,7 @@ class FluxPane(StepPane):
         where = "←→ cursor" if self.cursor is None else f"cursor {self.cursor:.0f} A"
         # The caption, always in view (the side's figures fall below the form at 80x24).
         caption.update(
-            f"{where} · width {self.region_width:.0f} A [] · a mask, x unmask · "
+            f"{kind.title}: {where} · width {self.region_width:.0f} A [] · a mask, x unmask · "
             f"{int(used.sum())} used, {int(masked.sum())} masked, {int(clipped.sum())} clipped · "
             f"order {params.get('order', '?')} +- · m spectrum"
         )
