@@ -235,13 +235,13 @@ class FluxPane(StepPane):
                 series.append(Series(wave[which], mag[which], label, colour, marker, points=True))
         lo_x, hi_x = float(np.nanmin(wave)), float(np.nanmax(wave))
         near = [r for r in regions if r[1] >= lo_x and r[0] <= hi_x]
-        spans = [Span(max(lo, lo_x), min(hi, hi_x), "" if i else "masked", SHADE_GREY)
+        spans = [Span(max(lo, lo_x), min(hi, hi_x), "" if i else "region", SHADE_GREY)
                  for i, (lo, hi) in enumerate(near)]  # fmt: skip
         plot.plot(
             Figure(
                 series,
                 spans=spans,
-                title="sensitivity 2.5 log10 S per band, and its fit",
+                title="2.5 log10 S",
                 xlabel="Angstrom",
                 cursor=self.cursor,
                 xlim=(lo_x, hi_x),
