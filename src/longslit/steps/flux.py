@@ -473,7 +473,8 @@ def flux_header(
     from ..numerics import throughput as response
 
     keys = response.parse_keyword(keyword)
-    card = header_lookup(frame)(tuple(keys))
+    lookup = header_lookup(frame)
+    card = lookup(tuple(keys))
     value = fluxcal.sexagesimal(card[0]) if card is not None else None
     if value is None or not value > 0:
         said = "" if card is None else f" ({card[0]!r})"
@@ -484,7 +485,7 @@ def flux_header(
             path=str(frame.source),
         )
     seconds, info = _response_info(frame, exptime, "header")
-    found = next(k for k in keys if header_lookup(frame)((k,)) is not None)
+    found = next(k for k in keys if lookup((k,)) is not None)
     info.update({"reference": f"{found} = {value:.6g}"})
 
     def convert(one: Spectrum):
