@@ -452,7 +452,8 @@ BUILTIN_KINDS: tuple[StepKind, ...] = (
     StepKind(
         "flux",
         "Flux",
-        "Calibrate the spectrum's flux with a standard star's sensitivity (erg/s/cm2/Angstrom).",
+        "Calibrate the spectrum's flux (erg/s/cm2/Angstrom): a standard star's sensitivity or the "
+        "instrument's response.",
         # ``reducer`` reduces another file (the standard) with this recipe up to this step (the pipeline
         # provides it); a later kind that provides ``spectrum`` supersedes this one, as this one does
         # the extraction's.

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .airmass import airmass_from_hour_angle, sexagesimal  # noqa: F401  (kept here for callers)
 
 #: The unit of calibrated flux densities, as astropy spells it (specutils reads it back as such).
 FLUX_UNIT = "erg / (Angstrom s cm2)"
@@ -752,36 +753,3 @@ def apply_sensitivity(
     error = np.hypot(sigma * scale, flux * sensitivity.relative_error(w))
     error = np.where(inside, error, np.nan)
     return flux, error, np.asarray(mask, dtype=bool) | ~inside
-
-
-# -- airmass ----------------------------------------------------------------------------------------------
-def airmass_from_hour_angle(hour_angle: float, declination: float, latitude: float) -> float:
-    """The airmass of a star at ``hour_angle`` (hours), ``declination`` and ``latitude`` (degrees).
-
-    Young (1994)'s formula in the true zenith distance (accurate to 0.0037 airmass at the horizon,
-    far better above 30 degrees altitude).
-    """
-    ha, dec, lat = math.radians(15.0 * hour_angle), math.radians(declination), math.radians(latitude)
-    cos_z = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(ha)
-    if cos_z <= 0.05:
-        raise InputError("the target is below 3 degrees altitude at that hour angle: no airmass")
-    c = cos_z
-    return (1.002432 * c * c + 0.148386 * c + 0.0096467) / (
-        c**3 + 0.149864 * c * c + 0.0102963 * c + 0.000303978
-    )
-
-
-def sexagesimal(value: Any) -> float | None:
-    """``'-00:42:18.5'`` or a number as a float (hours or degrees as given); None if it is neither."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    match = re.fullmatch(r"([+-]?)(\d+)[:\s](\d+)(?:[:\s](\d+(?:\.\d*)?))?", text)
-    if not match:
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    sign = -1.0 if match.group(1) == "-" else 1.0
-    seconds = float(match.group(4) or 0.0)
-    return sign * (int(match.group(2)) + int(match.group(3)) / 60.0 + seconds / 3600.0)

@@ -12,6 +12,7 @@ the fit's parameters, so every science frame of a batch after the first reuses i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..frame import Frame
+from ..numerics import airmass as airmasses
 from ..numerics import flux as fluxcal
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
@@ -30,7 +32,6 @@ from ..products import Spectrum
 AIRMASS_KEYS = ("AIRMASS", "AIRM", "SECZ")
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "ITIME", "TEXP")
 OBJECT_KEYS = ("OBJECT", "TARGNAME", "TARGET")
-LATITUDE_KEYS = ("LATITUDE", "SITELAT", "OBSGEO-B", "LAT-OBS")
 
 _lock = threading.Lock()
 #: Sensitivities by what they depend on (see the module docstring); small, so kept for the process.
@@ -45,10 +46,20 @@ def flux_none(spectrum: Spectrum, frame: Frame, reducer: Any) -> Spectrum:
 
 
 _LATITUDE = Param("latitude", "float", None, "The site's latitude, for an airmass from the hour angle "
-                  "(auto: the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0, unit="degree",
-                  nullable=True)  # fmt: skip
-_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else from HA, DEC "
-                 "and latitude).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+                  "(auto: flux.site's, else the header's LATITUDE or SITELAT).", minimum=-90.0, maximum=90.0,
+                  unit="degree", nullable=True)  # fmt: skip
+_AIRMASS = Param("airmass", "float", None, "The science frame's airmass (auto: AIRMASS, else computed from "
+                 "the site, RA, DEC and the mid-exposure time, else from HA, DEC and latitude, else 1 with a "
+                 "warning).", minimum=1.0, maximum=40.0, nullable=True)  # fmt: skip
+_SITE = Param(
+    "site",
+    "str",
+    "auto",
+    "The observatory, for an airmass computed without AIRMASS: "
+    f"{', '.join(airmasses.SITES)} (or an alias such as orm, gtc, mthamilton), or "
+    "'latitude,longitude,height' (degrees, east positive, metres); auto: the header's "
+    "OBSGEO-X/Y/Z, LATITUDE/LONGITUD/ALTITUDE, SITELAT/SITELONG or a known OBSERVAT/TELESCOP.",
+)
 _EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (auto: EXPTIME).", minimum=0.0,
                  unit="s", nullable=True)  # fmt: skip
 
@@ -82,6 +93,7 @@ _EXPTIME = Param("exptime", "float", None, "The science frame's exposure time (a
     Param("standard_exptime", "float", None, "The standard's exposure time (auto: EXPTIME).", minimum=0.0,
           unit="s", nullable=True),
     _LATITUDE,
+    _SITE,
     Param("save", "str", "none", "Write the sensitivity (FITS, with its provenance) to this file when it "
           "is fitted; none: do not (flux.method = sensitivity reads it back)."),
 )  # fmt: skip
@@ -105,6 +117,7 @@ def flux_standard(
     exptime: float | None,
     standard_exptime: float | None,
     latitude: float | None,
+    site: str,
     save: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with the sensitivity measured on the standard star ``standard``."""
@@ -128,7 +141,7 @@ def flux_standard(
         "reference": reference, "reference_units": reference_units, "function": function, "order": order,
         "bandwidth": bandwidth, "regions": regions, "clip_sigma": clip_sigma,
         "clip_iterations": clip_iterations, "standard_airmass": standard_airmass,
-        "standard_exptime": standard_exptime, "latitude": latitude,
+        "standard_exptime": standard_exptime, "latitude": latitude, "site": site,
     }  # fmt: skip
     sensitivity, found, fitted = sensitivity_from(standard_file, reducer, curve, **options)
     warnings += found
@@ -137,7 +150,7 @@ def flux_standard(
 
         write_sensitivity(sensitivity, Path(save).expanduser(), overwrite=True,
                           inputs=(standard_file, str(frame.source)))  # fmt: skip
-    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude)
+    return _calibrated(spectrum, frame, sensitivity, curve, warnings, airmass, exptime, latitude, site)
 
 
 def _calibrated(
@@ -149,6 +162,7 @@ def _calibrated(
     airmass: float | None,
     exptime: float | None,
     latitude: float | None,
+    site: str = "auto",
 ) -> Spectrum:
     unit = counts_unit(frame)
     if unit != sensitivity.counts_unit:
@@ -162,37 +176,56 @@ def _calibrated(
             f"the science wavelengths are in {frame.wavelength_medium} but the standard's in "
             f"{sensitivity.medium}: calibrate both wavelengths alike"
         )
-    science_airmass, note = airmass_of(frame, airmass, latitude, "the science frame")
+    seconds = exptime_of(frame, exptime, "the science frame")
+    science_airmass, note = airmass_of(
+        frame, airmass, latitude, "the science frame", site=site, exptime=seconds
+    )
     if note:
         warnings.append(note)
-    seconds = exptime_of(frame, exptime, "the science frame")
-    flux, error, masked = fluxcal.apply_sensitivity(
-        spectrum.wavelength,
-        spectrum.flux,
-        spectrum.uncertainty,
-        spectrum.mask,
-        sensitivity,
-        airmass=science_airmass,
-        exptime=seconds,
-        extinction=curve,
-    )
-    outside = int((masked & ~spectrum.mask).sum())
-    if outside:
-        lo, hi = sensitivity.domain
-        warnings.append(
-            f"{outside} columns lie outside the sensitivity's range {lo:.0f}-{hi:.0f} Angstrom: NaN and "
-            "masked there"
-        )
     info = {
-        **spectrum.info,
         "sensitivity": sensitivity,
         "flux_warnings": warnings,
         "flux": {"airmass": science_airmass, "exptime": seconds, "medium": medium,
                  "standard": sensitivity.info.get("standard"), **_brief(sensitivity)},
     }  # fmt: skip
-    return dataclasses.replace(
-        spectrum, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT, info=info
-    )
+
+    def calibrate(one: Spectrum) -> Spectrum:
+        flux, error, masked = fluxcal.apply_sensitivity(
+            one.wavelength,
+            one.flux,
+            one.uncertainty,
+            one.mask,
+            sensitivity,
+            airmass=science_airmass,
+            exptime=seconds,
+            extinction=curve,
+        )
+        outside = int((masked & ~one.mask).sum())
+        if outside:
+            lo, hi = sensitivity.domain
+            name = f"aperture {one.aperture}: " if one.aperture else ""
+            warnings.append(
+                f"{name}{outside} columns lie outside the sensitivity's range {lo:.0f}-{hi:.0f} Angstrom: "
+                "NaN and masked there"
+            )
+        return dataclasses.replace(
+            one, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT,
+            info={**one.info, **info, "counts": one},
+        )  # fmt: skip
+
+    return each_aperture(spectrum, calibrate)
+
+
+def each_aperture(spectrum: Spectrum, calibrate: Any) -> Spectrum:
+    """``calibrate`` applied to every aperture's spectrum (``spectrum.apertures``, see several_objects.md),
+    the primary one returned holding them all; to ``spectrum`` alone when it has one aperture."""
+    if not spectrum.apertures:
+        return calibrate(spectrum)
+    done = [calibrate(one) for one in spectrum.apertures]
+    names = [one.aperture for one in spectrum.apertures]
+    if spectrum.aperture not in names:
+        raise InputError(f"the spectrum's aperture {spectrum.aperture!r} is none of its apertures {names}")
+    return dataclasses.replace(done[names.index(spectrum.aperture)], apertures=tuple(done))
 
 
 def sensitivity_from(
@@ -211,6 +244,7 @@ def sensitivity_from(
     standard_airmass: float | None,
     standard_exptime: float | None,
     latitude: float | None,
+    site: str = "auto",
 ) -> tuple[fluxcal.Sensitivity, list[str], bool]:
     """The sensitivity from the standard frame ``standard`` (cached while nothing it depends on changes).
 
@@ -223,7 +257,7 @@ def sensitivity_from(
     path = Path(standard).expanduser()
     reference_file = None if reference == "auto" else fluxcal.reference_path(reference)
     params = (reference_units, function, order, bandwidth, regions, clip_sigma, clip_iterations,
-              standard_airmass, standard_exptime, latitude)  # fmt: skip
+              standard_airmass, standard_exptime, latitude, site)  # fmt: skip
     key = (
         _hash(path, file_hash),
         reducer.digest("flux"),
@@ -259,10 +293,12 @@ def sensitivity_from(
         warnings.append(
             f"the standard's wavelengths do not say air or vacuum: taken as {ref.medium}, as the reference"
         )
-    std_airmass, note = airmass_of(frame, standard_airmass, latitude, f"the standard ({path.name})")
+    seconds = exptime_of(frame, standard_exptime, f"the standard ({path.name})")
+    std_airmass, note = airmass_of(
+        frame, standard_airmass, latitude, f"the standard ({path.name})", site=site, exptime=seconds
+    )
     if note:
         warnings.append(note)
-    seconds = exptime_of(frame, standard_exptime, f"the standard ({path.name})")
     if not curve.covers(std.wavelength[~std.mask]):
         warnings.append(
             f"the extinction curve {curve.name} ({curve.wavelength[0]:.0f}-{curve.wavelength[-1]:.0f} A) "
@@ -295,6 +331,8 @@ def sensitivity_from(
             "standard_exptime": seconds,
             "recipe_digest": key[1],
             "reference_sha256": key[2],
+            # what the mask's "default" stands for (the Flux screen lists them when one is taken out)
+            "default_regions": [list(r) for r in fluxcal.DEFAULT_MASK],
         }
     )
     with _lock:
@@ -310,6 +348,7 @@ def sensitivity_from(
     _AIRMASS,
     _EXPTIME,
     _LATITUDE,
+    _SITE,
 )  # fmt: skip
 def flux_sensitivity(
     spectrum: Spectrum,
@@ -321,6 +360,7 @@ def flux_sensitivity(
     airmass: float | None,
     exptime: float | None,
     latitude: float | None,
+    site: str,
 ) -> Spectrum:
     """Calibrate ``spectrum`` with a sensitivity saved before (``flux.save``)."""
     from ..numerics.fluxfile import read_sensitivity
@@ -333,7 +373,126 @@ def flux_sensitivity(
         raise InputError(f"flux.sensitivity names {len(files)} files; give one sensitivity")
     saved = read_sensitivity(files[0])
     curve = saved.extinction if extinction.strip().lower() == "stored" else _extinction(extinction)
-    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude)
+    return _calibrated(spectrum, frame, saved, curve, [], airmass, exptime, latitude, site)
+
+
+def _response_info(frame: Frame, exptime: float | None, method: str) -> tuple[float, dict[str, Any]]:
+    seconds = exptime_of(frame, exptime, "the science frame")
+    return seconds, {"exptime": seconds, "method": method}
+
+
+def _apply(
+    spectrum: Spectrum, info: dict[str, Any], warnings: list[str], convert: Any, what: str
+) -> Spectrum:
+    """``convert(one) -> (flux, error, mask)`` on every aperture, with the notes and the product's info."""
+
+    def calibrate(one: Spectrum) -> Spectrum:
+        flux, error, masked = convert(one)
+        outside = int((masked & ~one.mask).sum())
+        if outside:
+            name = f"aperture {one.aperture}: " if one.aperture else ""
+            warnings.append(f"{name}{outside} columns lie outside {what}: NaN and masked there")
+        return dataclasses.replace(
+            one, flux=flux, uncertainty=error, mask=masked, flux_unit=fluxcal.FLUX_UNIT,
+            info={**one.info, "flux_warnings": warnings, "flux": info, "counts": one},
+        )  # fmt: skip
+
+    return each_aperture(spectrum, calibrate)
+
+
+@declare(
+    Param("throughput", "paths", None, "The instrument's throughput table (detected electrons per photon): "
+          "two columns (Angstrom, throughput) or a FITS table with WAVELENGTH and THROUGHPUT (STIS's "
+          "PHOTTAB: the row of the frame's OPT_ELEM, CENWAVE and SPORDER).", required=True),
+    Param("area", "float", None, "The telescope's collecting area (auto: HST's 45238.93 cm2 when TELESCOP "
+          "is HST).", minimum=0.0, unit="cm2", nullable=True),
+    Param("gain", "float", None, "Electrons per count (auto: 1 for a spectrum in electrons, else the "
+          "header's ATODGAIN or GAIN).", minimum=0.0, nullable=True),
+    _EXPTIME,
+)  # fmt: skip
+def flux_throughput(
+    spectrum: Spectrum,
+    frame: Frame,
+    reducer: Any,
+    *,
+    throughput: list[str],
+    area: float | None,
+    gain: float | None,
+    exptime: float | None,
+) -> Spectrum:
+    """Calibrate ``spectrum`` with an instrument throughput table (no standard, no atmosphere)."""
+    from ..numerics import throughput as response
+    from ..paths import expand_paths
+
+    _need_wavelengths(spectrum, "the science spectrum")
+    files = expand_paths(throughput, "flux.throughput")
+    if len(files) != 1:
+        raise InputError(f"flux.throughput names {len(files)} files; give one throughput table")
+    lookup = header_lookup(frame)
+    table = response.read_throughput(files[0], selectors=response.mode_selectors(lookup))
+    warnings: list[str] = []
+    if area is None:
+        telescope = lookup(("TELESCOP",))
+        if telescope is None or str(telescope[0]).strip().upper() != "HST":
+            raise InputError(
+                "flux.area is needed for a throughput table (the telescope's collecting area in cm2; "
+                "auto knows HST only)",
+                path=str(frame.source),
+            )
+        area = response.HST_AREA_CM2
+    if gain is None:
+        if counts_unit(frame) == "electron":
+            gain = 1.0
+        else:
+            card = lookup(("ATODGAIN", "GAIN", "EGAIN"))
+            value = fluxcal.sexagesimal(card[0]) if card is not None else None
+            if value is None or not value > 0:
+                warnings.append("no ATODGAIN or GAIN in the header: 1 electron per count assumed (flux.gain)")
+                value = 1.0
+            gain = float(value)
+    seconds, info = _response_info(frame, exptime, "throughput")
+    info.update({"reference": table.name, "area": area, "gain": gain, "selection": table.selection})
+
+    def convert(one: Spectrum):
+        return response.flux_from_throughput(one.wavelength, one.flux, one.uncertainty, one.mask, table,
+                                             exptime=seconds, area=area, gain=gain)  # fmt: skip
+
+    what = f"the throughput table ({table.wavelength[0]:.0f}-{table.wavelength[-1]:.0f} Angstrom)"
+    return _apply(spectrum, info, warnings, convert, what)
+
+
+@declare(
+    Param("keyword", "str", "PHOTFLAM", "The header keyword(s) of the flux conversion, in erg/s/cm2/Angstrom "
+          "per count/s (the first found of a comma-separated list)."),
+    _EXPTIME,
+)  # fmt: skip
+def flux_header(
+    spectrum: Spectrum, frame: Frame, reducer: Any, *, keyword: str, exptime: float | None
+) -> Spectrum:
+    """Calibrate ``spectrum`` with a flux conversion the header carries (``PHOTFLAM``-style)."""
+    from ..numerics import throughput as response
+
+    keys = response.parse_keyword(keyword)
+    lookup = header_lookup(frame)
+    card = lookup(tuple(keys))
+    value = fluxcal.sexagesimal(card[0]) if card is not None else None
+    if value is None or not value > 0:
+        said = "" if card is None else f" ({card[0]!r})"
+        raise InputError(
+            f"the header has no positive {' or '.join(keys)}{said}: this frame carries no flux conversion "
+            "(STIS spectroscopic frames do not: use flux.method = throughput with the PHOTTAB its header "
+            "names, or a standard star)",
+            path=str(frame.source),
+        )
+    seconds, info = _response_info(frame, exptime, "header")
+    found = next(k for k in keys if lookup((k,)) is not None)
+    info.update({"reference": f"{found} = {value:.6g}"})
+
+    def convert(one: Spectrum):
+        return response.flux_from_conversion(one.flux, one.uncertainty, one.mask, exptime=seconds,
+                                             conversion=value)  # fmt: skip
+
+    return _apply(spectrum, info, [], convert, "the conversion")
 
 
 def _brief(sensitivity: fluxcal.Sensitivity) -> dict[str, Any]:
@@ -379,53 +538,59 @@ def counts_unit(frame: Frame) -> str:
             "dn": "adu"}.get(text, "ct")  # fmt: skip
 
 
-def _header_value(frame: Frame, keys: tuple[str, ...]) -> Any:
-    """A header value: the frame's summary, its science header, else the file's primary header."""
-    headers = [frame.header, frame.fits_header]
-    for header in headers:
-        if header is None:
-            continue
-        for key in keys:
-            if key in header:
-                return header[key]
+def _headers(frame: Frame) -> list[Any]:
+    """The frame's summary, its science header (merged over the primary), and the file's primary header."""
+    headers: list[Any] = [h for h in (frame.header, frame.fits_header) if h is not None]
     source = Path(str(frame.source))
     if source.is_file():
         from astropy.io import fits
 
-        try:
-            primary = fits.getheader(source, 0)
-        except (OSError, ValueError):
-            return None
-        for key in keys:
-            if key in primary:
-                return primary[key]
-    return None
+        with contextlib.suppress(OSError, ValueError):
+            headers.append(fits.getheader(source, 0))
+    return headers
+
+
+def header_lookup(frame: Frame) -> airmasses.Lookup:
+    """``lookup(keys)``: the first of ``keys`` found in the frame's headers, as (value, comment)."""
+    headers = _headers(frame)
+
+    def lookup(keys: tuple[str, ...]) -> tuple[Any, str] | None:
+        for header in headers:
+            for key in keys:
+                if key in header:
+                    comments = getattr(header, "comments", None)
+                    return header[key], str(comments[key]) if comments is not None else ""
+        return None
+
+    return lookup
+
+
+def _header_value(frame: Frame, keys: tuple[str, ...]) -> Any:
+    """A header value: the frame's summary, its science header, else the file's primary header."""
+    found = header_lookup(frame)(keys)
+    return None if found is None else found[0]
 
 
 def airmass_of(
-    frame: Frame, given: float | None, latitude: float | None, who: str
+    frame: Frame,
+    given: float | None,
+    latitude: float | None,
+    who: str,
+    *,
+    site: str | None = None,
+    exptime: float | None = None,
 ) -> tuple[float, str | None]:
-    """The airmass: given, else the header's AIRMASS, else from its HA and DEC at ``latitude``.
+    """The airmass: given, else the header's AIRMASS, else computed (astropy: site, RA, DEC, time; else
+    HA, DEC and the latitude), else 1 with a warning (:func:`longslit.numerics.airmass.find_airmass`).
 
     Returns the value and a sentence saying how it was found when that was not from a parameter or
     an AIRMASS card.
     """
-    if given is not None:
-        return float(given), None
-    value = fluxcal.sexagesimal(_header_value(frame, AIRMASS_KEYS))
-    if value is not None and value >= 1.0:
-        return value, None
-    hour_angle = fluxcal.sexagesimal(_header_value(frame, ("HA",)))
-    declination = fluxcal.sexagesimal(_header_value(frame, ("DEC",)))
-    site = latitude if latitude is not None else fluxcal.sexagesimal(_header_value(frame, LATITUDE_KEYS))
-    if hour_angle is not None and declination is not None and site is not None:
-        computed = fluxcal.airmass_from_hour_angle(hour_angle, declination, site)
-        return computed, f"{who} has no AIRMASS: {computed:.3f} from its HA, DEC and latitude {site:g}"
-    raise InputError(
-        f"{who} has no usable AIRMASS (nor HA, DEC and a latitude to compute it): give it with "
-        "flux.airmass or flux.standard_airmass",
-        path=str(frame.source),
-    )
+    found = airmasses.find_airmass(
+        header_lookup(frame), given=given, site=None if site in (None, "", "auto") else site,
+        latitude=latitude, exptime=exptime, airmass_keys=AIRMASS_KEYS, who=who,
+    )  # fmt: skip
+    return found.value, found.warning
 
 
 def exptime_of(frame: Frame, given: float | None, who: str) -> float:
@@ -455,5 +620,18 @@ def longslit_flux_methods() -> list[Method]:
             "sensitivity",
             "Apply a sensitivity saved before (flux.save of the standard method).",
             flux_sensitivity,
+        ),
+        Method(
+            "flux",
+            "throughput",
+            "An instrument throughput table (e.g. STIS's PHOTTAB) and the telescope's area: no standard, "
+            "no atmosphere; slit losses and time-dependent sensitivity are not corrected.",
+            flux_throughput,
+        ),
+        Method(
+            "flux",
+            "header",
+            "A flux conversion the header carries (PHOTFLAM-style: erg/s/cm2/Angstrom per count/s).",
+            flux_header,
         ),
     ]
