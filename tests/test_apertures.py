@@ -161,6 +161,7 @@ def test_apertures_edited_by_hand_are_ordered_along_the_slit(three):
         ({"apertures": [[1, 0, -3, 2, 3]]}, "positive width"),
         ({"sources": [[250, 0, 0, 0, 5, 5, 5]]}, "has 7 numbers"),
         ({"primary": 9}, "primary = 9"),
+        ({"apertures": [[1, 0, 30, 3, 3]], "primary": 1}, "the background would enter"),
         ({"apertures": None}, "go together"),
     ],
 )

@@ -712,6 +712,16 @@ def locate_layout(
             raise InputError(f"locate.apertures line {number}: the FWHM must not be negative")
     if primary > len(apertures):
         raise InputError(f"locate.primary = {primary} but there are {len(apertures)} apertures")
+    for number, line in enumerate(apertures, start=1):
+        source = sources[int(line[0]) - 1]
+        reach_below, reach_above = line[2] - line[1], line[3] + line[1]
+        if reach_below > source[4] or reach_above > source[5]:
+            raise InputError(
+                f"locate.apertures line {number} reaches {reach_below:g} rows below and {reach_above:g} "
+                f"above its source's trace, but the background is kept out only {source[4]:g} and "
+                f"{source[5]:g} rows (locate.sources line {int(line[0])}): the background would enter "
+                "the aperture; raise exclude_below/exclude_above"
+            )
     source_order = sorted(range(len(sources)), key=lambda k: sources[k][0])
     new_index = {old: new for new, old in enumerate(source_order)}
     lines = [sources[k] for k in source_order]
