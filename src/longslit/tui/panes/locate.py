@@ -115,6 +115,15 @@ class LocatePane(StepPane):
         frame = session.frame
         if frame is None:
             return
+        apertures = session.apertures()
+        chosen = session.aperture_index() if apertures else None
+        if chosen is not None and chosen != getattr(self, "_followed", chosen) and len(apertures) > 1:
+            # Another aperture selected: the view follows it there (the cursor row stays put).
+            row = apertures[chosen].row
+            r0, r1, _, _ = self.window()
+            if not r0 <= row < r1:
+                self.centre[0] = float(row)
+        self._followed = chosen
         self.show_frame(
             self.query_one("#locate-view", FrameView),
             self.query_one("#locate-caption", Static),
@@ -215,7 +224,7 @@ def apertures_text(session: Session, cursor: int | None) -> str:
     mark = " " if aperture_selected else "▶"
     lines.append(f"{mark}bkg  {len(geometry.background)} regions")
     if cursor is not None:
-        lines.append(f" cursor row {cursor} (JK, i add, d del)")
+        lines.append(f" cursor {cursor}: i add, d delete")
     return "\n".join(lines)
 
 
