@@ -136,7 +136,7 @@ class LocatePane(StepPane):
         else:
             rows = np.arange(frame.shape[0])
             profile = session.spatial_profile()
-            cursor = self.cursor()
+            cursor = self.cursor_row  # drawn once moved (J/K): where i adds an aperture
             plot.plot(
                 Figure(
                     [Series(rows[r0:r1], profile[r0:r1], color=GOLD)],
