@@ -139,6 +139,15 @@ def test_resolved_apertures_freeze_and_replay_exactly(three):
         longslit.reduce(path, again.recipe.with_overrides({"extract": {"method": "optimal"}}))
 
 
+def test_one_source_near_a_row_freezes_with_the_others_kept_out_of_the_background(three):
+    path, _ = three
+    reduction = longslit.reduce(path, Recipe.preset("auto").with_overrides({"locate": {"near_row": 150}}))
+    params, again = _replay(path, reduction)
+    assert len(params["sources"]) == 3 and len(params["apertures"]) == 1
+    assert again.spectrum.position == pytest.approx(150.0, abs=0.1)
+    _assert_same(reduction, again)
+
+
 def test_apertures_edited_by_hand_are_ordered_along_the_slit(three):
     path, reduction = three
     params = reduction.geometry.to_trace_params()
