@@ -173,7 +173,17 @@ def test_session_edits_of_several_apertures(tmp_path):
         assert new[6:] == old[6:] and new[:4] == old[:4]
     assert after["background_width"] == before["background_width"] + 6
     assert after["apertures"] == before["apertures"]
-    session.select_region(1)  # back to the apertures
+    session.select_region(1)  # back to the apertures: a row wider each side, inside its margins
+    sources = session.params("locate")["sources"]
+    session.resize_region(1)
+    session.run()
+    assert session.params("locate")["sources"] == sources
+    assert session.computed == ["locate", "extract", "flux"]  # cleaning and background from the cache
+    session.resize_region(20)  # past them: the rows kept out of the background move with it
+    session.run()
+    first = session.params("locate")["sources"][0]
+    reach = session.params("locate")["apertures"][0][2]
+    assert first[4] == pytest.approx(reach + sources[0][4] - (reach - 20)) and first[4] > sources[0][4]
     session.select_aperture(1)
     assert session.aperture_index() == 1  # from the primary (AP1, the brighter) to the next
     session.delete_aperture()

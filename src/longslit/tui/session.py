@@ -401,12 +401,13 @@ class Session:
                 return
             old = (line[2] - line[1], line[3] + line[1])
             new = (below - line[1], above + line[1])
-            # The background's and the cleaning's margins around the source are kept when the
-            # aperture reaches past them.
+            # The rows kept from the background and from cleaning stay while they still hold the
+            # aperture (a nudge then reruns only the extraction); when it reaches past them, they
+            # move out with it, keeping their margins.
             for side in (0, 1):
                 for column in (4 + side, 6 + side):
-                    margin = max(source[column] - old[side], 0.0)
-                    source[column] = max(source[column], new[side] + margin)
+                    if new[side] > source[column]:
+                        source[column] = new[side] + max(source[column] - old[side], 0.0)
             line[2], line[3] = below, above
         else:
             for source in sources:
