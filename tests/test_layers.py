@@ -27,6 +27,7 @@ LAYERS = {
         "longslit.isolation",
         "longslit.fitslayout",
         "longslit.output",
+        "longslit.specutils_reader",
         "longslit.paths",
         "longslit.plugins.records",
         "longslit.plugins.hookspecs",

@@ -141,6 +141,68 @@ class TraceModel:
         return {"method": "trace", **{k: float(v) for k, v in values.items()}}
 
 
+#: Numbers per line of the ``trace`` method's ``sources`` and ``apertures`` (:class:`Layout`).
+SOURCE_COLUMNS = (
+    "centre",
+    "slope",
+    "curvature",
+    "cubic",
+    "exclude_below",
+    "exclude_above",
+    "protect_below",
+    "protect_above",
+)
+APERTURE_COLUMNS = ("source", "shift", "below", "above", "fwhm")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What :meth:`Geometry.from_traces` was given: several apertures as numbers, so they freeze into
+    the ``trace`` method's parameters (:meth:`to_params`) and replay exactly.
+
+    Attributes
+    ----------
+    sources : tuple of tuple
+        Per source along the slit: its trace (power series, up to the cubic, :func:`trace_rows`), the
+        rows below and above it no background may enter, and the rows below and above it protected
+        from cosmic-ray cleaning.
+    apertures : tuple of tuple
+        Per aperture: ``(source index, shift, below, above, fwhm)``: the trace it follows, its own
+        trace's shift from it, its edges' offsets from its own trace, its source's FWHM (0: a slice
+        of a resolved source, with no profile of its own).
+    background_width : float
+        Rows of background used beside each excluded zone.
+    primary : int
+        Index of the main aperture.
+    """
+
+    sources: tuple[tuple[float, ...], ...]
+    apertures: tuple[tuple[int, float, float, float, float], ...]
+    background_width: float
+    primary: int
+
+    def to_params(self) -> dict[str, Any]:
+        """The ``trace`` method's ``sources``, ``apertures``, ``primary`` and ``background_width``
+        (numbers, 1-based source and aperture numbers) that rebuild this layout exactly."""
+        sources = []
+        for line in self.sources:
+            coefficients = list(line[:-4])
+            if len(coefficients) > 4 and any(c != 0 for c in coefficients[4:]):
+                raise ValueError("a trace has terms beyond the cubic; the 'trace' method holds up to cubic")
+            sources.append([float(c) for c in [*coefficients, 0.0, 0.0, 0.0, 0.0][:4] + list(line[-4:])])
+        apertures = [
+            [float(k + 1), float(shift), float(below), float(above), float(fwhm)]
+            for k, shift, below, above, fwhm in self.apertures
+        ]
+        return {
+            "method": "trace",
+            "sources": sources,
+            "apertures": apertures,
+            "primary": self.primary + 1,
+            "background_width": float(self.background_width),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class Aperture:
     """One aperture of a geometry with several: a named band along its own trace.
@@ -211,6 +273,7 @@ class Geometry:
     model: TraceModel | None = None
     apertures: tuple[Aperture, ...] = ()
     primary: int = 0
+    layout: Layout | None = None
 
     def each(self) -> tuple[Aperture, ...]:
         """Every aperture: :attr:`apertures`, or the one aperture as an :class:`Aperture` named AP1."""
@@ -224,7 +287,13 @@ class Geometry:
         regions, shared, unchanged): what a method that extracts one aperture is given."""
         chosen = self.each()[index]
         return replace(
-            self, trace=chosen.trace, aperture=chosen.band, model=chosen.model, apertures=(), primary=0
+            self,
+            trace=chosen.trace,
+            aperture=chosen.band,
+            model=chosen.model,
+            apertures=(),
+            primary=0,
+            layout=None,
         )
 
     @classmethod
@@ -296,8 +365,10 @@ class Geometry:
             Band(np.clip(t - lo, bottom, top), np.clip(t + hi, bottom, top))
             for t, (lo, hi) in zip(rows, protect, strict=True)
         )
-        made = []
+        made, frozen = [], []
         for number, (which, shift, below, above, extra) in enumerate(apertures, start=1):
+            fwhm = extra.get("fwhm") if extra.get("kind") != "resolved" else 0.0
+            frozen.append((int(which), float(shift), float(below), float(above), float(fwhm or 0.0)))
             coefficients = [float(c) for c in traces[which]]
             coefficients[0] += float(shift)
             trace = rows[which] + shift
@@ -319,6 +390,15 @@ class Geometry:
             aperture.info.update(row=aperture.row, **extra)
             made.append(aperture)
         main = made[primary]
+        layout = Layout(
+            sources=tuple(
+                (*(float(c) for c in coefficients), *map(float, ex), *map(float, pr))
+                for coefficients, ex, pr in zip(traces, exclude, protect, strict=True)
+            ),
+            apertures=tuple(frozen),
+            background_width=float(background_width),
+            primary=int(primary),
+        )
         return cls(
             trace=main.trace,
             aperture=main.band,
@@ -328,6 +408,7 @@ class Geometry:
             model=main.model,
             apertures=tuple(made),
             primary=primary,
+            layout=layout,
         )
 
     @classmethod
@@ -432,11 +513,19 @@ class Geometry:
             ``{"method": "trace", "centre": ..., "slope": ..., ...}`` with plain floats (every name in
             :data:`TRACE_PARAMS`), ready for ``Recipe.with_overrides({"locate": ...})``.
 
+        A geometry of several apertures made by :meth:`from_traces` (``auto`` with ``max_sources``,
+        ``near_row`` or ``resolved``) freezes whole: the ``trace`` method's ``sources`` (every
+        source's trace and the rows kept from the background and from cleaning around it),
+        ``apertures`` (each one's source, shift and edges), ``primary`` and ``background_width``
+        (:meth:`Layout.to_params`), which replay every aperture exactly.
+
         Raises
         ------
         ValueError
             If the trace polynomial has terms beyond the cubic, which ``trace`` cannot hold.
         """
+        if self.apertures and self.layout is not None:
+            return self.layout.to_params()
         if self.model is not None:
             return self.model.to_params()
         trace = np.asarray(self.trace, dtype=np.float64)

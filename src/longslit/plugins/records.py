@@ -17,8 +17,9 @@ STEP_KINDS = ("read", "calibrate", "locate", "wavelength", "cosmic", "background
 
 #: Parameter kinds and what their values look like in a recipe.
 #: ``rows`` is one half-open row range ``[start, stop]`` (0-based, stop excluded, like a Python slice);
-#: ``rows_list`` is a list of such ranges.
-PARAM_KINDS = ("int", "float", "bool", "str", "rows", "rows_list", "paths")
+#: ``rows_list`` is a list of such ranges; ``numbers_list`` a list of lists of numbers (a table of
+#: numbers, one list a line: e.g. the ``trace`` locate method's several apertures).
+PARAM_KINDS = ("int", "float", "bool", "str", "rows", "rows_list", "paths", "numbers_list")
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -105,6 +106,8 @@ class Param:
             )
         elif self.kind == "rows":
             text = "a row range [start, stop] with 0 <= start < stop (stop excluded)"
+        elif self.kind == "numbers_list":
+            text = "a list of lists of numbers [[a, b, ...], ...] (a JSON list on the command line)"
         else:
             text = "a list of row ranges [[start, stop], ...] with 0 <= start < stop"
         if self.nullable:
@@ -136,6 +139,8 @@ class Param:
             return self._rows(value)
         if self.kind == "paths":
             return self._paths(value)
+        if self.kind == "numbers_list":
+            return self._numbers_list(value)
         if isinstance(value, (str, bytes)) or not _is_sequence(value):
             raise ValueError(f"is not {self.allowed()}")
         return [self._rows(item) for item in value]
@@ -165,6 +170,21 @@ class Param:
         if any("\x00" in item for item in items):
             raise ValueError("holds a NUL character, which no file name can")
         return [item.strip() for item in items]
+
+    def _numbers_list(self, value: Any) -> list[list[float]]:
+        if not _is_sequence(value) or not all(_is_sequence(item) for item in value):
+            raise ValueError(f"is not {self.allowed()}")
+        table = []
+        for item in value:
+            line = []
+            for number in item:
+                if isinstance(number, bool) or not isinstance(number, (int, float)):
+                    raise ValueError(f"is not {self.allowed()}")
+                if not math.isfinite(number):
+                    raise ValueError(f"holds a number that is not finite; allowed: {self.allowed()}")
+                line.append(float(number))
+            table.append(line)
+        return table
 
     def _rows(self, value: Any) -> list[int]:
         if isinstance(value, (str, bytes)) or not _is_sequence(value) or len(value) != 2:
@@ -201,6 +221,14 @@ class Param:
             return self.validate(number)
         if self.kind == "str":
             return self.validate(raw)
+        if self.kind == "numbers_list":
+            import json
+
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise ValueError(f"is not {self.allowed()}") from None
+            return self.validate(value)
         if self.kind == "paths":
             # Typed at the shell: relative to the folder the command runs in, so made absolute here.
             # A JSON list (``[]``: none, ``["a,b.fits"]``: a name with a comma) or comma-separated names.

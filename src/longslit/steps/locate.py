@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import InputError
 from ..frame import Frame
-from ..geometry import Band, Geometry
+from ..geometry import APERTURE_COLUMNS, SOURCE_COLUMNS, Band, Geometry
 from ..numerics.sources import FoundSource, find_sources
 from ..numerics.trace import TraceFit, spatial_profile, trace_source
 from ..plugins.hookspecs import hookimpl
@@ -116,7 +118,14 @@ _AUTO_PARAMS = (
 )
 
 _TRACE_PARAMS = (
-    Param("centre", "float", None, "Trace row at the middle column.", unit="rows", required=True),
+    Param(
+        "centre",
+        "float",
+        None,
+        "Trace row at the middle column (required, unless sources are given).",
+        unit="rows",
+        nullable=True,
+    ),
     Param("slope", "float", 0.0, "Trace slope.", unit="rows/column"),
     Param("curvature", "float", 0.0, "Quadratic term of the trace.", unit="rows/column^2"),
     Param("cubic", "float", 0.0, "Cubic term of the trace.", unit="rows/column^3"),
@@ -158,6 +167,34 @@ _TRACE_PARAMS = (
         minimum=0.0,
         unit="rows",
         nullable=True,
+    ),
+    Param(
+        "sources",
+        "numbers_list",
+        None,
+        "Several apertures instead (what 'auto' with several sources freezes into): per source along "
+        "the slit [centre, slope, curvature, cubic, exclude_below, exclude_above, protect_below, "
+        "protect_above], its trace and the rows kept from the background and from cleaning; the "
+        "single-trace numbers above are then unused.",
+        nullable=True,
+    ),
+    Param(
+        "apertures",
+        "numbers_list",
+        None,
+        "With sources: per aperture [source, shift, below, above, fwhm]: its source's number (1: the "
+        "first), its trace's shift from that one, its edges in rows from its trace, its source's FWHM "
+        "(0: a slice of a resolved source, summed only).",
+        nullable=True,
+    ),
+    Param("primary", "int", 1, "With sources: the main aperture's number (1: the first).", minimum=1),
+    Param(
+        "background_width",
+        "float",
+        60.0,
+        "With sources: rows of background used beside each source's excluded rows.",
+        minimum=1.0,
+        unit="rows",
     ),
 )
 
@@ -564,6 +601,10 @@ def locate_trace(
     background_inner: float,
     background_outer: float,
     protect: float | None,
+    sources: list[list[float]] | None,
+    apertures: list[list[float]] | None,
+    primary: int,
+    background_width: float,
 ) -> Geometry:
     """Regions around a trace given as numbers: the ``auto`` method's result, frozen into a recipe.
 
@@ -572,7 +613,19 @@ def locate_trace(
     pixels cut by an aperture edge count by their covered fraction. The aperture need not be centred
     on the trace, nor hold it: a negative ``aperture_below`` puts its lower edge above the trace (an
     off-nuclear region of a galaxy, say, extracted along the nucleus's trace).
+
+    ``sources`` and ``apertures`` give several apertures instead (:func:`locate_layout`): what
+    :meth:`Geometry.to_trace_params` freezes a result of several sources (or a resolved one) into.
     """
+    if sources is not None or apertures is not None:
+        if centre is not None:
+            raise InputError(
+                "locate.centre gives one trace and locate.sources several; give one of them (a frozen "
+                "result of several apertures has sources and apertures only)"
+            )
+        return locate_layout(
+            frame, sources=sources, apertures=apertures, primary=primary, background_width=background_width
+        )
     if centre is None:
         raise InputError("locate method 'trace' needs locate.centre, the trace row at the middle column")
     if background_outer <= background_inner:
@@ -603,6 +656,111 @@ def locate_trace(
             background_outer=background_outer,
             protect=protect,
             info={"method": "trace", "centre": float(centre)},
+        )
+    except ValueError as exc:
+        raise InputError(f"locate method 'trace': {exc}") from None
+
+
+def locate_layout(
+    frame: Frame,
+    *,
+    sources: list[list[float]] | None,
+    apertures: list[list[float]] | None,
+    primary: int,
+    background_width: float,
+) -> Geometry:
+    """Several apertures from the ``trace`` method's ``sources`` and ``apertures`` (see its params).
+
+    Sources are put in order along the slit (their centres), and so are the apertures (their rows at
+    the middle column): a list edited by hand or in the terminal UI names them ``AP1``, ``AP2``, ...
+    from the bottom of the slit up, as ``auto`` does. The background leaves out every source's
+    excluded rows, extracted or not (:meth:`Geometry.from_traces`).
+    """
+    if not sources or not apertures:
+        raise InputError(
+            "locate.sources and locate.apertures go together, each a list of at least one line: "
+            "[[centre, slope, curvature, cubic, exclude_below, exclude_above, protect_below, "
+            "protect_above], ...] and [[source, shift, below, above, fwhm], ...]"
+        )
+    for number, line in enumerate(sources, start=1):
+        if len(line) != len(SOURCE_COLUMNS):
+            raise InputError(
+                f"locate.sources line {number} has {len(line)} numbers; it needs {len(SOURCE_COLUMNS)}: "
+                f"[{', '.join(SOURCE_COLUMNS)}]"
+            )
+        if min(line[4:]) < 0:
+            raise InputError(
+                f"locate.sources line {number}: the excluded and protected rows must not be negative"
+            )
+    for number, line in enumerate(apertures, start=1):
+        if len(line) not in (4, 5):
+            raise InputError(
+                f"locate.apertures line {number} has {len(line)} numbers; it needs "
+                f"[{', '.join(APERTURE_COLUMNS)}] (fwhm may be left out: 0)"
+            )
+        if not (float(line[0]).is_integer() and 1 <= line[0] <= len(sources)):
+            raise InputError(
+                f"locate.apertures line {number}: source {line[0]:g} is not one of the "
+                f"{len(sources)} in locate.sources (1 to {len(sources)})"
+            )
+        if line[2] + line[3] <= 0:
+            raise InputError(
+                f"locate.apertures line {number}: below + above = {line[2] + line[3]:g} rows, but an "
+                "aperture needs a positive width"
+            )
+        if len(line) == 5 and line[4] < 0:
+            raise InputError(f"locate.apertures line {number}: the FWHM must not be negative")
+    if primary > len(apertures):
+        raise InputError(f"locate.primary = {primary} but there are {len(apertures)} apertures")
+    for number, line in enumerate(apertures, start=1):
+        source = sources[int(line[0]) - 1]
+        reach_below, reach_above = line[2] - line[1], line[3] + line[1]
+        if reach_below > source[4] or reach_above > source[5]:
+            raise InputError(
+                f"locate.apertures line {number} reaches {reach_below:g} rows below and {reach_above:g} "
+                f"above its source's trace, but the background is kept out only {source[4]:g} and "
+                f"{source[5]:g} rows (locate.sources line {int(line[0])}): the background would enter "
+                "the aperture; raise exclude_below/exclude_above"
+            )
+    source_order = sorted(range(len(sources)), key=lambda k: sources[k][0])
+    new_index = {old: new for new, old in enumerate(source_order)}
+    lines = [sources[k] for k in source_order]
+    made = [
+        (new_index[int(line[0]) - 1], float(line[1]), float(line[2]), float(line[3]),
+         float(line[4]) if len(line) == 5 else 0.0)
+        for line in apertures
+    ]  # fmt: skip
+    order = sorted(range(len(made)), key=lambda i: lines[made[i][0]][0] + made[i][1])
+    main = order.index(primary - 1)
+    made = [made[i] for i in order]
+    centre = lines[made[main][0]][0] + made[main][1]
+    specs = []
+    for which, shift, below, above, fwhm in made:
+        row = lines[which][0] + shift
+        if fwhm > 0:
+            extra = {"kind": "source", "offset": row - centre, "fwhm": fwhm}
+        else:
+            extra = {"kind": "resolved", "offset": row - centre, "source_row": float(lines[which][0])}
+        specs.append((which, shift, below, above, extra))
+    info: dict[str, Any] = {
+        "method": "trace",
+        "centre": float(centre),
+        "sources_found": len(lines),
+        "source_rows": [float(line[0]) for line in lines],
+        "sources_extracted": len(made),
+    }
+    if made[main][4] > 0:
+        info["fwhm"] = made[main][4]
+    try:
+        return Geometry.from_traces(
+            frame.shape,
+            [line[:4] for line in lines],
+            exclude=[(line[4], line[5]) for line in lines],
+            protect=[(line[6], line[7]) for line in lines],
+            apertures=specs,
+            background_width=background_width,
+            primary=main,
+            info=info,
         )
     except ValueError as exc:
         raise InputError(f"locate method 'trace': {exc}") from None

@@ -286,10 +286,12 @@ class LongslitApp(App):
         if self.session.frame is None:
             return
         try:
-            event.change(self.session)
+            said = event.change(self.session)
         except LongslitError as exc:
             self.message(exc.message, error=True)
             return
+        if isinstance(said, str):  # what an edit did, in words (an aperture added or deleted)
+            self.notify(said, timeout=4, markup=False)
         if event.rerun:  # the form shows the new numbers with the result (one redraw, not two)
             self.rerun()
         else:

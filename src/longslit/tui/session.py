@@ -65,6 +65,8 @@ class Session:
     incomplete: str | None = None
     #: Which region the keys act on: 0 = aperture, i >= 1 = background region i.
     selected_region: int = 0
+    #: Which aperture the keys act on and the Extract screen shows, along the slit (None: the primary).
+    selected_aperture: int | None = None
     #: Whether the frame is the built-in example (written to a temporary file when the UI opens).
     example: bool = False
 
@@ -267,7 +269,9 @@ class Session:
         self.recipe = self.recipe.with_step("locate", "rows", **regions.as_params())
 
     def nrows(self) -> int:
-        return self.frame.shape[0] if self.frame is not None else 0
+        """Rows of the frame the regions are on (the calibrated one: trimming may remove rows)."""
+        frame = self.working
+        return frame.shape[0] if frame is not None else 0
 
     # -- traced geometries: keys edit the ``trace`` method's offsets, so a tilt is kept ------------
     def _traced(self) -> dict[str, Any] | None:
@@ -281,6 +285,171 @@ class Session:
             method = "trace"
         return self.params("locate") if method == "trace" else None
 
+    # -- several apertures: the ``trace`` method's sources and apertures, edited by keys ------------
+    def apertures(self) -> tuple:
+        """Every aperture of the last result, along the slit (one for a single-aperture geometry)."""
+        if self.reduction is None:
+            return ()
+        return self.reduction.geometry.each()
+
+    def aperture_index(self) -> int:
+        """The index of the selected aperture in :meth:`apertures` (the primary unless chosen)."""
+        count = len(self.apertures())
+        if self.selected_aperture is not None and 0 <= self.selected_aperture < count:
+            return self.selected_aperture
+        return self.reduction.geometry.primary if self.reduction is not None and count > 1 else 0
+
+    def selected_spectrum(self):
+        """The selected aperture's spectrum (the primary's when there is one aperture)."""
+        spectra = self.reduction.spectrum.each()
+        return spectra[min(self.aperture_index(), len(spectra) - 1)]
+
+    def select_aperture(self, step: int) -> int:
+        """Select the next (+1) or previous (-1) aperture along the slit; the keys then act on it."""
+        count = len(self.apertures())
+        if count < 2:
+            raise InputError("there is one aperture; press i to add one at the cursor row")
+        self.selected_aperture = (self.aperture_index() + step) % count
+        self.selected_region = 0
+        return self.selected_aperture
+
+    def _layout(self) -> dict[str, Any]:
+        """The ``trace`` method's several-aperture numbers being edited: the current geometry frozen
+        into them first (an ``auto`` result, one traced aperture, or plain rows)."""
+        config = self.recipe.config("locate")
+        if config.method == "trace" and config.params.get("sources"):
+            params = self.params("locate")
+        else:
+            if self.reduction is None:
+                raise InputError("nothing located yet")
+            geometry = self.reduction.geometry
+            params = geometry.to_trace_params()
+            if not params.get("sources"):  # one aperture: it becomes the first of a list
+                below, above = params["aperture_below"], params["aperture_above"]
+                inner, outer = params["background_inner"], params["background_outer"]
+                protect = params.get("protect")
+                protect = max(below, above) + 3.0 if protect is None else protect
+                centre = [params[name] for name in ("centre", "slope", "curvature", "cubic")]
+                fwhm = geometry.info.get("fwhm")
+                params = {
+                    "sources": [[*centre, inner, inner, protect, protect]],
+                    "apertures": [[1.0, 0.0, below, above, float(fwhm) if isinstance(fwhm, float) else 0.0]],
+                    "primary": 1,
+                    "background_width": max(outer - inner, 1.0),
+                }
+        return {
+            "sources": [list(map(float, line)) for line in params["sources"]],
+            "apertures": [list(map(float, line)) for line in params["apertures"]],
+            "primary": int(params["primary"]),
+            "background_width": float(params["background_width"]),
+        }
+
+    def _store_layout(self, layout: dict[str, Any], select: int | None = None) -> None:
+        """Keep ``layout`` as the ``trace`` method's only parameters, its lists in order along the slit
+        (as the method orders them, so list line i is aperture AP{i+1}); ``select`` (a line of
+        ``layout["apertures"]``) becomes the selected aperture."""
+        sources, apertures = layout["sources"], layout["apertures"]
+        by_row = sorted(range(len(sources)), key=lambda k: sources[k][0])
+        number = {old + 1: new + 1 for new, old in enumerate(by_row)}
+        sources = [sources[k] for k in by_row]
+        apertures = [[float(number[int(line[0])]), *line[1:]] for line in apertures]
+        order = sorted(
+            range(len(apertures)), key=lambda i: sources[int(apertures[i][0]) - 1][0] + apertures[i][1]
+        )
+        params = {
+            "sources": sources,
+            "apertures": [apertures[i] for i in order],
+            "primary": order.index(layout["primary"] - 1) + 1,
+            "background_width": layout["background_width"],
+        }
+        # A change of method starts from its defaults: through "rows", the trace method keeps no single
+        # trace's numbers (centre ...) beside the list.
+        self.recipe = self.recipe.with_step("locate", "rows").with_step("locate", "trace", **params)
+        if select is not None:
+            self.selected_aperture = order.index(select)
+        self.selected_region = 0
+
+    def add_aperture(self, row: float, width: float | None = None) -> str:
+        """Add an aperture centred on ``row`` (at the middle column), following the trace shape of the
+        nearest source, as wide as the selected aperture (at most half-way to a neighbour); the
+        background leaves it out with the nearest source's margin. Returns what was done."""
+        layout = self._layout()
+        sources, apertures = layout["sources"], layout["apertures"]
+        if not 0 <= row <= self.nrows() - 1:
+            raise InputError(f"row {row:.0f} is outside the frame's rows 0-{self.nrows() - 1}")
+        rows = [sources[int(line[0]) - 1][0] + line[1] for line in apertures]
+        for number, (line, centre) in enumerate(zip(apertures, rows, strict=True), start=1):
+            if centre - line[2] <= row <= centre + line[3]:
+                raise InputError(f"row {row:.1f} is inside AP{number}; move the cursor off it (J/K) first")
+        current = apertures[min(self.aperture_index(), len(apertures) - 1)]
+        half = width / 2.0 if width is not None else (current[2] + current[3]) / 2.0
+        half = min(half, min(abs(row - r) for r in rows) / 2.0)
+        if half < 0.5:
+            raise InputError(f"row {row:.1f} is too close to another aperture for one of its own")
+        near = min(range(len(sources)), key=lambda k: abs(sources[k][0] - row))
+        reference = sources[near]
+        own = [line for line in apertures if int(line[0]) == near + 1] or [current]
+        edge = max(max(line[2] - line[1], line[3] + line[1]) for line in own)
+        gap = max(min(reference[4], reference[5]) - edge, 1.0)
+        margin = max(min(reference[6], reference[7]) - edge, 0.0)
+        fwhm = own[0][4]
+        sources.append([float(row), *reference[1:4], half + gap, half + gap, half + margin, half + margin])
+        apertures.append([float(len(sources)), 0.0, half, half, fwhm])
+        self._store_layout(layout, select=len(apertures) - 1)
+        return f"added AP{self.selected_aperture + 1} at row {row:.1f} ({2 * half:.1f} rows wide)"
+
+    def delete_aperture(self) -> str:
+        """Delete the selected aperture. Its source's rows stay out of the background (a star not
+        extracted is still not sky): edit ``locate.sources`` to give them back. Returns what was done."""
+        layout = self._layout()
+        apertures = layout["apertures"]
+        if len(apertures) < 2:
+            raise InputError("the last aperture cannot be deleted; add another (i) first")
+        index = min(self.aperture_index(), len(apertures) - 1)
+        rows = [layout["sources"][int(line[0]) - 1][0] + line[1] for line in apertures]
+        primary = layout["primary"] - 1
+        del apertures[index]
+        if primary == index:  # the nearest one along the slit takes its place
+            others = [i for i in range(len(rows)) if i != index]
+            primary = min(others, key=lambda i: abs(rows[i] - rows[index]))
+        layout["primary"] = (primary if primary < index else primary - 1) + 1
+        self._store_layout(layout, select=min(index, len(apertures) - 1))
+        return f"deleted AP{index + 1}; its source's rows stay out of the background"
+
+    def _edit_layout(self, shift: float, grow: float) -> None:
+        """Move or resize the selected aperture (its edges along its trace) or the background (every
+        source's margin, and the width), as :meth:`_edit_trace` does for one aperture."""
+        layout = self._layout()
+        sources, apertures = layout["sources"], layout["apertures"]
+        if self.selected_region == 0:
+            line = apertures[min(self.aperture_index(), len(apertures) - 1)]
+            source = sources[int(line[0]) - 1]
+            below, above = line[2] - shift + grow, line[3] + shift + grow
+            if below + above < 1.0:  # one row at least
+                return
+            old = (line[2] - line[1], line[3] + line[1])
+            new = (below - line[1], above + line[1])
+            # The rows kept from the background and from cleaning stay while they still hold the
+            # aperture (a nudge then reruns only the extraction); when it reaches past them, they
+            # move out with it, keeping their margins.
+            for side in (0, 1):
+                for column in (4 + side, 6 + side):
+                    if new[side] > source[column]:
+                        source[column] = new[side] + max(source[column] - old[side], 0.0)
+            line[2], line[3] = below, above
+        else:
+            for source in sources:
+                reach = [0.0, 0.0]
+                for line in apertures:
+                    if sources[int(line[0]) - 1] is source:
+                        reach = [max(reach[0], line[2] - line[1]), max(reach[1], line[3] + line[1])]
+                source[4] = max(source[4] + shift, reach[0])
+                source[5] = max(source[5] + shift, reach[1])
+            layout["background_width"] = max(layout["background_width"] + 2 * grow, 1.0)
+        region = self.selected_region
+        self._store_layout(layout, select=self.aperture_index() if region == 0 else None)
+        self.selected_region = region
+
     def _edit_trace(self, shift: float, grow: float) -> bool:
         """Move or resize the selected region of a traced geometry; the trace itself stays.
 
@@ -293,6 +462,9 @@ class Session:
         params = self._traced()
         if params is None:
             return False
+        if params.get("sources"):
+            self._edit_layout(shift, grow)
+            return True
         if self.selected_region == 0:
             below = params["aperture_below"] - shift + grow
             above = params["aperture_above"] + shift + grow

@@ -32,6 +32,31 @@ APERTURE, BACKGROUND, SELECTED, PROTECTED = (
     "rgb(0,200,0)",
 )
 SHADE_SELECTED = "rgb(95,0,95)"
+#: Each aperture's own colour (edges on the frame) and shade (on the profile), in turn along the slit;
+#: the selected one is drawn in SELECTED.
+APERTURE_COLOURS = (
+    "rgb(255,215,0)",
+    "rgb(255,140,0)",
+    "rgb(150,255,60)",
+    "rgb(255,100,100)",
+    "rgb(170,140,255)",
+    "rgb(235,235,235)",
+)
+APERTURE_SHADES = (
+    "rgb(95,75,0)",
+    "rgb(100,50,0)",
+    "rgb(45,90,0)",
+    "rgb(100,35,35)",
+    "rgb(60,45,105)",
+    "rgb(80,80,80)",
+)
+
+
+def aperture_colour(index: int) -> str:
+    """The colour of aperture ``index`` (along the slit) on the frame."""
+    return APERTURE_COLOURS[index % len(APERTURE_COLOURS)]
+
+
 #: Layers of the 2D view, cycled with ``v`` (those whose product exists; ``hits`` on the Cosmic screen).
 LAYERS = ("SCI", "ERR", "DQ", "cleaned", "hits", "background", "residual")
 #: How each layer is drawn (see :class:`~longslit.tui.widgets.frame_view.FrameView`): the rest are images.
@@ -45,7 +70,14 @@ def overlays(session: Session, protected: bool = False) -> list[Overlay]:
     geometry = session.reduction.geometry
     selected = session.selected_region
     traced = session.regions() is None  # one symmetric background pair, selected together
-    marks = [Overlay(geometry.aperture, SELECTED if selected == 0 else APERTURE, "=")]
+    if geometry.apertures:  # several: each in its colour, the selected one highlighted
+        chosen = session.aperture_index()
+        marks = [
+            Overlay(a.band, SELECTED if selected == 0 and i == chosen else aperture_colour(i), "=")
+            for i, a in enumerate(geometry.apertures)
+        ]
+    else:
+        marks = [Overlay(geometry.aperture, SELECTED if selected == 0 else APERTURE, "=")]
     marks += [
         Overlay(band, SELECTED if selected == i or (traced and selected) else BACKGROUND, "-")
         for i, band in enumerate(geometry.background, start=1)
@@ -282,6 +314,31 @@ def region_spans(session: Session) -> list[Span]:
     selected = session.selected_region
     traced = session.regions() is None
     spans = []
+    if geometry.apertures:  # several: each in its shade, the selected one highlighted
+        chosen = session.aperture_index()
+        for i, aperture in enumerate(geometry.apertures):
+            spans.append(
+                Span(
+                    float(aperture.band.lower[middle]) + 0.5,
+                    float(aperture.band.upper[middle]) + 0.5,
+                    "",
+                    SHADE_SELECTED
+                    if selected == 0 and i == chosen
+                    else APERTURE_SHADES[i % len(APERTURE_SHADES)],
+                    "▒",
+                )
+            )
+        for i, band in enumerate(geometry.background):
+            spans.append(
+                Span(
+                    float(band.lower[middle]) + 0.5,
+                    float(band.upper[middle]) + 0.5,
+                    "background" if i == 0 else "",
+                    SHADE_SELECTED if selected else SHADE_CYAN,
+                    "░",
+                )
+            )
+        return spans
     for i, band in enumerate((geometry.aperture, *geometry.background)):
         chosen = selected == i or (traced and selected and i)
         label = ("aperture" if i == 0 else "background") if i <= 1 else ""

@@ -29,6 +29,14 @@ class ExtractPane(StepPane):
         Binding("right,l", "cursor(1)", "cursor", show=False, tooltip="move the cursor a column right"),
         Binding("H", "cursor(-20)", "-20", show=False, tooltip="move the cursor 20 columns left"),
         Binding("L", "cursor(20)", "+20", show=False, tooltip="move the cursor 20 columns right"),
+        Binding(
+            "right_square_bracket",
+            "aperture(1)",
+            "aperture",
+            key_display="[]",
+            tooltip="show the next aperture's spectrum (along the slit)",
+        ),
+        Binding("left_square_bracket", "aperture(-1)", "prev aperture", show=False, tooltip="the previous"),
         *StepPane.BINDINGS,
     ]
 
@@ -56,6 +64,9 @@ class ExtractPane(StepPane):
             self.centre[1] = float(self.cursor)
         self.update_view()
 
+    def action_aperture(self, step: int) -> None:
+        self.post_message(self.Edit(lambda s: s.select_aperture(step), rerun=False))
+
     def columns(self) -> tuple[int, int]:
         """The columns the spectrum shows: all, or ``zoom`` times fewer around the cursor (or the pan)."""
         ncols = len(self.session.reduction.spectrum.flux)
@@ -80,12 +91,14 @@ class ExtractPane(StepPane):
         result = session.reduction
         if result is None:
             return
-        spectrum = result.spectrum
+        spectrum = session.selected_spectrum()
+        several = len(result.spectrum.each()) > 1
         ncols = len(spectrum.flux)
         x0, x1 = self.columns()
         wave = np.asarray(spectrum.wavelength, float)
         flux, error = np.asarray(spectrum.flux, float), np.asarray(spectrum.uncertainty, float)
-        weights = result.geometry.aperture.coverage(result.frame.shape[0])
+        band = session.apertures()[session.aperture_index()].band if several else result.geometry.aperture
+        weights = band.coverage(result.frame.shape[0])
         raw = np.nansum(weights * result.frame.sci, axis=0)
         calibrated = spectrum.wavelength_unit == "Angstrom"
         unit = "Å" if calibrated else "column"
@@ -97,11 +110,17 @@ class ExtractPane(StepPane):
         if np.isfinite(error).any():
             bands.append(Band(wave, flux - error, flux + error, "±1σ"))
         cursor = None if self.cursor is None else float(wave[min(self.cursor, ncols - 1)])
+        main = " (main)" if spectrum.aperture == result.spectrum.aperture else ""
         self.query_one("#extract-final", PlotView).plot(
             Figure(
                 [Series(wave, flux, "flux", GOLD)],
                 bands=bands,
-                title=f"spectrum [{spectrum.flux_unit}]",
+                title=(
+                    f"{spectrum.aperture}{main} of {len(result.spectrum.each())} [{spectrum.flux_unit}] "
+                    "([ ] next)"
+                    if several
+                    else f"spectrum [{spectrum.flux_unit}]"
+                ),
                 xlim=xlim,
                 ylim=_padded(low, high),
                 cursor=cursor,
@@ -116,11 +135,19 @@ class ExtractPane(StepPane):
                 cursor=cursor,
             )
         )
-        summary = session.summary()
-        self.query_one("#extract-figures", Static).update(
-            f"{summary['columns']} columns, {summary['masked_columns']} masked\n"
-            f"median S/N {snr_text(summary['median_snr'])}"
-        )
+        if several:  # the selected aperture's own numbers
+            figures = (
+                f"{spectrum.aperture} at row {spectrum.position:.1f}\n"
+                f"{ncols} columns, {int(np.count_nonzero(spectrum.mask))} masked\n"
+                f"median S/N {snr_text(spectrum.median_snr())}"
+            )
+        else:
+            summary = session.summary()
+            figures = (
+                f"{summary['columns']} columns, {summary['masked_columns']} masked\n"
+                f"median S/N {snr_text(summary['median_snr'])}"
+            )
+        self.query_one("#extract-figures", Static).update(figures)
         if self.cursor is None:
             readout = "←→ cursor, z zoom, Shift+←→ pan"
         else:

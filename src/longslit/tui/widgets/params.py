@@ -29,6 +29,10 @@ def format_value(param: Param, value: Any) -> str:
         return f"{value[0]}:{value[1]}"
     if param.kind == "rows_list":
         return ",".join(f"{a}:{b}" for a, b in value)
+    if param.kind == "numbers_list":  # in full: editing one number must not round the others
+        import json
+
+        return json.dumps(value)
     if param.kind == "paths":  # a recipe not yet resolved may hold one path as a string
         return value if isinstance(value, str) else ",".join(value)
     if param.kind == "float" and isinstance(value, float):
