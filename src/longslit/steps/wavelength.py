@@ -226,6 +226,7 @@ def wavelength_arc(
         wavelength=wavelength,
         wavelength_unit="Angstrom",
         wavelength_medium=medium,
+        wavelength_2d=solution_2d,
         notes=(
             *frame.notes,
             f"wavelengths from {len(files)} arc(s): {solution.n_used} lines, rms {solution.rms_angstrom:.3f} "
