@@ -183,3 +183,62 @@ def normalized_residual_rms(
     n = pixels.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.sqrt((z**2).sum(axis=0) / n)
+
+
+def tilted_line_columns(sky: np.ndarray, noise: np.ndarray, shift: np.ndarray | float) -> np.ndarray:
+    """Columns where the sky's lines change along the column by more than the pixel noise (bool).
+
+    Across the background rows a tilted line moves by ``shift`` columns (the 2D solution's tilt times
+    the rows from the trace to the regions' far edge); where the sky spectrum's slope times that
+    shift exceeds the per-pixel noise, a polynomial in row cannot follow the column: those are the
+    sky-line columns whose residuals the fit along the lines is for. ``sky`` is the sky spectrum per
+    column (median of the background pixels), ``noise`` the median per-pixel standard deviation.
+    """
+    return np.abs(np.gradient(np.asarray(sky, dtype=np.float64))) * np.abs(shift) > noise
+
+
+def sky_residuals(
+    data: np.ndarray,
+    variance: np.ndarray,
+    models: dict[str, np.ndarray],
+    pixels: np.ndarray,
+    shift: np.ndarray,
+) -> dict[str, object]:
+    """Residuals of sky models in units of the noise, per column, on the sky-line columns and the rest.
+
+    Parameters
+    ----------
+    data, variance : ndarray (nrows, ncols)
+        The frame the models were fitted to and its variance.
+    models : dict of name -> ndarray (nrows, ncols)
+        The sky models to compare (e.g. ``{"columns": ..., "lines": ...}``).
+    pixels : ndarray of bool (nrows, ncols)
+        The background pixels judged (e.g. those every model's fit kept).
+    shift : ndarray (ncols,)
+        How far a line moves across the background rows of each column, columns (see
+        :func:`tilted_line_columns`).
+
+    Returns
+    -------
+    dict
+        ``line_columns`` (bool per column), ``rms`` (name -> per-column rms of the normalised
+        residuals, :func:`normalized_residual_rms`), and for each name ``median_line``, ``p90_line``,
+        ``median_other``: the median and 90th percentile over the sky-line columns and the median
+        over the other columns.
+    """
+    n = np.maximum(pixels.sum(axis=0), 1)
+    sky = np.array(
+        [np.median(data[pixels[:, c], c]) if pixels[:, c].any() else np.nan for c in range(data.shape[1])]
+    )
+    noise = np.sqrt(np.where(pixels, variance, 0.0).sum(axis=0) / n)
+    lines = tilted_line_columns(np.nan_to_num(sky), noise, shift)
+    report: dict[str, object] = {"line_columns": lines, "rms": {}}
+    for name, model in models.items():
+        rms = normalized_residual_rms(data, model, variance, pixels)
+        report["rms"][name] = rms
+        report[name] = {
+            "median_line": float(np.nanmedian(rms[lines])) if lines.any() else float("nan"),
+            "p90_line": float(np.nanpercentile(rms[lines], 90)) if lines.any() else float("nan"),
+            "median_other": float(np.nanmedian(rms[~lines])),
+        }
+    return report
