@@ -171,3 +171,98 @@ def test_sky_residuals_report_names_the_line_columns():
     report = sky_residuals(sky.image, sky.variance, {a: f.model for a, f in fits.items()}, pixels, shift)
     assert report["line_columns"].any() and not report["line_columns"].all()
     assert report["lines"]["median_line"] < 1.05 < report["columns"]["median_line"]
+
+
+# -- wavelength.sky_shift: the zero point from the science frame's sky lines (flexure) ---------------
+
+KAST = DATA_DIR / "real" / "lick_kast"
+
+
+def _shifted_sky(seed: int, delta: float, tilt: float):
+    """A sky frame with the known sky lines, and an 'arc' 2D solution off by ``delta`` columns."""
+    from longslit.numerics.linelists import air_to_vacuum
+    from longslit.numerics.skylines import SKY_LINES_AIR, ShiftedSolution2D
+
+    known = air_to_vacuum(np.array([w for w, _ in SKY_LINES_AIR]))
+    sky = make_sky_frame(
+        seed=seed, lines=known[(known > 6250) & (known < 7750)], n_lines=20, peak_range=(300.0, 5000.0),
+        tilt=tilt, tilt_gradient=0.01 if tilt else 0.0, curvature=1e-5 if tilt else 0.0,
+    )  # fmt: skip
+    truth = fit_solution_2d(*sky.line_positions(), shape=sky.shape, order_x=4, order_y=2)
+    arc = ShiftedSolution2D(truth, -delta)  # arc(x) = truth(x + delta): the sky lines sit delta columns on
+    frame = Frame.from_arrays(sky.image, error=np.sqrt(sky.variance))
+    geometry = Geometry.from_trace(
+        sky.shape, [sky.trace_row], aperture_below=7, aperture_above=7,
+        background_inner=INNER, background_outer=OUTER, protect=8,
+    )  # fmt: skip
+    return sky, frame, geometry, truth, arc
+
+
+@pytest.mark.parametrize(
+    ("seed", "delta", "tilt"), [(0, 0.0, 0.04), (1, 0.6, 0.04), (2, -0.45, 0.04), (3, 0.4, 0.0)]
+)
+def test_sky_shift_recovers_a_known_zero_point_offset(seed, delta, tilt):
+    from longslit.numerics.skylines import measure_sky_shift
+    from longslit.steps.sky_shift import sky_spectrum
+
+    sky, frame, geometry, _, arc = _shifted_sky(seed, delta, tilt)
+    spectrum = sky_spectrum(frame, geometry, arc if tilt else None)  # tilted: carried along the lines
+    found = measure_sky_shift(spectrum, arc(np.arange(sky.shape[1]), sky.trace_row), "vacuum", max_fwhm=6.0)
+    assert found is not None and set(found.names) == {"[O I]", "OH"} and len(found.lines) == 4
+    assert abs(found.pixels - delta) < 0.02, (found.pixels, delta)
+    assert found.error < 0.05
+
+
+def test_sky_shift_moves_the_wavelengths_and_warns_when_large():
+    from longslit.errors import LongslitWarning
+    from longslit.steps.sky_shift import refine_on_sky
+
+    sky, frame, geometry, truth, arc = _shifted_sky(4, -1.3, 0.04)
+    spectra = [sky.sky[int(sky.trace_row)]]  # the arcs' FWHM stands in: the lines' own (3 pixels)
+    with pytest.warns(LongslitWarning, match="more than flexure usually moves"):
+        found, wavelength, moved = refine_on_sky(frame, geometry, spectra, None, arc, "vacuum")
+    assert abs(found.pixels + 1.3) < 0.02
+    columns = np.arange(sky.shape[1])
+    # After the shift the wavelengths are the truth's again, on the trace and on every row.
+    assert np.abs(wavelength - truth(columns, geometry.trace)).max() < 0.02 * 2.6
+    assert np.abs(moved(columns, 30.0) - truth(columns, 30.0)).max() < 0.02 * 2.6
+    assert np.allclose(moved.tilt(columns, 30.0), truth.tilt(columns, 30.0), atol=1e-3)
+
+
+def test_kast_b27_sky_shift_from_street_light_mercury_agrees_with_pypeit(tmp_path):
+    """Lick's Hg I street-light lines in b27's sky: no flexure to speak of, as PypeIt found (-0.038 px)."""
+    from astropy.io import fits
+
+    science = _need(KAST / "pypeit_kast_b27.fits.gz")
+    arcs = [str(_need(KAST / "pypeit_kast_b1.fits.gz"))]
+    recipe = longslit.Recipe.preset("kast-blue").with_step(
+        "wavelength", "arc", arcs=arcs, lamps="HgI,CdI,HeI", sky_shift=True
+    )
+    result = longslit.reduce(science, recipe)
+    shift = result.wavelength.sky_shift
+    assert shift.names == ("Hg I", "Hg I", "Hg I")  # 4047, 4358, 5461
+    # PypeIt's FLEX_SHIFT_TOTAL moves its wavelengths as wave(x + flex): ours, wave(x - shift).
+    with fits.open(_need(KAST / "pypeit_spec1d_b27.fits")) as hdul:
+        pypeit = -float(hdul[1].header["FLEX_SHIFT_TOTAL"])
+    assert abs(shift.pixels) < 0.25 and abs(shift.pixels - pypeit) < 2 * shift.error + 0.05  # -0.062 +- 0.075
+    columns = np.arange(result.frame.shape[1], dtype=float)
+    assert np.allclose(result.frame.wavelength, result.wavelength.solution(columns - shift.pixels))
+    out = tmp_path / "b27.fits"
+    result.write(out)
+    header = fits.getheader(out)
+    assert header["WAVESKYN"] == 3 and abs(header["WAVESKY"] - shift.pixels) < 1e-3
+
+
+def test_wide_slit_osiris_has_no_sky_line_to_shift_on():
+    """OSIRIS's slit is so wide that its sky lines are 200 A boxes: no shift, and the user is told."""
+    from longslit.errors import LongslitWarning
+
+    arcs = [str(_need(OSIRIS / f"osiris_arc_{k}.fits.bz2")) for k in ("HgAr", "Ne", "Xe")]
+    recipe = longslit.Recipe.preset("gtc-osiris").with_step(
+        "wavelength", "arc", arcs=arcs, lamps="HgI,ArI;NeI;XeI", sky_shift=True
+    )
+    with pytest.warns(LongslitWarning, match="found no isolated sky line"):
+        result = longslit.reduce(_need(OSIRIS / "osiris_tres_3b.fits.bz2"), recipe)
+    assert result.wavelength.sky_shift is None
+    columns = np.arange(result.frame.shape[1], dtype=float)
+    assert np.allclose(result.frame.wavelength, result.wavelength.solution(columns))

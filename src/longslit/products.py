@@ -189,6 +189,9 @@ class WavelengthCalibration:
         The arc frames used.
     spectra : tuple of ndarray
         The arc spectra measured along the trace, one per arc (for display).
+    sky_shift : object, optional
+        The zero-point shift onto the science frame's sky lines
+        (:class:`~longslit.numerics.skylines.SkyShift`), with ``wavelength.sky_shift``.
     """
 
     frame: Any
@@ -197,3 +200,4 @@ class WavelengthCalibration:
     solution_2d: Any = None
     files: Any = ()
     spectra: Any = ()
+    sky_shift: Any = None

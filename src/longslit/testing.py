@@ -1385,6 +1385,7 @@ def make_sky_frame(
     *,
     seed: int = 0,
     n_lines: int = 30,
+    lines: np.ndarray | None = None,
     central_wavelength: float = 7000.0,
     dispersion: float = 2.6,
     tilt: float = 0.04,
@@ -1410,6 +1411,9 @@ def make_sky_frame(
         Seed of :func:`numpy.random.default_rng`.
     n_lines : int, optional
         Sky lines, at random wavelengths across the frame (at least 4 FWHM apart).
+    lines : ndarray, optional
+        Wavelengths (in the map's units) of lines drawn besides the random ones (which keep 4 FWHM
+        from them), e.g. known sky lines.
     central_wavelength, dispersion, tilt, tilt_gradient, curvature : float, optional
         The wavelength map, as :func:`make_arc` (no quadratic or cubic term beyond its defaults).
     fwhm : float, optional
@@ -1449,12 +1453,14 @@ def make_sky_frame(
     )
     lam_all = geometry.wavelength_map()
     lo, hi = float(lam_all.min()), float(lam_all.max())
-    lines: list[float] = []
-    while len(lines) < n_lines:
+    given = [] if lines is None else [float(w) for w in np.atleast_1d(lines)]
+    drawn: list[float] = []
+    while len(drawn) < n_lines:
         cand = rng.uniform(lo + 5 * dispersion, hi - 5 * dispersion)
-        if not lines or np.min(np.abs(np.array(lines) - cand)) > 4 * fwhm * dispersion:
-            lines.append(cand)
-    waves = np.sort(np.array(lines))
+        taken = np.array(given + drawn)
+        if not taken.size or np.min(np.abs(taken - cand)) > 4 * fwhm * dispersion:
+            drawn.append(cand)
+    waves = np.sort(np.array(given + drawn))
     strengths = np.exp(rng.uniform(np.log(peak_range[0]), np.log(peak_range[1]), waves.size))
     rows = np.arange(nrows, dtype=float)
     cols = np.arange(ncols, dtype=float)

@@ -242,3 +242,169 @@ def sky_residuals(
             "median_other": float(np.nanmedian(rms[~lines])),
         }
     return report
+
+
+# -- the zero point from the sky's own emission lines (flexure) --------------------------------------
+
+#: Sky emission lines (air, Angstrom) isolated enough to centroid at low resolution: [O I] and bright OH
+#: (Osterbrock et al. 1996, PASP 108, 277) and the Hg I of street lights (NIST, as the shipped HgI list).
+SKY_LINES_AIR: tuple[tuple[float, str], ...] = (
+    (4046.565, "Hg I"),
+    (4358.335, "Hg I"),
+    (5460.750, "Hg I"),
+    (5577.338, "[O I]"),
+    (6300.304, "[O I]"),
+    (6363.780, "[O I]"),
+    (6863.955, "OH"),
+    (7340.885, "OH"),
+    (7821.503, "OH"),
+    (8430.174, "OH"),
+    (8827.096, "OH"),
+)
+
+
+@dataclass(frozen=True)
+class SkyShift:
+    """The zero-point shift the sky lines ask for: ``wavelength'(x) = wavelength(x - pixels)``.
+
+    Attributes
+    ----------
+    pixels, error : float
+        Shift of the sky lines from where the arc solution puts them, columns, and its uncertainty
+        (the weighted mean's, or the lines' scatter over sqrt(n) when that is larger).
+    angstrom : float
+        The same shift in Angstrom, at the lines' mean dispersion.
+    lines : tuple of float
+        Wavelengths of the sky lines used (in the solution's medium).
+    names : tuple of str
+        Their species.
+    offsets, errors : tuple of float
+        Each line's measured shift and centroid error, columns.
+    """
+
+    pixels: float
+    error: float
+    angstrom: float
+    lines: tuple[float, ...]
+    names: tuple[str, ...]
+    offsets: tuple[float, ...]
+    errors: tuple[float, ...]
+
+
+def measure_sky_shift(
+    sky: np.ndarray,
+    wavelength: np.ndarray,
+    medium: str,
+    *,
+    max_fwhm: float,
+    search: float = 4.0,
+    threshold: float = 5.0,
+) -> SkyShift | None:
+    """Shift of the sky's emission lines from their known wavelengths (``SKY_LINES_AIR``), or None.
+
+    Parameters
+    ----------
+    sky : ndarray (ncols,)
+        The sky spectrum of the science frame (e.g. the median of its background rows per column).
+    wavelength : ndarray (ncols,)
+        The arc solution's wavelength of each column (monotonic), in ``medium``.
+    medium : {"vacuum", "air"}
+        Medium of ``wavelength``; the sky lines are converted to it.
+    max_fwhm : float
+        Widest line accepted, pixels (twice the arcs' FWHM, say): a wide slit makes the sky lines boxes
+        whose centre is the slit's, not the line's, and a blend is wider than a line.
+    search : float, optional
+        Largest distance, columns, between a detected line and where the solution predicts a sky line.
+    threshold : float, optional
+        Detection threshold, in units of the sky spectrum's noise.
+    """
+    from .arcs import find_lines
+    from .linelists import air_to_vacuum
+
+    sky = np.asarray(sky, dtype=np.float64)
+    wavelength = np.asarray(wavelength, dtype=np.float64)
+    columns = np.arange(sky.size, dtype=np.float64)
+    order = np.argsort(wavelength)
+    known = np.array([w for w, _ in SKY_LINES_AIR])
+    names = np.array([n for _, n in SKY_LINES_AIR])
+    if medium == "vacuum":
+        known = air_to_vacuum(known)
+    found = find_lines(np.nan_to_num(sky, nan=float(np.nanmedian(sky))), threshold=threshold)
+    good = found.usable & (found.fwhm <= max_fwhm)
+    position, error = found.position[good], found.error[good]
+    dispersion = np.abs(np.gradient(wavelength))
+    used, offsets, errors = [], [], []
+    for i, lam in enumerate(known):
+        if not wavelength[order][0] <= lam <= wavelength[order][-1]:
+            continue
+        expected = float(np.interp(lam, wavelength[order], columns[order]))
+        if expected < 10 or expected > sky.size - 11:
+            continue
+        near = np.flatnonzero(np.abs(position - expected) <= search)
+        if near.size != 1:  # none, or two candidates: no safe match
+            continue
+        used.append(i)
+        offsets.append(float(position[near[0]] - expected))
+        errors.append(max(float(error[near[0]]), 0.01))
+    if not used:
+        return None
+    offsets_a, errors_a = np.array(offsets), np.array(errors)
+    keep = np.ones(offsets_a.size, bool)
+    for _ in range(3):  # a line that disagrees with the others by far is a misidentification
+        w = 1.0 / errors_a[keep] ** 2
+        mean = float(np.sum(w * offsets_a[keep]) / np.sum(w))
+        spread = np.maximum(3.0 * errors_a, 0.3)
+        new = np.abs(offsets_a - mean) <= spread
+        if keep.sum() < 3 or np.array_equal(new, keep) or not new.any():
+            break
+        keep = new
+    w = 1.0 / errors_a[keep] ** 2
+    mean = float(np.sum(w * offsets_a[keep]) / np.sum(w))
+    formal = float(1.0 / np.sqrt(np.sum(w)))
+    n = int(keep.sum())
+    scatter = float(np.std(offsets_a[keep], ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    at = [float(np.interp(known[used[j]], wavelength[order], columns[order])) for j in np.flatnonzero(keep)]
+    scale = float(np.mean(np.interp(at, columns, dispersion)))
+    chosen = [used[j] for j in np.flatnonzero(keep)]
+    return SkyShift(
+        pixels=mean,
+        error=max(formal, scatter),
+        angstrom=mean * scale,
+        lines=tuple(float(known[i]) for i in chosen),
+        names=tuple(str(names[i]) for i in chosen),
+        offsets=tuple(float(o) for o in offsets_a[keep]),
+        errors=tuple(float(e) for e in errors_a[keep]),
+    )
+
+
+class ShiftedSolution2D:
+    """A 2D wavelength solution with its zero point moved by ``shift`` columns (a sky-line refinement).
+
+    ``shifted(x, y) = solution(x - shift, y)``; the tilt and the dispersion are the arcs'. Every other
+    attribute (the lines the fit used, its rms) is the original solution's.
+    """
+
+    def __init__(self, solution, shift: float) -> None:
+        self.solution = solution
+        self.shift = float(shift)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "solution":  # unpickling asks before the fields are set
+            raise AttributeError(name)
+        return getattr(self.solution, name)
+
+    def __call__(self, columns, rows):
+        return self.solution(np.asarray(columns, float) - self.shift, rows)
+
+    def wavelength_map(self, shape: tuple[int, int]) -> np.ndarray:
+        nrows, ncols = shape
+        return self(np.arange(ncols)[None, :], np.arange(nrows)[:, None])
+
+    def dispersion(self, columns, rows):
+        return self.solution.dispersion(np.asarray(columns, float) - self.shift, rows)
+
+    def tilt(self, columns, rows):
+        return self.solution.tilt(np.asarray(columns, float) - self.shift, rows)
+
+    def column(self, wavelength, rows):
+        return self.solution.column(wavelength, rows) + self.shift

@@ -165,6 +165,12 @@ def _without(lines, excluded: list[float], tolerance: float = 0.05):
         unit="Angstrom",
     ),
     Param("two_d", "bool", False, "Fit the lines' tilt along the slit too (2D solution, IRAF fitcoords)."),
+    Param(
+        "sky_shift",
+        "bool",
+        False,
+        "Move the zero point onto the science frame's sky lines ([O I], OH, Hg I): flexure.",
+    ),
     Param("hdu", "str", "auto", "HDU of the arc frames (auto: the primary, else the first one)."),
 )
 def wavelength_arc(
@@ -183,6 +189,7 @@ def wavelength_arc(
     threshold: float,
     exclude: str,
     two_d: bool,
+    sky_shift: bool,
     hdu: str,
 ) -> WavelengthCalibration:
     """Wavelengths from arc lamps: lines found along the trace, identified, fitted; per column."""
@@ -214,6 +221,14 @@ def wavelength_arc(
         cols, rows, waves = arclib.measure_lines_2d(images, solution, band)
         solution_2d = arclib.fit_solution_2d(cols, rows, waves, shape=frame.shape, order_x=order, order_y=2)
         wavelength = solution_2d(columns, geometry.trace)
+    shift, shift_notes = None, ()
+    if sky_shift:  # flexure: the zero point moved onto the science frame's own sky lines
+        from .sky_shift import refine_on_sky, shift_note
+
+        shift, wavelength, solution_2d = refine_on_sky(
+            frame, geometry, spectra, solution, solution_2d, medium
+        )
+        shift_notes = () if shift is None else (shift_note(shift),)
     if not np.all(np.isfinite(wavelength)) or not (
         np.all(np.diff(wavelength) > 0) or np.all(np.diff(wavelength) < 0)
     ):
@@ -231,10 +246,17 @@ def wavelength_arc(
             *frame.notes,
             f"wavelengths from {len(files)} arc(s): {solution.n_used} lines, rms {solution.rms_angstrom:.3f} "
             f"Angstrom ({solution.rms_pixel:.3f} px), {medium}",
+            *shift_notes,
         ),
     )
     return WavelengthCalibration(
-        calibrated, method="arc", solution=solution, solution_2d=solution_2d, files=files, spectra=spectra
+        calibrated,
+        method="arc",
+        solution=solution,
+        solution_2d=solution_2d,
+        files=files,
+        spectra=spectra,
+        sky_shift=shift,
     )
 
 

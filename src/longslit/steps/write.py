@@ -229,6 +229,12 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
     if info.get("background_along"):
         header["SKYALONG"] = (info["background_along"], "sky fitted along pixel columns or tilted lines")
+    sky_shift = getattr(reduction.products.get("wavelength"), "sky_shift", None)
+    if sky_shift is not None:  # wavelength.sky_shift: the zero point moved onto the sky lines
+        header["WAVESKY"] = (round(sky_shift.pixels, 4), "[pixel] zero-point shift from the sky lines")
+        header["WAVESKYA"] = (round(sky_shift.angstrom, 4), "[Angstrom] the same shift")
+        header["WAVESKYE"] = (round(sky_shift.error, 4), "[pixel] its uncertainty")
+        header["WAVESKYN"] = (len(sky_shift.lines), "sky lines the shift is measured on")
     flux = info.get("flux")
     if flux:
         for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
