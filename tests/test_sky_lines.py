@@ -251,6 +251,9 @@ def test_kast_b27_sky_shift_from_street_light_mercury_agrees_with_pypeit(tmp_pat
     result.write(out)
     header = fits.getheader(out)
     assert header["WAVESKYN"] == 3 and abs(header["WAVESKY"] - shift.pixels) < 1e-3
+    from longslit.report import wavelength_solution
+
+    assert wavelength_solution(result)["sky_shift"]["lines"] == [round(w, 3) for w in shift.lines]
 
 
 def test_wide_slit_osiris_has_no_sky_line_to_shift_on():
