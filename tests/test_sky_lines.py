@@ -269,3 +269,31 @@ def test_wide_slit_osiris_has_no_sky_line_to_shift_on():
     assert result.wavelength.sky_shift is None
     columns = np.arange(result.frame.shape[1], dtype=float)
     assert np.allclose(result.frame.wavelength, result.wavelength.solution(columns))
+
+
+def test_along_lines_keeps_masks_lowers_and_borrows_like_the_column_fit():
+    sky, frame, geometry = _setup(5, shape=(200, 300), n_lines=12)
+    nrows = sky.shape[0]
+    bg = geometry.background_mask(nrows)
+    rows = np.arange(nrows)[:, None]
+    mask = frame.mask.copy()
+    mask[:, 100:104] |= bg[:, 100:104]  # no background pixel left: borrowed from the neighbours
+    mask[:, 200:204] |= bg[:, 200:204] & (rows > sky.trace_row)  # one side only: a constant
+    mask[5, 50] = True
+    image = frame.sci.copy()
+    image[5, 50] = 1e9  # a flagged pixel the fits must not see
+    flagged = dataclasses.replace(frame, sci=image, mask=mask)
+    fit = fit_polynomial(flagged, geometry, along="lines", **PARAMS)
+    assert fit.info["background_borrowed_columns"] == [100, 101, 102, 103]
+    assert {c for c, order in fit.info["background_lowered_columns"]} == {200, 201, 202, 203}
+    assert not fit.used[mask].any() and np.isfinite(fit.model).all()
+    weights = geometry.aperture.contains(nrows).astype(float)
+    assert np.isfinite(fit.sum_variance(weights)).all() and (fit.sum_variance(weights) > 0).all()
+    good = np.setdiff1d(np.arange(300), np.r_[100:104, 200:204])
+    truth = ((fit.model - sky.sky) * weights).sum(axis=0)[good] / np.sqrt(fit.sum_variance(weights)[good])
+    assert np.std(truth) < 1.3  # the rest of the frame is fitted as well as before
+    # Without a variance the residuals' scatter stands in for it, as in the column fit.
+    plain = fit_polynomial(dataclasses.replace(flagged, variance=None), geometry, along="lines", **PARAMS)
+    assert np.allclose(plain.model, fit.model, rtol=0, atol=1e-6 * np.abs(fit.model).max())
+    ratio = plain.sum_variance(weights)[good] / fit.sum_variance(weights)[good]
+    assert 0.5 < np.median(ratio) < 2.0
