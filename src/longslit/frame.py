@@ -53,6 +53,10 @@ class Frame:
     noise_model : str
         Where ``variance`` came from: ``"ERR"`` (the file's error array, or VAR_* extensions), a
         ``"read noise ... gain ..."`` model for a raw frame, or ``"none"`` (no uncertainties).
+    wavelength_2d : object or None
+        The wavelength of every pixel when a 2D solution gave it (the lines tilt along the slit):
+        ``wavelength_2d(columns, rows)`` and ``wavelength_2d.column(wavelength, rows)``, as
+        :class:`~longslit.numerics.arcs.WavelengthSolution2D`; None: ``wavelength`` holds for every row.
     """
 
     sci: np.ndarray
@@ -69,6 +73,7 @@ class Frame:
     section: tuple[int, int, int, int] | None = None
     wavelength_medium: str | None = None
     noise_model: str = ""
+    wavelength_2d: Any = None
 
     def __post_init__(self) -> None:
         if self.sci.ndim != 2:

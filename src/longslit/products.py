@@ -50,6 +50,14 @@ class BackgroundFit:
         Covariance of the coefficients per column.
     used : ndarray of bool or None
         Pixels the fit used (after clipping), for display.
+    factor : ndarray (nrows, ncols) or None
+        Where the model also follows a shape that differs from column to column (the sky lines' profile
+        along a tilted line): the column's coefficients after the first k multiply the first
+        ``factor_terms`` basis functions times this factor, ``model[:, c] = basis @ coef[c, :k] +
+        factor[:, c] * (basis[:, :factor_terms] @ coef[c, k:])``, and ``covariance`` is (ncols, k +
+        factor_terms, k + factor_terms).
+    factor_terms : int
+        How many basis functions the factor multiplies (0: none).
     """
 
     model: np.ndarray
@@ -57,6 +65,8 @@ class BackgroundFit:
     covariance: np.ndarray | None = None
     used: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    factor: np.ndarray | None = None
+    factor_terms: int = 0
 
     def sum_variance(self, weights: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """Variance, per column, of ``(weights * model[rows]).sum(axis=0)`` due to the fit.
@@ -66,6 +76,9 @@ class BackgroundFit:
         if self.basis is None or self.covariance is None:
             return np.zeros(weights.shape[1])
         projected = weights.T @ self.basis[rows]  # (ncols, k)
+        if self.factor is not None and self.factor_terms:
+            scaled = (weights * self.factor[rows]).T @ self.basis[rows][:, : self.factor_terms]
+            projected = np.concatenate([projected, scaled], axis=1)
         return np.einsum("ck,ckl,cl->c", projected, self.covariance, projected)
 
 
@@ -176,6 +189,9 @@ class WavelengthCalibration:
         The arc frames used.
     spectra : tuple of ndarray
         The arc spectra measured along the trace, one per arc (for display).
+    sky_shift : object, optional
+        The zero-point shift onto the science frame's sky lines
+        (:class:`~longslit.numerics.skylines.SkyShift`), with ``wavelength.sky_shift``.
     """
 
     frame: Any
@@ -184,3 +200,4 @@ class WavelengthCalibration:
     solution_2d: Any = None
     files: Any = ()
     spectra: Any = ()
+    sky_shift: Any = None

@@ -72,6 +72,14 @@ def wavelength_solution(reduction: Reduction) -> dict[str, Any]:
     }
     if made.solution_2d is not None:
         out["rms_pixel_2d"] = round(float(made.solution_2d.rms_pixel), 5)
+    shift = getattr(made, "sky_shift", None)
+    if shift is not None:  # wavelength.sky_shift: the zero point moved onto the sky lines
+        out["sky_shift"] = {
+            "pixel": round(shift.pixels, 4),
+            "angstrom": round(shift.angstrom, 4),
+            "error_pixel": round(shift.error, 4),
+            "lines": [round(w, 3) for w in shift.lines],
+        }
     return out
 
 

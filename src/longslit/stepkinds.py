@@ -228,6 +228,9 @@ def _check_background(fit: BackgroundFit, check: Check) -> None:
     if fit.basis is not None:
         k = getattr(fit.basis, "shape", (0, 0))[-1]
         check.shape("basis", fit.basis, (nrows, k))
+        if fit.factor is not None:
+            check.shape("factor", fit.factor, cleaned.shape)
+            k += int(fit.factor_terms)
         if fit.covariance is not None:
             check.shape("covariance", fit.covariance, (ncols, k, k))
     if fit.used is not None:

@@ -1324,3 +1324,177 @@ def make_flux_set(
 
 
 __all__ += ["FluxSet", "FluxTruth", "make_flux_set"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A science frame whose sky lines tilt along the slit (for the background fit along the lines).
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticSky:
+    """A seeded frame: tilted sky lines on a continuum, a slit illumination gradient, one source.
+
+    Attributes
+    ----------
+    image, variance : numpy.ndarray
+        ``(nrows, ncols)`` counts and their true variance (Poisson of the noiseless frame plus read noise).
+    sky, source : numpy.ndarray
+        The noiseless sky and source parts of ``image``.
+    geometry : SyntheticArc
+        The exact wavelength map (``geometry.wavelength(columns, rows)``, ``geometry.column``); its
+        ``image`` is empty.
+    lines, strengths : numpy.ndarray
+        Sky line wavelengths and peak counts (at the slit's centre).
+    trace_row : float
+        Row of the source (straight along the columns).
+    read_noise, gain : float
+    """
+
+    image: np.ndarray
+    variance: np.ndarray
+    sky: np.ndarray
+    source: np.ndarray
+    geometry: SyntheticArc
+    lines: np.ndarray
+    strengths: np.ndarray
+    trace_row: float
+    read_noise: float
+    gain: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape
+
+    def line_positions(self, n_rows: int = 9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact ``(columns, rows, wavelengths)`` of the sky lines on ``n_rows`` rows along the slit.
+
+        What an arc's lines measured along the slit give (:func:`longslit.numerics.arcs.fit_solution_2d`
+        fits a 2D solution to them), here without measurement error.
+        """
+        nrows, ncols = self.shape
+        rows = np.linspace(0, nrows - 1, n_rows)
+        lam, row = np.meshgrid(self.lines, rows)
+        col = self.geometry.column(lam, row)
+        inside = (col > 0) & (col < ncols - 1)
+        return col[inside], row[inside], lam[inside]
+
+
+def make_sky_frame(
+    shape: tuple[int, int] = (200, 600),
+    *,
+    seed: int = 0,
+    n_lines: int = 30,
+    lines: np.ndarray | None = None,
+    central_wavelength: float = 7000.0,
+    dispersion: float = 2.6,
+    tilt: float = 0.04,
+    tilt_gradient: float = 0.01,
+    curvature: float = 1e-5,
+    fwhm: float = 3.0,
+    peak_range: tuple[float, float] = (300.0, 20000.0),
+    continuum: float = 200.0,
+    illumination: float = 0.04,
+    source_peak: float = 2000.0,
+    source_sigma: float = 2.5,
+    read_noise: float = 4.0,
+    gain: float = 1.0,
+    noise: bool = True,
+) -> SyntheticSky:
+    """Build a seeded science frame whose sky lines tilt along the slit, with its exact parts.
+
+    Parameters
+    ----------
+    shape : (int, int), optional
+        ``(nrows, ncols)``, rows along the slit.
+    seed : int, optional
+        Seed of :func:`numpy.random.default_rng`.
+    n_lines : int, optional
+        Sky lines, at random wavelengths across the frame (at least 4 FWHM apart).
+    lines : ndarray, optional
+        Wavelengths (in the map's units) of lines drawn besides the random ones (which keep 4 FWHM
+        from them), e.g. known sky lines.
+    central_wavelength, dispersion, tilt, tilt_gradient, curvature : float, optional
+        The wavelength map, as :func:`make_arc` (no quadratic or cubic term beyond its defaults).
+    fwhm : float, optional
+        Line FWHM along the dispersion, pixels.
+    peak_range : (float, float), optional
+        Line peak counts are drawn log-uniformly between these.
+    continuum : float, optional
+        Sky continuum, counts per pixel.
+    illumination : float, optional
+        The sky (lines and continuum) rises by this fraction from the slit's centre to each end
+        (linearly, one end up and the other down): a slit illumination the column fit's polynomial
+        and the along-lines fit's row polynomial both follow.
+    source_peak, source_sigma : float, optional
+        A source at the middle row: Gaussian profile of ``source_sigma`` rows, a smooth spectrum
+        peaking at ``source_peak`` counts.
+    read_noise, gain : float, optional
+        Read noise (counts rms) and electrons per count.
+    noise : bool, optional
+        Add Poisson and read noise.
+    """
+    nrows, ncols = shape
+    if nrows < 40 or ncols < 64:
+        raise ValueError("a synthetic sky frame needs at least 40 rows and 64 columns")
+    rng = np.random.default_rng(seed)
+    geometry = make_arc(
+        shape,
+        lines=np.array([central_wavelength]),
+        central_wavelength=central_wavelength,
+        dispersion=dispersion,
+        tilt=tilt,
+        tilt_gradient=tilt_gradient,
+        curvature=curvature,
+        fwhm=fwhm,
+        peak=0.0,
+        continuum=0.0,
+        noise=False,
+    )
+    lam_all = geometry.wavelength_map()
+    lo, hi = float(lam_all.min()), float(lam_all.max())
+    given = [] if lines is None else [float(w) for w in np.atleast_1d(lines)]
+    drawn: list[float] = []
+    while len(drawn) < n_lines:
+        cand = rng.uniform(lo + 5 * dispersion, hi - 5 * dispersion)
+        taken = np.array(given + drawn)
+        if not taken.size or np.min(np.abs(taken - cand)) > 4 * fwhm * dispersion:
+            drawn.append(cand)
+    waves = np.sort(np.array(given + drawn))
+    strengths = np.exp(rng.uniform(np.log(peak_range[0]), np.log(peak_range[1]), waves.size))
+    rows = np.arange(nrows, dtype=float)
+    cols = np.arange(ncols, dtype=float)
+    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    sky = np.full(shape, float(continuum))
+    for lam, st in zip(waves, strengths, strict=True):
+        centre = geometry.column(np.full(nrows, lam), rows)
+        c0 = max(0, int(np.floor(centre.min() - 8 * sig)))
+        c1 = min(ncols, int(np.ceil(centre.max() + 8 * sig)) + 1)
+        sub = cols[None, c0:c1]
+        lower = (sub - 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        upper = (sub + 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        sky[:, c0:c1] += st * np.sqrt(2.0 * np.pi) * sig * 0.5 * (erf(upper) - erf(lower))
+    middle = (nrows - 1) / 2.0
+    sky *= 1.0 + illumination * (rows[:, None] - middle) / middle
+    spectrum = source_peak * (0.6 + 0.4 * np.sin(np.pi * cols / ncols))
+    source = spectrum[None, :] * np.exp(-0.5 * ((rows[:, None] - middle) / source_sigma) ** 2)
+    truth = sky + source
+    variance = truth / gain + read_noise**2
+    image = truth.copy()
+    if noise:
+        image = rng.poisson(truth * gain) / gain + rng.normal(0.0, read_noise, shape)
+    return SyntheticSky(
+        image=image,
+        variance=variance,
+        sky=sky,
+        source=source,
+        geometry=geometry,
+        lines=waves,
+        strengths=strengths,
+        trace_row=middle,
+        read_noise=read_noise,
+        gain=gain,
+    )
+
+
+__all__ += ["SyntheticSky", "make_sky_frame"]

@@ -24,7 +24,12 @@ def row_basis(nrows: int, order: int) -> np.ndarray:
 
 
 def fit_columns(
-    data: np.ndarray, use: np.ndarray, basis: np.ndarray, variance: np.ndarray | None
+    data: np.ndarray,
+    use: np.ndarray,
+    basis: np.ndarray,
+    variance: np.ndarray | None,
+    factor: np.ndarray | None = None,
+    factor_terms: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unweighted least-squares fit of ``basis`` to ``data[use]``, every column at once.
 
@@ -32,7 +37,13 @@ def fit_columns(
     per column. The fit is unweighted, as the tutorial's ``np.polyfit``; the covariance is the
     sandwich ``N^-1 (B^T V B) N^-1`` with the pixels' known variance V, which is exact for an
     unweighted fit. Without a variance, the scatter of the residuals stands in for it.
+
+    With a ``factor`` (rows, columns), each column's basis has ``factor_terms`` more functions: the
+    first ``factor_terms`` of ``basis`` times the column's factor (see :class:`BackgroundFit`); the
+    coefficients and covariance then have ``k + factor_terms`` entries.
     """
+    if factor is not None and factor_terms:
+        return _fit_factor(data, use, basis, variance, factor, factor_terms)
     k = basis.shape[1]
     # Products of basis functions per row, so every sum over rows below is one matrix product
     # (BLAS) rather than a three-operand einsum: N_c = sum_r w_rc B_rk B_rl.
@@ -66,6 +77,62 @@ def _fit_general(
         else:
             residual = np.where(use, data - basis @ np.nan_to_num(coef.T), 0.0)[:, good]
             dof = np.maximum(count[good] - k, 1)
+            scatter = (residual**2).sum(axis=0) / dof
+            middle = normal[good] * scatter[:, None, None]
+        covariance[good] = inverse @ middle @ inverse
+    return coef, covariance, count
+
+
+def _fit_factor(
+    data: np.ndarray,
+    use: np.ndarray,
+    basis: np.ndarray,
+    variance: np.ndarray | None,
+    factor: np.ndarray,
+    q: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`fit_columns` with the basis ``[basis, basis[:, :q] * factor[:, c]]`` in column ``c``.
+
+    The normal matrix is assembled from sums of the row basis's products weighted by 1, the factor
+    and its square, so every column is still a few matrix products. It is inverted by a
+    pseudo-inverse: where the factor is (nearly) a polynomial in row itself (a sky continuum whose
+    slope the tilt turns into a linear trend along the column), the extra terms duplicate the row
+    polynomial, and the pseudo-inverse gives the same model and the right variance of it.
+    """
+    k = basis.shape[1]
+    total = k + q
+    ncols = data.shape[1]
+    outer = (basis[:, :, None] * basis[:, None, :]).reshape(len(basis), k * k)
+    weight = use.astype(np.float64)
+    f = np.where(use, factor, 0.0)
+    clean = np.where(use, data, 0.0).astype(np.float64, copy=False)
+
+    def blocks(w_plain: np.ndarray, w_f: np.ndarray, w_ff: np.ndarray) -> np.ndarray:
+        # (outer.T @ w).T: the sums over rows as one BLAS product with contiguous operands.
+        out = np.empty((ncols, total, total))
+        out[:, :k, :k] = (outer.T @ w_plain).T.reshape(ncols, k, k)
+        cross = (outer.T @ w_f).T.reshape(ncols, k, k)[:, :, :q]
+        out[:, :k, k:] = cross
+        out[:, k:, :k] = cross.transpose(0, 2, 1)
+        out[:, k:, k:] = (outer.T @ w_ff).T.reshape(ncols, k, k)[:, :q, :q]
+        return out
+
+    normal = blocks(weight, f, f * f)
+    rhs = np.concatenate([(basis.T @ clean).T, (basis[:, :q].T @ (clean * f)).T], axis=1)
+    count = use.sum(axis=0)
+    good = count >= total
+    coef = np.full((ncols, total), np.nan)
+    covariance = np.full((ncols, total, total), np.nan)
+    if good.any():
+        inverse = np.linalg.pinv(normal[good], rcond=1e-10, hermitian=True)
+        coef[good] = np.einsum("ckl,cl->ck", inverse, rhs[good])
+        if variance is not None:
+            var = np.where(use, variance, 0.0)
+            middle = blocks(var, var * f, var * f * f)[good]
+        else:
+            fitted = basis @ coef[:, :k].T + f * (basis[:, :q] @ coef[:, k:].T)
+            residual = np.where(use, data - np.nan_to_num(fitted), 0.0)[:, good]
+            dof = np.maximum(count[good] - total, 1)
             scatter = (residual**2).sum(axis=0) / dof
             middle = normal[good] * scatter[:, None, None]
         covariance[good] = inverse @ middle @ inverse
@@ -164,6 +231,23 @@ def rows_reached(bands, nrows: int) -> slice:
         unit="rows",
     ),
     Param("use_mask", "bool", True, "Leave out pixels flagged bad (DQ, NaN)."),
+    Param(
+        "along",
+        "str",
+        "auto",
+        "Fit the sky along pixel columns or along the tilted lines of a 2D wavelength solution "
+        "(auto: lines when there is one).",
+        choices=("auto", "columns", "lines"),
+    ),
+    Param(
+        "line_spacing",
+        "float",
+        0.6,
+        "Breakpoint spacing of the sky spectrum fitted along the lines (along = lines).",
+        minimum=0.2,
+        maximum=10.0,
+        unit="pixels",
+    ),
 )
 def fit_polynomial(
     frame: Frame,
@@ -175,6 +259,8 @@ def fit_polynomial(
     clip_sigma_upper: float,
     grow: int,
     use_mask: bool,
+    along: str,
+    line_spacing: float,
 ) -> BackgroundFit:
     """Fit a polynomial of ``order`` in row to each column's background pixels.
 
@@ -192,8 +278,26 @@ def fit_polynomial(
         contaminating star or a cosmic-ray track sit below the clip limit but still bias the fit.
     use_mask : bool
         Leave out pixels the frame's mask flags (DQ bits, non-finite values). The tutorial does not.
+    along : {"auto", "columns", "lines"}
+        ``lines``: the sky lines tilt, so a column crosses each line's profile as it goes along the
+        slit and a polynomial in row cannot follow it. With the frame's 2D wavelength solution every
+        background pixel is carried along its line to the trace's row (a fractional column there),
+        one cubic B-spline in that coordinate is fitted to all of them (the sky's spectrum, resolved
+        finer than a pixel because each row samples the lines at another phase: PypeIt's global sky),
+        and each column's model is its polynomial in row plus that spectrum's profile along the
+        column times a polynomial of order ``min(order, 1)``. Without tilt the profile is constant
+        along a column and the fit is the column fit. ``auto``: lines when the frame has a 2D
+        solution (``wavelength.two_d``), else columns.
+    line_spacing : float
+        Breakpoint spacing of that B-spline, in pixels along the dispersion.
     """
     nrows, ncols = frame.shape
+    lines = along == "lines" or (along == "auto" and getattr(frame, "wavelength_2d", None) is not None)
+    if lines and getattr(frame, "wavelength_2d", None) is None:
+        raise InputError(
+            "background.along = lines needs a 2D wavelength solution: set wavelength.method = arc and "
+            "wavelength.two_d = true, or background.along = columns"
+        )
     # Only the rows some background region reaches take part; the rest have no weight in any fit,
     # so leaving them out changes nothing (tested) and spares passes over the whole frame.
     span = rows_reached(geometry.background, nrows)
@@ -204,11 +308,38 @@ def fit_polynomial(
     variance = None if frame.variance is None else frame.variance[span]
     full_basis = row_basis(nrows, order)
     basis = full_basis[span]
-    coef, covariance, _ = fit_columns(data, use, basis, variance)
+    k = basis.shape[1]
+    q = min(order, 1) + 1 if lines else 0
+    sky_basis = None
+    if lines:
+        from ..numerics.skylines import line_coordinate, spline_basis
+
+        reference = float(np.median(geometry.trace))
+        coordinate = line_coordinate(frame.wavelength_2d, np.arange(span.start, span.stop), ncols, reference)
+        bounds = (float(coordinate.min()), float(coordinate.max()))
+        n_intervals = max(int(np.ceil((bounds[1] - bounds[0]) / line_spacing)), 1)
+        sky_basis = (coordinate, bounds, spline_basis(coordinate, bounds[0], line_spacing, n_intervals))
+    factor = None  # the sky lines' profile along each column of the span, normalised per column
+
+    def fit(use: np.ndarray):
+        nonlocal factor
+        if lines:
+            factor = line_profile(sky_basis, data, use, line_spacing)
+            return fit_columns(data, use, basis, variance, factor, q)
+        return fit_columns(data, use, basis, variance)
+
+    def span_model(coef: np.ndarray) -> np.ndarray:
+        coef = np.nan_to_num(coef)
+        model = basis @ coef[:, :k].T
+        if lines:
+            model += factor * (basis[:, :q] @ coef[:, k:].T)
+        return model
+
+    coef, covariance, _ = fit(use)
     for _ in range(clip_iterations):
         from astropy.stats import sigma_clip
 
-        residual = np.ma.masked_array(data - basis @ np.nan_to_num(coef.T), mask=~use)  # float64
+        residual = np.ma.masked_array(data - span_model(coef), mask=~use)  # float64
         clipped = sigma_clip(
             residual,
             sigma_lower=clip_sigma_lower,
@@ -225,7 +356,7 @@ def fit_polynomial(
         if np.array_equal(keep, use):
             break
         use = keep
-        coef, covariance, _ = fit_columns(data, use, basis, variance)
+        coef, covariance, _ = fit(use)
     # Columns whose pixels cannot support the fit asked for (too few, or all on one side of the source
     # where the regions offer both: a quadratic through one side extrapolates to the source) are
     # fitted at the highest order they do support, or borrow their neighbours' fit.
@@ -238,14 +369,21 @@ def fit_polynomial(
         todo = np.flatnonzero((fitted_order < 0) & support(use, offered, below, lower))
         if todo.size == 0:
             continue
-        k = lower + 1
+        kk = lower + 1
+        qq = min(q, kk)
         sub = fit_columns(
-            data[:, todo], use[:, todo], basis[:, :k], None if variance is None else variance[:, todo]
+            data[:, todo],
+            use[:, todo],
+            basis[:, :kk],
+            None if variance is None else variance[:, todo],
+            None if factor is None else factor[:, todo],
+            qq,
         )
+        where = np.r_[0:kk, k : k + qq]
         coef[todo] = 0.0
-        coef[todo, :k] = sub[0]
+        coef[np.ix_(todo, where)] = sub[0]
         covariance[todo] = 0.0
-        covariance[todo, :k, :k] = sub[1]
+        covariance[np.ix_(todo, where, where)] = sub[1]
         fitted_order[todo] = lower
         lowered += [[int(c), int(lower)] for c in todo]
     empty = np.flatnonzero(fitted_order < 0)
@@ -258,9 +396,9 @@ def fit_polynomial(
         # Columns the data cannot fit at all (e.g. a bad column flagged in DQ) borrow the fit of
         # their neighbours rather than leaving a hole; the background's info says which.
         fitted = np.flatnonzero(fitted_order >= 0)
-        for j in range(basis.shape[1]):
+        for j in range(coef.shape[1]):
             coef[empty, j] = np.interp(empty, fitted, coef[fitted, j])
-            for i in range(basis.shape[1]):
+            for i in range(coef.shape[1]):
                 covariance[empty, i, j] = np.interp(empty, fitted, covariance[fitted, i, j])
     used = np.zeros((nrows, ncols), dtype=bool)
     used[span] = use
@@ -269,14 +407,56 @@ def fit_polynomial(
         "pixels_used": int(use.sum()),
         "background_borrowed_columns": empty.tolist(),
         "background_lowered_columns": lowered,
+        "background_along": "lines" if lines else "columns",
     }
+    dtype = np.result_type(frame.sci.dtype, np.float32)
+    model = evaluate_model(full_basis, coef[:, :k], dtype)
+    full_factor = None
+    if lines:
+        # The profile is known on the rows the background regions span (the source's rows among
+        # them); beyond them the model is the row polynomial alone.
+        full_factor = np.zeros((nrows, ncols))
+        full_factor[span] = factor
+        model[span] += (factor * (basis[:, :q] @ coef[:, k:].T)).astype(dtype, copy=False)
     return BackgroundFit(
-        model=evaluate_model(full_basis, coef, np.result_type(frame.sci.dtype, np.float32)),
+        model=model,
         basis=full_basis,
         covariance=covariance,
         used=used,
         info=info,
+        factor=full_factor,
+        factor_terms=q,
     )
+
+
+def line_profile(sky_basis, data: np.ndarray, use: np.ndarray, spacing: float) -> np.ndarray:
+    """The sky spectrum's profile along each column, from a B-spline along the lines (rows, ncols).
+
+    ``sky_basis`` is ``(coordinate, bounds, (index, weights))``: every pixel's line coordinate (its
+    column on the reference row at the same wavelength) and its spline basis; the spline is fitted to the
+    ``use`` pixels of ``data``. Each column's profile has its mean over the used pixels taken off and
+    is scaled to unit rms there (zero where it is flat), so that the fit's extra terms are well scaled
+    against the row polynomial.
+    """
+    from ..numerics.skylines import evaluate_spline, fit_sky_spectrum
+
+    coordinate, bounds, (index, weights) = sky_basis
+    spline = fit_sky_spectrum(
+        coordinate[use],
+        data[use],
+        spacing=spacing,
+        bounds=bounds,
+        basis=(index[use], weights[:, use]),
+    )
+    profile = evaluate_spline(index, weights, spline.coefficients)
+    n = np.maximum(use.sum(axis=0), 1)
+    mean = np.where(use, profile, 0.0).sum(axis=0) / n
+    profile -= mean
+    rms = np.sqrt(np.where(use, profile**2, 0.0).sum(axis=0) / n)
+    flat = rms <= 1e-9 * (np.abs(mean) + 1e-30)
+    profile /= np.where(flat, 1.0, rms)
+    profile[:, flat] = 0.0
+    return profile
 
 
 #: Where the regions offer both sides of the source, a fit of order 1 and up needs this fraction of each

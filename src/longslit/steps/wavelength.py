@@ -324,6 +324,12 @@ def _write(path, made, frame: Frame, provenance: dict, *, overwrite: bool = True
         "Identifications by hand, pixel:wavelength pairs, comma-separated (the Identify screen's m key).",
     ),
     Param("two_d", "bool", False, "Fit the lines' tilt along the slit too (2D solution, IRAF fitcoords)."),
+    Param(
+        "sky_shift",
+        "bool",
+        False,
+        "Move the zero point onto the science frame's sky lines ([O I], OH, Hg I): flexure.",
+    ),
     Param("hdu", "str", "auto", "HDU of the arc frames (auto: the primary, else the first one)."),
     Param(
         "save",
@@ -350,6 +356,7 @@ def wavelength_arc(
     exclude: str,
     identify: str,
     two_d: bool,
+    sky_shift: bool,
     hdu: str,
     save: str,
 ) -> WavelengthCalibration:
@@ -421,6 +428,13 @@ def wavelength_arc(
         _write(Path(save).expanduser(), made, frame, provenance, inputs=(*files, str(frame.source)))
     columns = np.arange(frame.shape[1], dtype=np.float64)
     wavelength = solution(columns) if solution_2d is None else solution_2d(columns, geometry.trace)
+    shift, shift_notes = None, ()
+    if sky_shift:  # flexure: the zero point moved onto the science frame's own sky lines (per frame,
+        # after the solution, which the cache shares between the frames of a setup)
+        from .sky_shift import refine_on_sky, shift_note
+
+        shift, wavelength, solution_2d = refine_on_sky(frame, geometry, spectra, solution, solution_2d, medium)
+        shift_notes = () if shift is None else (shift_note(shift),)
     if not np.all(np.isfinite(wavelength)) or not (
         np.all(np.diff(wavelength) > 0) or np.all(np.diff(wavelength) < 0)
     ):
@@ -433,14 +447,22 @@ def wavelength_arc(
         wavelength=wavelength,
         wavelength_unit="Angstrom",
         wavelength_medium=medium,
+        wavelength_2d=solution_2d,
         notes=(
             *frame.notes,
             f"wavelengths from {len(files)} arc(s): {solution.n_used} lines, rms {solution.rms_angstrom:.3f} "
             f"Angstrom ({solution.rms_pixel:.3f} px), {medium}",
+            *shift_notes,
         ),
     )
     return WavelengthCalibration(
-        calibrated, method="arc", solution=solution, solution_2d=solution_2d, files=files, spectra=spectra
+        calibrated,
+        method="arc",
+        solution=solution,
+        solution_2d=solution_2d,
+        files=files,
+        spectra=spectra,
+        sky_shift=shift,
     )
 
 
@@ -483,6 +505,7 @@ def wavelength_solution(frame: Frame, geometry: Geometry, *, solution: list[str]
         wavelength=wavelength,
         wavelength_unit="Angstrom",
         wavelength_medium=sol.medium,
+        wavelength_2d=sol2,
         notes=(
             *frame.notes,
             f"wavelengths from the solution {name}: {sol.n_used} lines, rms {sol.rms_angstrom:.3f} Angstrom "

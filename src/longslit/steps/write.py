@@ -82,6 +82,7 @@ def provenance(reduction: Reduction, *, input_path: bool = False) -> dict[str, A
         "notes": list(reduction.frame.notes),
         "warnings": list(reduction.warnings),
         "cosmic_rays_replaced": reduction.cosmic.n_replaced,
+        "background_along": reduction.background.info.get("background_along"),
         "dispersion_axis": reduction.frame.dispersion_axis,
         "wavelength_medium": reduction.frame.wavelength_medium,
         "noise_model": reduction.frame.noise_model,
@@ -226,6 +227,14 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    if info.get("background_along"):
+        header["SKYALONG"] = (info["background_along"], "sky fitted along pixel columns or tilted lines")
+    sky_shift = getattr(reduction.products.get("wavelength"), "sky_shift", None)
+    if sky_shift is not None:  # wavelength.sky_shift: the zero point moved onto the sky lines
+        header["WAVESKY"] = (round(sky_shift.pixels, 4), "[pixel] zero-point shift from the sky lines")
+        header["WAVESKYA"] = (round(sky_shift.angstrom, 4), "[Angstrom] the same shift")
+        header["WAVESKYE"] = (round(sky_shift.error, 4), "[pixel] its uncertainty")
+        header["WAVESKYN"] = (len(sky_shift.lines), "sky lines the shift is measured on")
     flux = info.get("flux")
     if flux:
         for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
