@@ -433,7 +433,9 @@ def wavelength_arc(
         # after the solution, which the cache shares between the frames of a setup)
         from .sky_shift import refine_on_sky, shift_note
 
-        shift, wavelength, solution_2d = refine_on_sky(frame, geometry, spectra, solution, solution_2d, medium)
+        shift, wavelength, solution_2d = refine_on_sky(
+            frame, geometry, spectra, solution, solution_2d, medium
+        )
         shift_notes = () if shift is None else (shift_note(shift),)
     if not np.all(np.isfinite(wavelength)) or not (
         np.all(np.diff(wavelength) > 0) or np.all(np.diff(wavelength) < 0)
