@@ -614,7 +614,7 @@ def call_method(
     except (Exception, SystemExit) as exc:
         raise StepError(step, method.name, method.package or "?", _reason(exc), path=where) from exc
     for path, before in sources:
-        if _identity(path) != before:
+        if _identity(path, content=len(before) > 5) != before:
             raise FrameError(
                 "changed while it was being read (another program writing it?); nothing was reduced: "
                 "reduce it again once it is complete",
@@ -650,13 +650,36 @@ def _sources(step: str, args: tuple) -> list[tuple[Any, tuple]]:
     return found
 
 
-def _identity(path: Any) -> tuple | None:
-    """Inode, size, modification and change times: a file rewritten (in place or replaced) differs."""
+#: A file modified this recently (ns) when its read began may be being written: the file system's
+#: timestamps are coarse (a few ms), so a write within the same tick leaves them unchanged, and only the
+#: content tells (found by test_a_file_rewritten_while_read_is_refused_or_one_whole_version).
+RECENT_NS = 200_000_000
+
+
+def _identity(path: Any, content: bool | None = None) -> tuple | None:
+    """Inode, size, modification and change times: a file rewritten (in place or replaced) differs; for
+    a file modified within :data:`RECENT_NS` (or when ``content``), its content's hash too."""
+    import time
+
     try:
         info = os.stat(path)
     except (OSError, ValueError):
         return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    if content is False or (
+        content is None and time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > RECENT_NS
+    ):
+        return identity
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return (*identity, digest.hexdigest())
 
 
 def _reason(exc: BaseException) -> str:
