@@ -226,6 +226,10 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "DATE-OBS" in reduction.frame.header:  # primary: astropy's WCS "fixes" it in a table header
         header["DATE-OBS"] = (reduction.frame.header["DATE-OBS"], "date of the observation")
     header["NCRREP"] = (info["cosmic_rays_replaced"], "pixels replaced by the cosmic step")
+    if "NCOMBINE" in reduction.frame.header:  # several exposures stacked by the calibrate step
+        header["NCOMBINE"] = (int(reduction.frame.header["NCOMBINE"]), "exposures combined into the frame")
+        header["NSTKREJ"] = (int(reduction.frame.header["NSTKREJ"]), "values rejected across them")
+        header["EXPTIME"] = (float(reduction.frame.header["EXPTIME"]), "[s] total exposure time")
     flux = info.get("flux")
     if flux:
         for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
