@@ -211,10 +211,11 @@ def test_reduce_stack_combines_the_files_into_one_output(moved, tmp_path):
     bare.write_text(recipe.read_text().replace('exposures = ["sci1.fits"]\n', ""))
     out = tmp_path / "stacked.fits"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # Paths relative to where it runs: the recipe's own paths (relative to it) are not anchored twice.
     run = subprocess.run(
-        [SCRIPT, "reduce", str(science[0]), str(science[1]), "--stack", "-r", str(bare), "-o", str(out),
-         "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [SCRIPT, "reduce", f"{root.name}/sci0.fits", f"{root.name}/sci1.fits", "--stack",
+         "-r", f"{root.name}/bare.toml", "-o", str(out), "--json"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=root.parent,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()

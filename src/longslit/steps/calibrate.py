@@ -340,7 +340,7 @@ def calibrate_ccd(
     noise += f", {len(calibrated)} exposures stacked"
     made = _frame(frame, combined, amps, noise, reader_mask=False)
     made = _stacked_frame(made, stacked, note)
-    files = {**files, "exposures": [frame.source, *others]}
+    files = {**files, "exposures": stacked.info["files"]}
     return Calibration(made, masters, corrected.overscan, files, [*notes, note], stacked=stacked)
 
 
@@ -435,6 +435,8 @@ def _parse_shifts(text: str, count: int) -> list[float] | None:
 def _stack(frame: Frame, others, exposures, times, shifts, sigma: float, turn: bool):
     """Stack the science exposure and ``others`` (file orientation, each a ``Calibrated``): the Stacked
     (reader orientation: rows are the slit) and the sentence that reports it."""
+    import os
+
     from ..calibration import Calibrated, measure_shift, stack_exposures
 
     names = [Path(frame.source).name, *(Path(p).name for p in others)]
@@ -472,7 +474,7 @@ def _stack(frame: Frame, others, exposures, times, shifts, sigma: float, turn: b
         )
         + timing
     )
-    stacked.info["files"] = [str(frame.source), *(str(p) for p in others)]
+    stacked.info["files"] = [os.path.abspath(frame.source), *(os.path.abspath(p) for p in others)]
     stacked.info["measured"] = measured
     return stacked, note
 
@@ -523,7 +525,7 @@ def _stack_as_read(frame: Frame, others: list[str], shifts, sigma: float) -> Cal
         mask=np.asarray(stacked.mask, dtype=bool) | ~np.isfinite(sci),
         noise_model=f"{frame.noise_model}, {len(read)} exposures stacked".lstrip(", "),
     )
-    files = {"exposures": [frame.source, *others]}
+    files = {"exposures": stacked.info["files"]}
     return Calibration(_stacked_frame(made, stacked, note), files=files, notes=[note], stacked=stacked)
 
 
