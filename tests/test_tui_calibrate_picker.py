@@ -122,3 +122,39 @@ def test_picking_a_bias_and_a_flat_reruns_and_the_saved_recipe_replays(night, tm
     replayed = longslit.reduce(science, str(tmp_path / "night.toml"))
     np.testing.assert_array_equal(replayed.spectrum.flux, result.spectrum.flux)
     assert set(replayed.calibration.masters) == {"bias", "flat"}
+
+
+def test_more_exposures_from_the_picker_are_stacked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raws = make_raw_set(seed=6, n_bias=0, n_dark=0, n_flat=0, n_science=2, n_cosmics=60)
+    science = [e.write(tmp_path / f"sci{i}.fits") for i, e in enumerate(raws.science)]
+    start = Recipe.preset("auto").with_step("read", "fits", calibration_check=False)
+
+    async def scenario():
+        app = LongslitApp(str(science[0]), start)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "calibrate"), "f")
+            await pilot.pause()
+            picker = app.screen
+            tree = picker.query_one(FitsTree)
+            await _loaded(pilot, tree.root)
+            await pilot.press("tab")  # bias -> dark
+            assert picker.kind == "dark"
+            await _walk_to(pilot, tree, science[1])
+            await pilot.press("space", "x")  # marked, then the kind cleared: no dark
+            assert picker.chosen["dark"] == set()
+            await pilot.press("e", "space")
+            assert "exposures (1)" in str(picker.query_one("#picker-kinds").render())
+            await pilot.press("enter")
+            await settle(pilot)
+            assert app.session.error is None
+            params = app.session.recipe.config("calibrate").params
+            assert params["exposures"] == [str(science[1])] and params["dark"] == []
+            calibration = app.session.reduction.calibration
+            assert calibration.stacked is not None and calibration.stacked.n_rejected > 0
+            figures = str(app.query_one("#calibrate-figures").render())
+            assert "exposures: sci1.fits" in figures
+            assert "2 exposures stacked" in app.session.reduction.frame.notes[-1]
+
+    run(scenario())
