@@ -197,6 +197,25 @@ def test_frames_that_cannot_be_combined_are_refused_in_one_sentence(still, tmp_p
         Pipeline().run(first, Recipe.load(tmp_path / "recipe.toml"))
 
 
+def test_without_any_exposure_time_the_exposures_combine_as_equal_ones(still, tmp_path):
+    root, raws, science = still
+    first = _variant(tmp_path, science[0], "sci0.fits", EXPTIME=None)
+    other = _variant(tmp_path, science[1], "sci1.fits", EXPTIME=None)
+    (tmp_path / "bias").symlink_to(root / "bias")
+    (tmp_path / "flat").symlink_to(root / "flat")
+    text = RECIPE.format(other=other.name, shift="none").replace('dark = ["dark/*.fits"]\n', "")
+    (tmp_path / "recipe.toml").write_text(text)
+    result = Pipeline().run(first, Recipe.load(tmp_path / "recipe.toml"))
+    assert "combined as equal exposures" in result.calibration.notes[-1]
+    assert "EXPTIME" not in result.frame.header and result.frame.header["NCOMBINE"] == 2
+    # The sum of the two exposures' electrons (no dark here: the truth's dark current is in it).
+    truth = raws.truth
+    scale = result.calibration.masters["flat"].info["lamp_fit"] / (truth.lamp_spectrum * raws.flat[0].exptime)
+    good = ~result.spectrum.mask
+    ratio = result.spectrum.flux[good].sum() / (truth.flux_rate * 1200 * scale)[good].sum()
+    assert abs(ratio - 1) < 0.01, ratio
+
+
 def test_a_wrong_number_of_shifts_is_one_clear_error(still):
     root, _, science = still
     recipe = Recipe.load(root / "recipe.toml").with_step("calibrate", shift="1,2")

@@ -56,7 +56,7 @@ def summarize(reduction: Reduction) -> dict[str, Any]:
     if stacked is not None:  # several exposures (files or imsets) combined by the calibrate step
         summary["stacked"] = {
             "exposures": len(stacked.info["exptimes"]),
-            "exptime": float(stacked.exptime),
+            "exptime": float(stacked.exptime) if stacked.info.get("timed", True) else None,
             "rejected": stacked.n_rejected,
             "rejected_per_exposure": list(stacked.info["per_exposure"]),
             "shifts": list(stacked.info["shifts"]),

@@ -278,8 +278,8 @@ def measure_shift(
     The spatial profiles (each row's median over the columns: cosmic rays do not move it) are freed of
     what is smooth along the slit (sky, illumination: a running median of a fifth of the slit) and
     matched: the best integer lag by cross-correlation, then the fractional shift minimizing the squared
-    difference, ``other``'s profile interpolated with a cubic spline. Profiles are compared as rates
-    when the headers give ``EXPTIME``; only their shape matters (the amplitude is fitted).
+    difference, ``other``'s profile interpolated with a cubic spline. Only their shape matters (the
+    amplitude is fitted), so exposures of different lengths compare as they are.
 
     Raises
     ------

@@ -333,7 +333,8 @@ def calibrate_ccd(
     stacked, note = _stack(frame, others, calibrated, times, shifts, stack_sigma, turn)
     back = (lambda a: a.T) if turn else (lambda a: a)
     header = done.header.copy()
-    header["EXPTIME"] = (stacked.exptime, "[s] total of the exposures combined")
+    if stacked.info["timed"]:
+        header["EXPTIME"] = (stacked.exptime, "[s] total of the exposures combined")
     combined = Calibrated(
         back(stacked.data), back(stacked.variance), back(stacked.mask), header, done.overscan, done.notes
     )
@@ -474,6 +475,7 @@ def _stack(frame: Frame, others, exposures, times, shifts, sigma: float, turn: b
         )
         + timing
     )
+    stacked.info["timed"] = not timing
     stacked.info["files"] = [os.path.abspath(frame.source), *(os.path.abspath(p) for p in others)]
     stacked.info["measured"] = measured
     return stacked, note
@@ -481,12 +483,9 @@ def _stack(frame: Frame, others, exposures, times, shifts, sigma: float, turn: b
 
 def _stacked_frame(frame: Frame, stacked, note: str) -> Frame:
     """The stacked frame's header says what was combined (NCOMBINE, the rejected values, the shifts)."""
-    header = {
-        **frame.header,
-        "EXPTIME": stacked.exptime,
-        "NCOMBINE": len(stacked.info["exptimes"]),
-        "NSTKREJ": stacked.n_rejected,
-    }
+    header = {**frame.header, "NCOMBINE": len(stacked.info["exptimes"]), "NSTKREJ": stacked.n_rejected}
+    if stacked.info.get("timed", True):  # without exposure times the stack is a sum, of no known time
+        header["EXPTIME"] = stacked.exptime
     return dataclasses.replace(frame, header=header, dq=None, notes=(*frame.notes, note))
 
 

@@ -229,7 +229,8 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
     if "NCOMBINE" in reduction.frame.header:  # several exposures stacked by the calibrate step
         header["NCOMBINE"] = (int(reduction.frame.header["NCOMBINE"]), "exposures combined into the frame")
         header["NSTKREJ"] = (int(reduction.frame.header["NSTKREJ"]), "values rejected across them")
-        header["EXPTIME"] = (float(reduction.frame.header["EXPTIME"]), "[s] total exposure time")
+        if "EXPTIME" in reduction.frame.header:
+            header["EXPTIME"] = (float(reduction.frame.header["EXPTIME"]), "[s] total exposure time")
     flux = info.get("flux")
     if flux:
         for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),
