@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     reduce.add_argument("--json", action="store_true", help="print a JSON summary line per file")
     reduce.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     reduce.add_argument("--no-write", action="store_true", help="reduce without writing a file")
+    reduce.add_argument(
+        "--stack",
+        action="store_true",
+        help="the inputs are exposures of one target: calibrate the first and combine the others into it "
+        "(scaled by exposure time, aligned along the slit, cosmic rays rejected across them: "
+        "calibrate.exposures), one output",
+    )
     reduce.add_argument(
         "--split",
         action="store_true",
@@ -383,6 +391,11 @@ def _reduce(args: argparse.Namespace) -> int:
             ) from None
     recipe = _resolve(recipe, registry)
     inputs = expand_inputs(args.inputs)
+    if args.stack:
+        stacked = _stack_recipe(args, inputs.paths, recipe, registry)
+        if stacked is None:
+            return 2
+        recipe, inputs = stacked, dataclasses.replace(inputs, paths=inputs.paths[:1], batch=False)
     batch_mode = inputs.batch or bool(args.resume or args.manifest or args.scheduler)
     if args.output and batch_mode:
         _error("-o names one output file; use --outdir for several inputs (or a batch)")
@@ -604,6 +617,31 @@ def _restore_signal_handlers(saved: dict[int, Any]) -> None:
 
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+def _stack_recipe(args: argparse.Namespace, paths: list[str], recipe: Any, registry: Any) -> Any:
+    """``reduce --stack``: the recipe with the inputs after the first as ``calibrate.exposures``."""
+    import os
+
+    from .errors import printable
+
+    if len(paths) < 2:
+        _error("--stack combines two or more exposures of one target; give them all (or drop --stack)")
+        return None
+    if args.resume or args.manifest or args.scheduler or args.split:
+        _error("--stack makes one frame of the inputs: drop --resume, --manifest, --scheduler and --split")
+        return None
+    config = recipe.config("calibrate")
+    method = registry.method("calibrate", config.method)
+    if method.param("exposures") is None:
+        _error(
+            f"--stack needs a calibrate method that combines exposures; the recipe's is "
+            f"{printable(config.method)} (set calibrate.method=ccd)"
+        )
+        return None
+    named = [os.path.abspath(p) for p in config.params.get("exposures", [])]
+    others = [os.path.abspath(p) for p in paths[1:]]
+    return _resolve(recipe.with_step("calibrate", exposures=named + others), registry)
 
 
 def _show_result(result: Any, args: argparse.Namespace, progress: Any) -> None:

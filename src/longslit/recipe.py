@@ -286,7 +286,11 @@ class Recipe:
         command runs; a recipe not from a file (a preset, ``--set``) is relative to the current folder.
         """
         source = Path(self.source)
-        root = source.parent if self.source not in ("", "<recipe>") and source.is_file() else Path.cwd()
+        root = (
+            source.parent.absolute()
+            if self.source not in ("", "<recipe>") and source.is_file()
+            else Path.cwd()
+        )
         out = dict(params)
         for param in method.params:
             value = out.get(param.name)

@@ -52,6 +52,16 @@ def summarize(reduction: Reduction) -> dict[str, Any]:
     solution = wavelength_solution(reduction)
     if solution:
         summary["wavelength_solution"] = solution
+    stacked = getattr(reduction.products.get("calibration"), "stacked", None)
+    if stacked is not None:  # several exposures (files or imsets) combined by the calibrate step
+        summary["stacked"] = {
+            "exposures": len(stacked.info["exptimes"]),
+            "exptime": float(stacked.exptime) if stacked.info.get("timed", True) else None,
+            "rejected": stacked.n_rejected,
+            "rejected_per_exposure": list(stacked.info["per_exposure"]),
+            "shifts": list(stacked.info["shifts"]),
+            **({"files": list(stacked.info["files"])} if "files" in stacked.info else {}),
+        }
     return summary
 
 
@@ -140,6 +150,12 @@ def report_line(source: str, summary: dict[str, Any]) -> str:
         f"{printable(source)}{wrote}: {summary['columns']} columns, {low:.1f}-{high:.1f} {unit}, "
         f"{summary['cosmic_rays_replaced']} cosmic-ray pixels replaced, "
         f"{summary['masked_columns']} columns masked, median S/N {snr_text(summary['median_snr'])}"
+        + (
+            f", {summary['stacked']['exposures']} exposures stacked "
+            f"({summary['stacked']['rejected']} cosmic-ray values rejected across them)"
+            if summary.get("stacked")
+            else ""
+        )
     )
 
 

@@ -21,12 +21,13 @@ from .ccd import (
 from .masters import Master, build_master_bias, build_master_dark, build_master_flat, cache_key
 from .response import Response, normalize_flat
 from .sections import Amplifier, Section, amplifiers_from_header, amplifiers_from_sections
-from .stack import Stacked, stack_exposures
+from .stack import SETUP_KEYWORDS, Stacked, check_combinable, measure_shift, stack_exposures
 from .store import MASTER_CACHE_ENV, MasterCache, read_master, write_master
 
 __all__ = [
     "MASTER_CACHE_ENV",
     "OVERSCAN_METHODS",
+    "SETUP_KEYWORDS",
     "Amplifier",
     "CCDParams",
     "Calibrated",
@@ -45,7 +46,9 @@ __all__ = [
     "build_master_flat",
     "cache_key",
     "calibrate",
+    "check_combinable",
     "file_hash",
+    "measure_shift",
     "normalize_flat",
     "overscan_correct",
     "read_master",

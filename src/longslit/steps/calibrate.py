@@ -159,7 +159,28 @@ def measured_read_noise(raw, amps, gain: Sequence[float]) -> list[float]:
         "rejected across them).",
         choices=("first", "stack"),
     ),
-    Param("stack_sigma", "float", 5.0, "Rejection limit when stacking imsets.", minimum=2.0, unit="sigma"),
+    Param(
+        "exposures",
+        "paths",
+        [],
+        "More exposures of this target (paths or globs): calibrated like this frame, scaled by exposure "
+        "time, aligned along the slit and combined with it, cosmic rays rejected across them.",
+    ),
+    Param(
+        "shift",
+        "str",
+        "auto",
+        "Rows each of `exposures` moved along the slit from this frame (its trace minus this one's): auto "
+        "(measured from the spatial profiles), or one number per exposure, comma-separated.",
+    ),
+    Param(
+        "stack_sigma",
+        "float",
+        5.0,
+        "Rejection limit when stacking imsets or exposures.",
+        minimum=2.0,
+        unit="sigma",
+    ),
 )
 def calibrate_ccd(
     frame: Frame,
@@ -177,15 +198,19 @@ def calibrate_ccd(
     illumination: bool,
     hdu: str,
     imsets: str,
+    exposures: list[str],
+    shift: str,
     stack_sigma: float,
 ) -> Calibration:
     """Overscan and trim, gain, master bias, dark and flat: the frame in electrons with its variance."""
-    from ..calibration import CCDParams, apply_masters, overscan_correct
+    from ..calibration import Calibrated, CCDParams, apply_masters, overscan_correct
     from ..calibration.ccd import _per_amp, amplifiers
 
     named = (("bias", bias), ("dark", dark), ("flat", flat))
     files = {kind: expand_paths(paths, f"calibrate.{kind}") for kind, paths in named}
     files = {kind: paths for kind, paths in files.items() if paths}
+    others = _other_exposures(frame, expand_paths(exposures, "calibrate.exposures"))
+    shifts = _parse_shifts(shift, len(others))
     raw = _raw(frame)
     probe = CCDParams(overscan="median" if overscan == "none" else overscan, order=order)
     try:
@@ -206,8 +231,14 @@ def calibrate_ccd(
     has_overscan = overscan != "none" and any(a.overscan is not None for a in amps)
     trims = _amplifier_box(amps) != (0, raw.data.shape[0], 0, raw.data.shape[1])
     if imsets == "stack":
+        if others:
+            raise InputError(
+                "calibrate.imsets = stack and calibrate.exposures both combine exposures; use one of them"
+            )
         return _stack_imsets(frame, stack_sigma)
     if not (has_overscan or trims or files):
+        if others:
+            return _stack_as_read(frame, others, shifts, stack_sigma)
         return Calibration(frame, notes=["no overscan in the header and no calibration frames: unchanged"])
     if frame.dq is not None and frame.dq.shape != frame.shape:
         raise InputError("the frame's DQ array does not match its data; calibrate cannot carry it")
@@ -274,7 +305,44 @@ def calibrate_ccd(
         f"{params.overscan if has_overscan else 'none'}, Poisson"
         + "".join(f", master {kind}" for kind in masters)
     )
-    return Calibration(_frame(frame, done, amps, noise), masters, corrected.overscan, files, notes)
+    if not others:
+        return Calibration(_frame(frame, done, amps, noise), masters, corrected.overscan, files, notes)
+    # More exposures of the target: each read and calibrated as this one was (its own overscan, the same
+    # masters, sections, gain and read noise), then all of them stacked in the reader's orientation.
+    y0, y1, x0, x1 = _amplifier_box(amps)
+    reader_mask = frame.to_file_orientation(frame.mask)[y0:y1, x0:x1]
+    calibrated = [dataclasses.replace(done, mask=done.mask | reader_mask)]
+    times = [raw.exptime]
+    for path in others:
+        other = _read_calibration(path, hdu)
+        from ..calibration import check_combinable
+
+        check_combinable(raw, other, Path(path).name, Path(frame.source).name)
+        times.append(other.exptime)
+        calibrated.append(
+            apply_masters(
+                overscan_correct(other, params),
+                bias=masters.get("bias"),
+                dark=masters.get("dark"),
+                flat=masters.get("flat"),
+                exptime=other.exptime,
+                poisson=True,
+            )
+        )
+    turn = frame.dispersion_axis != 1
+    stacked, note = _stack(frame, others, calibrated, times, shifts, stack_sigma, turn)
+    back = (lambda a: a.T) if turn else (lambda a: a)
+    header = done.header.copy()
+    if stacked.info["timed"]:
+        header["EXPTIME"] = (stacked.exptime, "[s] total of the exposures combined")
+    combined = Calibrated(
+        back(stacked.data), back(stacked.variance), back(stacked.mask), header, done.overscan, done.notes
+    )
+    noise += f", {len(calibrated)} exposures stacked"
+    made = _frame(frame, combined, amps, noise, reader_mask=False)
+    made = _stacked_frame(made, stacked, note)
+    files = {**files, "exposures": stacked.info["files"]}
+    return Calibration(made, masters, corrected.overscan, files, [*notes, note], stacked=stacked)
 
 
 def _in_header(header, key: str, namps: int) -> bool:
@@ -287,7 +355,7 @@ def _values(values: Sequence[float]) -> str:
     return f"{unique[0]:g}" if len(unique) == 1 else "/".join(f"{v:g}" for v in values)
 
 
-def _frame(frame: Frame, done, amps, noise: str) -> Frame:
+def _frame(frame: Frame, done, amps, noise: str, *, reader_mask: bool = True) -> Frame:
     """The calibrated pixels as a :class:`Frame` of the reader's orientation, its wavelengths cut to match."""
     y0, y1, x0, x1 = _amplifier_box(amps)
     file_shape = frame.to_file_orientation(frame.sci).shape
@@ -297,7 +365,10 @@ def _frame(frame: Frame, done, amps, noise: str) -> Frame:
     def oriented(array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.T if turn else array)
 
-    mask = oriented(done.mask | frame.to_file_orientation(frame.mask)[cut] | ~np.isfinite(done.variance))
+    mask = done.mask | ~np.isfinite(done.variance)
+    if reader_mask:
+        mask = mask | frame.to_file_orientation(frame.mask)[cut]
+    mask = oriented(mask)
     dq = None if frame.dq is None else oriented(frame.to_file_orientation(frame.dq)[cut])
     columns = slice(y0, y1) if turn else slice(x0, x1)
     wavelength = np.asarray(frame.wavelength)[columns]
@@ -320,6 +391,155 @@ def _frame(frame: Frame, done, amps, noise: str) -> Frame:
         noise_model=noise,
         notes=(*frame.notes, *done.notes),
     )
+
+
+def _other_exposures(frame: Frame, paths: list[str]) -> list[str]:
+    """The files of ``calibrate.exposures`` without the science frame itself (a glob may name it too)."""
+    import os
+
+    try:
+        own = os.path.realpath(frame.source)
+    except (TypeError, ValueError):
+        own = None
+    seen, out = {own}, []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            out.append(path)
+    return out
+
+
+def _parse_shifts(text: str, count: int) -> list[float] | None:
+    """``calibrate.shift``: None to measure (auto), else one number of rows per other exposure."""
+    text = text.strip().lower()
+    if text == "auto":
+        return None
+    if text in ("none", ""):
+        return [0.0] * count
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise InputError(
+            f"calibrate.shift = {text!r}: give auto or numbers of rows, comma-separated (e.g. 2.5,-1)"
+        ) from None
+    if count and len(values) != count:
+        raise InputError(
+            f"calibrate.shift gives {len(values)} shift(s) for {count} exposure(s) in calibrate.exposures; "
+            "give one per exposure, in their order (or auto)"
+        )
+    if not all(np.isfinite(values)):
+        raise InputError(f"calibrate.shift = {text!r}: the shifts must be finite numbers of rows")
+    return values
+
+
+def _stack(frame: Frame, others, exposures, times, shifts, sigma: float, turn: bool):
+    """Stack the science exposure and ``others`` (file orientation, each a ``Calibrated``): the Stacked
+    (reader orientation: rows are the slit) and the sentence that reports it."""
+    import os
+
+    from ..calibration import Calibrated, measure_shift, stack_exposures
+
+    names = [Path(frame.source).name, *(Path(p).name for p in others)]
+    times = [float(t) for t in times]
+    timing = ""
+    if all(t <= 0 for t in times):
+        times = [1.0] * len(times)
+        timing = "; no exposure times in the headers: combined as equal exposures"
+    else:
+        for name, t in zip(names, times, strict=True):
+            if not t > 0:
+                raise InputError(
+                    f"{name} has no exposure time (EXPTIME) but the others do: scaling the exposures to "
+                    "one another needs it; add it to the header or leave the file out"
+                )
+    if turn:
+        exposures = [Calibrated(e.data.T, e.variance.T, e.mask.T, e.header) for e in exposures]
+    measured = shifts is None
+    if measured:
+        shifts = [
+            measure_shift(exposures[0], e, name=name)
+            for e, name in zip(exposures[1:], names[1:], strict=True)
+        ]
+    stacked = stack_exposures(exposures, times, shifts=[0.0, *shifts], sigma=sigma, low_sigma=sigma)
+    moved = ", ".join(f"{name} {s:+.2f}" for name, s in zip(names[1:], shifts, strict=True))
+    per = "/".join(str(n) for n in stacked.info["per_exposure"])
+    note = (
+        f"{len(exposures)} exposures stacked ({stacked.exptime:g} s): {stacked.n_rejected} pixel values "
+        f"rejected across them as cosmic rays ({per}); shifts along the slit "
+        f"({'measured' if measured else 'given'}, rows): {moved}"
+        + (
+            f"; {stacked.info['unchecked']} pixels with one usable exposure masked"
+            if stacked.info["unchecked"]
+            else ""
+        )
+        + timing
+    )
+    stacked.info["timed"] = not timing
+    stacked.info["files"] = [os.path.abspath(frame.source), *(os.path.abspath(p) for p in others)]
+    stacked.info["measured"] = measured
+    return stacked, note
+
+
+def _stacked_frame(frame: Frame, stacked, note: str) -> Frame:
+    """The stacked frame's header says what was combined (NCOMBINE, the rejected values, the shifts)."""
+    header = {**frame.header, "NCOMBINE": len(stacked.info["exptimes"]), "NSTKREJ": stacked.n_rejected}
+    if stacked.info.get("timed", True):  # without exposure times the stack is a sum, of no known time
+        header["EXPTIME"] = stacked.exptime
+    return dataclasses.replace(frame, header=header, dq=None, notes=(*frame.notes, note))
+
+
+def _stack_as_read(frame: Frame, others: list[str], shifts, sigma: float) -> Calibration:
+    """Frames that come calibrated (no overscan, no calibration frames): the other exposures read as the
+    reader read this one (its dispersion axis, SCI/ERR/DQ), then stacked."""
+    from ..calibration import Calibrated, check_combinable
+    from .read import read_fits
+
+    def exposure(f: Frame) -> Calibrated:
+        if f.variance is None:
+            raise InputError(
+                f"{Path(f.source).name} has no uncertainties (no ERR, no gain and read noise): stacking "
+                "rejects cosmic rays by the noise; set calibrate.gain and calibrate.read_noise or read.noise"
+            )
+        return Calibrated(f.sci.astype(np.float64), f.variance, f.mask | ~np.isfinite(f.variance), None)
+
+    def exptime(f: Frame) -> float:
+        for key in ("EXPTIME", "EXPOSURE", "TEXPTIME"):
+            if key in f.header:
+                return float(f.header[key])
+        return 0.0
+
+    read = [frame]
+    for path in others:
+        other = read_fits(path, calibration_check=False, dispersion_axis=str(frame.dispersion_axis))
+        check_combinable(_Plain(frame), _Plain(other), Path(path).name, Path(frame.source).name)
+        read.append(other)
+    stacked, note = _stack(frame, others, [exposure(f) for f in read], [exptime(f) for f in read], shifts,
+                           sigma, turn=False)  # fmt: skip
+    sci = np.ascontiguousarray(stacked.data).astype(frame.sci.dtype if frame.sci.dtype.kind == "f" else float)
+    made = dataclasses.replace(
+        frame,
+        sci=sci,
+        variance=np.ascontiguousarray(stacked.variance),
+        mask=np.asarray(stacked.mask, dtype=bool) | ~np.isfinite(sci),
+        noise_model=f"{frame.noise_model}, {len(read)} exposures stacked".lstrip(", "),
+    )
+    files = {"exposures": stacked.info["files"]}
+    return Calibration(_stacked_frame(made, stacked, note), files=files, notes=[note], stacked=stacked)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain:
+    """A read frame as ``check_combinable`` sees one: its pixels' shape and its header."""
+
+    data: Any
+    header: Any
+
+    def __init__(self, frame: Frame) -> None:
+        object.__setattr__(self, "data", frame.sci)
+        object.__setattr__(
+            self, "header", frame.fits_header if frame.fits_header is not None else frame.header
+        )
 
 
 def _stack_imsets(frame: Frame, sigma: float) -> Calibration:
@@ -376,7 +596,12 @@ def _stack_imsets(frame: Frame, sigma: float) -> Calibration:
         mask=mask,
         dq=None,
         notes=(*frame.notes, note),
-        header={**frame.header, "EXPTIME": sum(times)},
+        header={
+            **frame.header,
+            "EXPTIME": sum(times),
+            "NCOMBINE": len(versions),
+            "NSTKREJ": stacked.n_rejected,
+        },
     )
     return Calibration(stacked_frame, notes=[note], stacked=stacked)
 

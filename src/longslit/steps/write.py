@@ -235,6 +235,11 @@ def write_fits(reduction: Reduction, path: Path, *, products: bool, input_path: 
         header["WAVESKYA"] = (round(sky_shift.angstrom, 4), "[Angstrom] the same shift")
         header["WAVESKYE"] = (round(sky_shift.error, 4), "[pixel] its uncertainty")
         header["WAVESKYN"] = (len(sky_shift.lines), "sky lines the shift is measured on")
+    if "NCOMBINE" in reduction.frame.header:  # several exposures stacked by the calibrate step
+        header["NCOMBINE"] = (int(reduction.frame.header["NCOMBINE"]), "exposures combined into the frame")
+        header["NSTKREJ"] = (int(reduction.frame.header["NSTKREJ"]), "values rejected across them")
+        if "EXPTIME" in reduction.frame.header:
+            header["EXPTIME"] = (float(reduction.frame.header["EXPTIME"]), "[s] total exposure time")
     flux = info.get("flux")
     if flux:
         for key, name, comment in (("FLUXSTD", "standard", "flux standard's file"),

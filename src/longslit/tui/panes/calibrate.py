@@ -25,7 +25,11 @@ class CalibratePane(StepPane):
 
     screen_name = "calibrate"
     kind = "calibrate"
-    BINDINGS = [Binding("m", "plot", "overscan/flat"), *StepPane.BINDINGS]
+    BINDINGS = [
+        Binding("m", "plot", "overscan/flat"),
+        Binding("f", "frames", "frames", tooltip="choose bias, dark, flat and exposure files from a picker"),
+        *StepPane.BINDINGS,
+    ]
 
     def on_mount(self) -> None:
         self.showing = PLOTS[0]
@@ -33,6 +37,36 @@ class CalibratePane(StepPane):
     def action_plot(self) -> None:
         self.showing = PLOTS[(PLOTS.index(self.showing) + 1) % len(PLOTS)]
         self.update_from(self.session)
+
+    def action_frames(self) -> None:
+        """Open the file picker on the science frame's folder; what it returns goes into the recipe."""
+        from ...errors import InputError
+        from ...paths import expand_paths
+        from ..picker import KINDS, FramePicker
+
+        session = self.session
+        params = session.params("calibrate") if session.method("calibrate").param("bias") else {}
+        chosen = {}
+        for kind, _ in KINDS:
+            try:
+                chosen[kind] = expand_paths(params.get(kind, []) or [], f"calibrate.{kind}")
+            except InputError:
+                chosen[kind] = []  # a pattern that matches nothing now: the picker starts empty
+        source = session.frame.source if session.frame is not None else session.source
+        folder = Path(str(source)).parent if source is not None else Path.cwd()
+
+        def picked(changes: dict[str, list[str]] | None) -> None:
+            if not changes:
+                return
+
+            def change(session: Session) -> None:
+                if session.method("calibrate").param("bias") is None:
+                    session.set_method("calibrate", "ccd")  # frames to use need the method that uses them
+                session.recipe = session.recipe.with_step("calibrate", **changes)
+
+            self.post_message(StepPane.Edit(change))
+
+        self.app.push_screen(FramePicker(folder, chosen), picked)
 
     def update_from(self, session: Session) -> None:
         self.update_form()
@@ -81,14 +115,16 @@ class CalibratePane(StepPane):
             plot.plot(lambda plt: plt.title("no overscan in this frame's header"))
         lines = []
         files = getattr(calibration, "files", {}) or {}
-        for kind in ("bias", "dark", "flat"):
+        for kind in ("bias", "dark", "flat", "exposures"):
             names = files.get(kind, [])
+            if kind == "exposures":
+                names = names[1:]  # the others: the first is this frame
             if names:
                 shown = ", ".join(Path(n).name for n in names[:3]) + (
                     f" +{len(names) - 3}" if len(names) > 3 else ""
                 )
                 lines.append(f"{kind}: {shown}")
-            else:
+            elif kind != "exposures":
                 lines.append(f"{kind}: none")
         raw_rows, raw_cols = session.frame.shape
         nrows, ncols = result.frame.shape
@@ -98,5 +134,5 @@ class CalibratePane(StepPane):
             f"unit {result.frame.header.get('BUNIT', 'as read')}",
         ]
         lines += list(getattr(calibration, "notes", []) or [])[:2]
-        lines.append("m overscan/flat")
+        lines.append("m overscan/flat · f frames")
         self.query_one("#calibrate-figures", Static).update("\n".join(lines))
