@@ -130,3 +130,34 @@ def test_the_flux_screen_masks_a_region_by_keys_refits_saves_and_replays(tmp_pat
     np.testing.assert_array_equal(replayed.sensitivity.masked, result.sensitivity.masked)
     for name in shots:
         assert (tmp_path / f"flux_{name}.svg").stat().st_size > 1000
+
+
+def test_the_sensitivity_view_shows_the_standard_against_its_reference(tmp_path, monkeypatch):
+    """IRAF sensfunc's flux graph: the standard calibrated by the fit lies on its reference (the
+    synthetic standard's sensitivity is smooth, so within the bands' noise)."""
+    from longslit.testing import make_flux_set
+    from longslit.tui.widgets.plot import PlotView
+
+    monkeypatch.chdir(tmp_path)
+    paths = make_flux_set(seed=1).write(tmp_path)
+
+    async def scenario():
+        app = LongslitApp(str(paths["science"]), _start(paths))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "flux"))
+            await settle(pilot)
+            below = app.query_one("#flux-before", PlotView)
+            assert below.display and "reference" in below.figure.title
+            series = {s.label: s for s in below.figure.series}
+            reference, standard = series["reference"], series["standard"]
+            sens = app.session.reduction.sensitivity
+            used = np.asarray(sens.used, bool)
+            np.testing.assert_array_equal(standard.x, np.asarray(sens.band_wavelength)[used])
+            ratio = np.asarray(standard.y) / np.interp(standard.x, reference.x, reference.y)
+            assert np.median(np.abs(ratio - 1)) < 0.02 and np.max(np.abs(ratio - 1)) < 0.1
+            await pilot.press("m")  # the science spectrum before and after: the plot below is 'before'
+            await settle(pilot)
+            assert "before" in below.figure.title
+
+    run(scenario())

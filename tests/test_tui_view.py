@@ -316,3 +316,40 @@ def test_a_view_that_fails_to_draw_says_so_and_the_app_stays_up(example):
             assert app.is_running
 
     run(scenario())
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")  # raw: no WCS
+def test_the_calibrate_screen_shows_the_masters_in_2d(tmp_path):
+    from longslit import Recipe
+    from longslit.testing import make_raw_set
+
+    raws = make_raw_set(seed=5, n_bias=3, n_dark=0, n_flat=2, n_science=1)
+    bias = [frame.write(tmp_path / f"bias{i}.fits") for i, frame in enumerate(raws.bias)]
+    flat = [frame.write(tmp_path / f"flat{i}.fits") for i, frame in enumerate(raws.flat)]
+    science = raws.science[0].write(tmp_path / "sci.fits")
+    recipe = Recipe.preset("auto").with_step("calibrate", "ccd", bias=[str(p) for p in bias],
+                                             flat=[str(p) for p in flat])  # fmt: skip
+
+    async def scenario():
+        app = LongslitApp(str(science), recipe)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(pilot.app, "calibrate"))
+            await settle(pilot)
+            pane = app.query_one("#calibrate")
+            view = app.query_one("#calibrate-view", FrameView)
+            masters = app.session.reduction.calibration.masters
+            seen = {}
+            for _ in range(12):  # v cycles through every layer, the masters among them
+                await pilot.press("v")
+                await settle(pilot)
+                seen[pane.view_layer] = view.image
+            assert seen["master bias"] is masters["bias"].data
+            assert seen["master flat"] is masters["flat"].data
+            assert "master dark" not in seen  # no dark given: not offered
+            assert view.image.shape == app.session.reduction.frame.shape
+            await pilot.press(key(pilot.app, "locate"), "v", "v", "v", "v", "v", "v", "v", "v")
+            await settle(pilot)
+            assert not app.query_one("#locate").view_layer.startswith("master")  # the Calibrate screen's
+
+    run(scenario())

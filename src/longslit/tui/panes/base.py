@@ -59,6 +59,8 @@ def aperture_colour(index: int) -> str:
 
 #: Layers of the 2D view, cycled with ``v`` (those whose product exists; ``hits`` on the Cosmic screen).
 LAYERS = ("SCI", "ERR", "DQ", "cleaned", "hits", "background", "residual")
+#: The calibrate step's masters, as layers of the Calibrate screen's 2D view (``v`` cycles to them).
+MASTER_LAYERS = ("master bias", "master dark", "master flat")
 #: How each layer is drawn (see :class:`~longslit.tui.widgets.frame_view.FrameView`): the rest are images.
 LAYER_KINDS = {"DQ": "flags", "hits": "count"}
 
@@ -101,6 +103,10 @@ def layer_image(session: Session, layer: str, raw: bool = False) -> np.ndarray |
         return frame.dq
     if result is None:
         return None
+    if layer in MASTER_LAYERS:  # the calibrate step's masters, on the calibrated frame's pixels
+        masters = getattr(result.products.get("calibration"), "masters", None) or {}
+        master = masters.get(layer.split()[-1])
+        return None if master is None else master.data
     return {
         "cleaned": result.cleaned.sci,
         "hits": result.cosmic.mask,
@@ -119,6 +125,8 @@ class StepPane(Horizontal):
     can_focus = True
     #: Whether the 2D view shows the frame as read (the Frame screen) rather than the calibrated one.
     shows_raw: ClassVar[bool] = False
+    #: Layers the screen's 2D view offers beyond :data:`LAYERS` (the Calibrate screen: the masters).
+    extra_layers: ClassVar[tuple[str, ...]] = ()
     #: The screen's name: its id and what ``goto`` takes.
     screen_name: ClassVar[str] = ""
     #: The step kind whose method and parameters the form edits (None: no form).
@@ -210,7 +218,8 @@ class StepPane(Horizontal):
         return f"{layer} · rows {r0}-{r1 - 1} · cols {c0}-{c1 - 1} · {self.stretch_method}"
 
     def action_layer(self) -> None:
-        available = [name for name in LAYERS if layer_image(self.session, name, self.shows_raw) is not None]
+        names = (*LAYERS, *self.extra_layers)
+        available = [name for name in names if layer_image(self.session, name, self.shows_raw) is not None]
         if available:
             index = available.index(self.view_layer) if self.view_layer in available else -1
             self.view_layer = available[(index + 1) % len(available)]

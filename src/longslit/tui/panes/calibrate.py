@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
 from ..widgets.plot import PlotView
-from .base import StepPane
+from .base import MASTER_LAYERS, StepPane
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -25,6 +25,7 @@ class CalibratePane(StepPane):
 
     screen_name = "calibrate"
     kind = "calibrate"
+    extra_layers = MASTER_LAYERS  # v: the master bias, dark and flat in 2D
     BINDINGS = [
         Binding("m", "plot", "overscan/flat"),
         Binding("f", "frames", "frames", tooltip="choose bias, dark, flat and exposure files from a picker"),
@@ -134,5 +135,5 @@ class CalibratePane(StepPane):
             f"unit {result.frame.header.get('BUNIT', 'as read')}",
         ]
         lines += list(getattr(calibration, "notes", []) or [])[:2]
-        lines.append("m overscan/flat · f frames")
+        lines.append("m overscan/flat · f frames · v masters")
         self.query_one("#calibrate-figures", Static).update("\n".join(lines))

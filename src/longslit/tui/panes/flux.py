@@ -218,7 +218,6 @@ class FluxPane(StepPane):
             caption.update(f"{kind.title}: {int(good.sum())} columns, counts -> {spectrum.flux_unit}"
                            + (" · m sensitivity" if sens is not None else ""))  # fmt: skip
             return
-        before.display = False
         wave = np.asarray(sens.band_wavelength, dtype=float)
         mag = np.asarray(sens.band_magnitude, dtype=float)
         used, masked = np.asarray(sens.used, bool), np.asarray(sens.masked, bool)
@@ -243,6 +242,28 @@ class FluxPane(StepPane):
                 spans=spans,
                 title="2.5 log10 S",
                 xlabel="Angstrom",
+                cursor=self.cursor,
+                xlim=(lo_x, hi_x),
+            )
+        )
+        # Below: the standard against its reference (IRAF sensfunc's flux graph). Per band, the
+        # standard calibrated by the fit is the reference times 10^(0.4 (measured - fitted)), since
+        # the measured 2.5 log10 S is 2.5 log10(rate / reference) + k X.
+        before.display = True
+        reference = np.asarray(sens.reference_flux, dtype=float)
+        calibrated = reference * 10.0 ** (0.4 * (mag - sens.magnitude(wave)))
+        finite = np.isfinite(reference)
+        standard = [Series(wave[finite], reference[finite], "reference", WHITE)]
+        for which, label, colour, marker in ((used, "standard", CYAN, "o"), (clipped, "clipped", RED, "x"),
+                                             (shown, "masked", GOLD, "m")):  # fmt: skip
+            keep = which & np.isfinite(calibrated)
+            if keep.any():
+                standard.append(Series(wave[keep], calibrated[keep], label, colour, marker, points=True))
+        before.plot(
+            Figure(
+                standard,
+                spans=spans,
+                title=f"standard by the fit, and its reference ({sens.info.get('reference', '')})",
                 cursor=self.cursor,
                 xlim=(lo_x, hi_x),
             )
