@@ -9,7 +9,7 @@ screen has stayed the same for ``--quiet`` seconds; the median of ``--repeat`` t
     python bench/tui_latency.py FRAME --command "python -m longslit.cli tui"   # another build
 
 The actions are those issue 21 sets targets for: an aperture move (Locate, one row up or down), a
-parameter edit (Cosmic, the threshold typed and Enter), a screen switch (3 and 4 in turn), ``z`` and
+parameter edit (Cosmic, the threshold typed and Enter), a screen switch (Locate and Cosmic in turn), ``z`` and
 ``v`` (Frame), and a burst of ten aperture moves sent at once. The machine should be quiet: on a
 shared one, say so next to the numbers.
 """
@@ -94,23 +94,33 @@ def timed(term: Terminal, keys: list[str], quiet: float) -> float | None:
     return term.settle(quiet, since=start, before=before)
 
 
+def screen_keys() -> dict[str, str]:
+    """The digit of each screen, from the step-kind table as the app numbers them (a hard-coded digit
+    went stale when Calibrate and Wavelength came in before Locate and Cosmic)."""
+    from longslit.plugins.manager import get_registry
+
+    names = [kind.name for kind in get_registry().kinds]
+    return {name: str(number) for number, name in enumerate(names, start=1) if number <= 9}
+
+
 def measure(term: Terminal, repeat: int, quiet: float) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {name: [] for name in TARGETS_MS}
-    term.send("1")
+    key = screen_keys()
+    term.send(key["read"])
     term.settle(quiet)
     for i in range(repeat):  # z and v on the Frame screen, undone in turn
         results["z"].append(timed(term, ["z" if i % 2 == 0 else "Z"], quiet))
     for _ in range(repeat):
         results["v"].append(timed(term, ["v"], quiet))
     for i in range(repeat):
-        results["screen switch"].append(timed(term, ["3" if i % 2 == 0 else "4"], quiet))
-    term.send("2")
+        results["screen switch"].append(timed(term, [key["locate"] if i % 2 == 0 else key["cosmic"]], quiet))
+    term.send(key["locate"])
     term.settle(quiet)
     for i in range(repeat):
         results["aperture move"].append(timed(term, ["Up" if i % 2 == 0 else "Down"], quiet))
     for i in range(repeat):
         results["burst of 10"].append(timed(term, ["Up" if i % 2 == 0 else "Down"] * 10, quiet))
-    term.send("3")
+    term.send(key["cosmic"])
     term.settle(quiet)
     term.send("e", "Tab", "Tab")  # method, size, threshold
     term.settle(quiet)

@@ -57,16 +57,19 @@ def looks_like_calibration(frame: Frame, *, bias: bool = True) -> str | None:
         no source, and 25 narrow lines cross the full slit; use it as a wavelength calibration". None
         when the frame has a source along the slit.
     """
-    sci = np.where(frame.mask, np.nan, frame.sci.astype(np.float64))
+    # The medians of float32 data are sorted in float32 and their middles averaged in float64: the
+    # values (and so every decision) of the float64 copy this once was, from half the bytes.
+    dtype = frame.sci.dtype if frame.sci.dtype in (np.float32, np.float64) else np.float64
+    sci = np.where(frame.mask, np.nan, frame.sci.astype(dtype, copy=False))
     nrows, ncols = sci.shape
     if nrows < 8 or ncols < 8:
         return None
-    from .numerics.trace import nanmedian_rows  # np.nanmedian's values, one partition, no warnings
+    from .numerics.trace import nanmedian_rows, transposed  # np.nanmedian's values, no warnings
 
-    along_slit = nanmedian_rows(sci)[:, 0]  # per row
-    along_dispersion = nanmedian_rows(np.ascontiguousarray(sci.T))[:, 0]  # per column
-    if _has_source(along_slit):
+    along_slit = nanmedian_rows(sci, wide=True)[:, 0]  # per row
+    if _has_source(along_slit):  # science: nothing else to look at
         return None
+    along_dispersion = nanmedian_rows(transposed(sci), wide=True)[:, 0]  # per column
     lines = _lines(along_dispersion, sci)
     evenly = "the light is spread evenly along the slit with no source"
     if lines >= ARC_LINES:
@@ -129,16 +132,28 @@ def _lines(profile: np.ndarray, sci: np.ndarray) -> int:
     edges = np.diff(np.concatenate(([0], high.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     count = 0
-    thirds = np.array_split(np.arange(sci.shape[0]), 3)
-    from .numerics.trace import nanmedian_rows  # np.nanmedian's values; its axis=0 loops over columns
-
-    parts = [nanmedian_rows(np.ascontiguousarray(sci[rows].T))[:, 0] for rows in thirds]
+    candidates = []
     for start, stop in zip(starts, stops, strict=True):
         if stop - start > 12:
             continue  # a broad feature, not a line
         column = start + int(np.argmax(residual[start:stop]))
         # Tilted lines move a few columns along the slit; vignetting dims a part of it.
-        near = slice(max(0, column - 4), column + 5)
+        candidates.append((column, slice(max(0, column - 4), column + 5)))
+    if not candidates:
+        return 0
+    # The thirds' medians are needed only near the candidates (their values there as of the whole
+    # columns'; elsewhere NaN, never read).
+    needed = np.unique(np.concatenate([np.arange(sci.shape[1])[near] for _, near in candidates]))
+    thirds = np.array_split(np.arange(sci.shape[0]), 3)
+    from .numerics.trace import nanmedian_rows, transposed  # np.nanmedian's axis=0 loops over columns
+
+    parts = []
+    for rows in thirds:
+        part = np.full(sci.shape[1], np.nan)
+        block = sci[rows[0] : rows[-1] + 1, needed]  # a third is a run of rows
+        part[needed] = nanmedian_rows(transposed(block), wide=True)[:, 0]
+        parts.append(part)
+    for column, near in candidates:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             crossing = all(np.nanmax(part[near]) - trend[column] > 0.1 * residual[column] for part in parts)
