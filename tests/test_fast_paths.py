@@ -387,3 +387,40 @@ def test_fit_profile_ignores_columns_it_cannot_use_as_the_reference_does():
     reference = reference_fit_profile(data, variance, window, flux, delta, window)
     assert np.isfinite(fast).all()
     np.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-14)
+
+
+def reference_running_profile(data, use, window, width=15):
+    """running_profile as first written: the running median of every pixel of the box."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = width // 2
+    padded = np.pad(np.where(use, data, np.nan), ((0, 0), (half, half)), mode="edge")
+    windows = sliding_window_view(padded, width, axis=1)
+    smooth = T.nanmedian_rows(windows.reshape(-1, width)).reshape(windows.shape[:2])
+    smooth = np.where(window & np.isfinite(smooth), np.maximum(smooth, 0.0), 0.0)
+    flat = smooth.sum(axis=0) <= 0
+    smooth[:, flat] = window[:, flat]
+    return smooth / smooth.sum(axis=0)[None, :]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tilt", [0.0, 0.05])
+def test_running_profile_of_the_window_only_equals_the_whole_box(dtype, tilt):
+    from longslit.numerics.profile import running_profile
+
+    rng = np.random.default_rng(3)
+    shape = (90, 700)
+    data = rng.normal(5.0, 1.0, shape).astype(dtype)
+    data[rng.random(shape) < 0.01] = np.nan
+    use = rng.random(shape) > 0.1
+    use[:, 40:60] = False  # a run of unusable columns: all-NaN windows
+    window = np.zeros(shape, dtype=bool)
+    for column in range(shape[1]):
+        start = int(5 + tilt * column)
+        window[start : start + 9, column] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = reference_running_profile(data, use, window)
+        got = running_profile(data, use, window)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected, equal_nan=True)
