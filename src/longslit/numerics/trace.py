@@ -437,17 +437,27 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
                 break
         at_bound = (p[:, 1] <= first_row) | (p[:, 1] >= last_row) | (p[:, 0] <= 0)
         at_bound |= ~((p[:, 2] > 0.26) & (p[:, 2] < 0.99 * upper[:, 2]))
-        ok = done & np.isfinite(cost) & ~at_bound
-        for i in np.flatnonzero(ok):
-            j = jac[i]  # zero in the rows without data
-            try:
-                covariance = np.linalg.inv(j.T @ j) * (cost[i] / (int(count[i]) - 5))
-            except np.linalg.LinAlgError:
-                continue
-            errors = np.sqrt(np.abs(np.diag(covariance)))
-            if not np.all(np.isfinite(errors[:2])) or errors[1] <= 0:
-                continue
-            results[todo[i]] = np.array([p[i, 0], p[i, 1], p[i, 2], errors[0], errors[1]])
+        ok = np.flatnonzero(done & np.isfinite(cost) & ~at_bound)
+        if ok.size == 0:
+            return results
+        # The blocks' covariances in one batched product and inverse (the same LAPACK routine per
+        # matrix); a singular one sends the batch back to one block at a time, which skips it.
+        j = jac[ok]  # zero in the rows without data
+        scale = cost[ok] / (count[ok].astype(int) - 5)
+        try:
+            inverses = [np.linalg.inv(np.matmul(j.transpose(0, 2, 1), j))]
+        except np.linalg.LinAlgError:
+            inverses = []
+            for one in j:
+                try:
+                    inverses.append(np.linalg.inv(one.T @ one)[None])
+                except np.linalg.LinAlgError:
+                    inverses.append(np.full((1, 5, 5), np.nan))
+        covariance = np.concatenate(inverses) * scale[:, None, None]
+        errors = np.sqrt(np.abs(np.diagonal(covariance, axis1=1, axis2=2)))
+        good = np.isfinite(errors[:, :2]).all(axis=1) & (errors[:, 1] > 0)
+        for i, e in zip(ok[good], errors[good], strict=True):
+            results[todo[i]] = np.array([p[i, 0], p[i, 1], p[i, 2], e[0], e[1]])
     return results
 
 
