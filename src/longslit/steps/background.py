@@ -30,7 +30,8 @@ def fit_columns(
     variance: np.ndarray | None,
     factor: np.ndarray | None = None,
     factor_terms: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    covariance: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Unweighted least-squares fit of ``basis`` to ``data[use]``, every column at once.
 
     Returns the coefficients (ncols, k), their covariance (ncols, k, k) and the number of pixels used
@@ -41,22 +42,30 @@ def fit_columns(
     With a ``factor`` (rows, columns), each column's basis has ``factor_terms`` more functions: the
     first ``factor_terms`` of ``basis`` times the column's factor (see :class:`BackgroundFit`); the
     coefficients and covariance then have ``k + factor_terms`` entries.
+
+    ``covariance=False`` leaves the covariance out (None): the clipping rounds need only the
+    coefficients, which are the same either way.
     """
     if factor is not None and factor_terms:
-        return _fit_factor(data, use, basis, variance, factor, factor_terms)
+        return _fit_factor(data, use, basis, variance, factor, factor_terms, covariance)
     k = basis.shape[1]
     # Products of basis functions per row, so every sum over rows below is one matrix product
     # (BLAS) rather than a three-operand einsum: N_c = sum_r w_rc B_rk B_rl.
     outer = (basis[:, :, None] * basis[:, None, :]).reshape(len(basis), k * k)
     any_used = use.any(axis=1)
     if np.array_equal(any_used, use.all(axis=1)):
-        return _fit_shared_rows(data, np.flatnonzero(any_used), basis, outer, variance)
-    return _fit_general(data, use, basis, outer, variance)
+        return _fit_shared_rows(data, np.flatnonzero(any_used), basis, outer, variance, covariance)
+    return _fit_general(data, use, basis, outer, variance, covariance)
 
 
 def _fit_general(
-    data: np.ndarray, use: np.ndarray, basis: np.ndarray, outer: np.ndarray, variance: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data: np.ndarray,
+    use: np.ndarray,
+    basis: np.ndarray,
+    outer: np.ndarray,
+    variance: np.ndarray | None,
+    with_covariance: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`fit_columns` with a different set of rows in each column."""
     k = basis.shape[1]
     ncols = data.shape[1]
@@ -71,6 +80,8 @@ def _fit_general(
     if good.any():
         inverse = np.linalg.inv(normal[good])
         coef[good] = np.einsum("ckl,cl->ck", inverse, rhs[good])
+        if not with_covariance:
+            return coef, None, count
         if variance is not None:
             var = np.where(use, variance, 0.0)[:, good]
             middle = (var.T @ outer).reshape(-1, k, k)
@@ -90,7 +101,8 @@ def _fit_factor(
     variance: np.ndarray | None,
     factor: np.ndarray,
     q: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with_covariance: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`fit_columns` with the basis ``[basis, basis[:, :q] * factor[:, c]]`` in column ``c``.
 
     The normal matrix is assembled from sums of the row basis's products weighted by 1, the factor
@@ -126,6 +138,8 @@ def _fit_factor(
     if good.any():
         inverse = np.linalg.pinv(normal[good], rcond=1e-10, hermitian=True)
         coef[good] = np.einsum("ckl,cl->ck", inverse, rhs[good])
+        if not with_covariance:
+            return coef, None, count
         if variance is not None:
             var = np.where(use, variance, 0.0)
             middle = blocks(var, var * f, var * f * f)[good]
@@ -140,8 +154,13 @@ def _fit_factor(
 
 
 def _fit_shared_rows(
-    data: np.ndarray, rows: np.ndarray, basis: np.ndarray, outer: np.ndarray, variance: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data: np.ndarray,
+    rows: np.ndarray,
+    basis: np.ndarray,
+    outer: np.ndarray,
+    variance: np.ndarray | None,
+    with_covariance: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`fit_columns` when every column uses the same rows (no flagged pixel among them).
 
     One normal matrix serves all columns, and the sums over rows run over contiguous runs of rows
@@ -160,6 +179,8 @@ def _fit_shared_rows(
     inverse = np.linalg.inv(basis[rows].T @ basis[rows])
     rhs = sum(basis[r].T @ data[r].astype(np.float64, copy=False) for r in runs)
     coef = (inverse @ rhs).T
+    if not with_covariance:
+        return coef, None, count
     if variance is not None:
         middle = sum(outer[r].T @ variance[r] for r in runs).T.reshape(ncols, k, k)
     else:
@@ -321,12 +342,12 @@ def fit_polynomial(
         sky_basis = (coordinate, bounds, spline_basis(coordinate, bounds[0], line_spacing, n_intervals))
     factor = None  # the sky lines' profile along each column of the span, normalised per column
 
-    def fit(use: np.ndarray):
+    def fit(use: np.ndarray, covariance: bool = True):
         nonlocal factor
         if lines:
             factor = line_profile(sky_basis, data, use, line_spacing)
-            return fit_columns(data, use, basis, variance, factor, q)
-        return fit_columns(data, use, basis, variance)
+            return fit_columns(data, use, basis, variance, factor, q, covariance=covariance)
+        return fit_columns(data, use, basis, variance, covariance=covariance)
 
     def span_model(coef: np.ndarray) -> np.ndarray:
         coef = np.nan_to_num(coef)
@@ -335,7 +356,8 @@ def fit_polynomial(
             model += factor * (basis[:, :q] @ coef[:, k:].T)
         return model
 
-    coef, covariance, _ = fit(use)
+    # The clipping rounds need only the coefficients; the covariance is of the last round's fit.
+    coef, covariance, _ = fit(use, covariance=clip_iterations == 0)
     for _ in range(clip_iterations):
         hits = clip_columns(data - span_model(coef), use, clip_sigma_lower, clip_sigma_upper)
         if grow:
@@ -344,6 +366,8 @@ def fit_polynomial(
         if np.array_equal(keep, use):
             break
         use = keep
+        coef, covariance, _ = fit(use, covariance=False)
+    if covariance is None:
         coef, covariance, _ = fit(use)
     # Columns whose pixels cannot support the fit asked for (too few, or all on one side of the source
     # where the regions offer both: a quadratic through one side extrapolates to the source) are
