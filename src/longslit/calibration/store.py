@@ -149,24 +149,20 @@ class MasterCache:
         return master
 
     def _shared(self, kind: str, key: str, build: Callable[[], Master]) -> Master:
-        import fcntl
+        def load(path: Path) -> Master | None:
+            master, stored = _load_npz(path)
+            return master if stored == key else None
 
-        folder = Path(self.folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{kind}_{key[:32]}.npz"
-        with open(folder / f".{path.name}.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-            if path.exists():
-                try:
-                    master, stored = _load_npz(path)
-                    if stored == key:
-                        self.loads[kind] = self.loads.get(kind, 0) + 1
-                        return master
-                except (OSError, ValueError, KeyError):
-                    pass  # a damaged cache file: build it again
-            master = self._build(kind, build)
-            _save_npz(master, path, key)
-            return master
+        master, loaded = shared_product(
+            Path(self.folder) / f"{kind}_{key[:32]}.npz",
+            load,
+            lambda: self._build(kind, build),
+            lambda path, made: _save_npz(made, path, key),
+            damaged=(OSError, ValueError, KeyError),
+        )
+        if loaded:
+            self.loads[kind] = self.loads.get(kind, 0) + 1
+        return master
 
     def bias(self, frames, params: CCDParams, **options) -> Master:
         """The master bias (see :func:`build_master_bias`), built at most once per content and parameters."""
@@ -192,6 +188,39 @@ class MasterCache:
             lambda: build_master_flat(frames, params, bias=bias, dark=dark, **options),
             used,
         )
+
+
+def shared_product(
+    path: Path,
+    load: Callable[[Path], Any],
+    build: Callable[[], Any],
+    save: Callable[[Path, Any], None],
+    *,
+    damaged: tuple[type[BaseException], ...] = (OSError, ValueError),
+) -> tuple[Any, bool]:
+    """A product that the processes of a batch share through ``path``, built by one of them only.
+
+    Under an exclusive lock beside ``path`` (released when its file closes, also if the process dies):
+    ``load(path)``, when the file exists and ``load`` returns the product (None: the file holds another
+    key's), else ``build()`` and ``save(path, product)``, which must write the file whole or not at all.
+    A file that ``load`` finds damaged (one of ``damaged``) is built again. Returns the product and
+    whether it was loaded. Serves the master calibrations and the arc solutions.
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            try:
+                found = load(path)
+            except damaged:
+                found = None  # a damaged cache file: build it again
+            if found is not None:
+                return found, True
+        made = build()
+        save(path, made)
+        return made, False
 
 
 def _save_npz(master: Master, path: Path, cache_key: str) -> None:

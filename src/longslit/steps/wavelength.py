@@ -216,27 +216,24 @@ class SolutionCache:
         return made
 
     def _shared(self, key: str, solve, save) -> tuple:
-        import fcntl
-
+        from ..calibration.store import shared_product
         from ..numerics.arcfile import read_solution
 
-        folder = Path(self.folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"arc_{key[:32]}.fits"
-        with open(folder / f".{path.name}.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-            if path.exists():
-                try:
-                    saved = read_solution(path)
-                    if saved.provenance.get("cache_key") == key:
-                        self.loads += 1
-                        return saved.solution, saved.solution_2d, saved.spectra
-                except InputError:
-                    pass  # a damaged cache file: solve again
-            made = self._solve(solve)
+        def load(path: Path) -> tuple | None:
+            saved = read_solution(path)
+            if saved.provenance.get("cache_key") != key:
+                return None
+            return saved.solution, saved.solution_2d, saved.spectra
+
+        def keep(path: Path, made: tuple) -> None:
             with contextlib.suppress(LongslitError):  # the cache is an optimization: it is in memory
                 save(path, made, key)
-            return made
+
+        path = Path(self.folder) / f"arc_{key[:32]}.fits"
+        made, loaded = shared_product(path, load, lambda: self._solve(solve), keep, damaged=(InputError,))
+        if loaded:
+            self.loads += 1
+        return made
 
 
 _SOLUTIONS: SolutionCache | None = None
