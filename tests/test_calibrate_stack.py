@@ -46,12 +46,7 @@ def _night(root: Path, shift: float, seed: int):
     raws = make_raw_set(
         seed=seed, n_bias=5, n_dark=3, n_flat=3, n_science=2, n_cosmics=150, shifts=(0.0, shift)
     )
-    for kind in ("bias", "dark", "flat"):
-        (root / kind).mkdir(parents=True)
-        for i, exposure in enumerate(getattr(raws, kind)):
-            exposure.write(root / kind / f"{kind}{i}.fits")
-    science = [exposure.write(root / f"sci{i}.fits") for i, exposure in enumerate(raws.science)]
-    return raws, science
+    return raws, raws.write(root)
 
 
 @pytest.fixture(scope="module")

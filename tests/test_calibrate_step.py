@@ -44,11 +44,7 @@ method = "auto"
 def night(tmp_path_factory):
     root = tmp_path_factory.mktemp("night")
     raws = make_raw_set(seed=11, n_bias=5, n_dark=3, n_flat=3, n_science=3)
-    for kind in ("bias", "dark", "flat"):
-        (root / kind).mkdir()
-        for i, exposure in enumerate(getattr(raws, kind)):
-            exposure.write(root / kind / f"{kind}{i}.fits")
-    science = [exposure.write(root / f"sci{i}.fits") for i, exposure in enumerate(raws.science)]
+    science = raws.write(root)
     (root / "recipe.toml").write_text(RECIPE)
     return root, raws, science
 

@@ -161,3 +161,39 @@ def test_the_sensitivity_view_shows_the_standard_against_its_reference(tmp_path,
             assert "before" in below.figure.title
 
     run(scenario())
+
+
+def test_the_flux_screen_edits_the_masked_regions_refits_and_saves(tmp_path, monkeypatch):
+    from longslit.testing import make_flux_set
+
+    monkeypatch.chdir(tmp_path)
+    paths = make_flux_set(seed=1).write(tmp_path)
+    start = _start(paths)
+
+    async def scenario():
+        app = LongslitApp(str(paths["science"]), start)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            before = app.session.reduction.sensitivity
+            await pilot.press(key(pilot.app, "flux"))
+            await settle(pilot)
+            assert "Flux" in str(app.query_one("#flux-product").render())
+            await type_into(pilot, app.query_one("#form-flux")._field_id("mask"), "default,5000:5200")
+            assert app.session.error is None
+            after = app.session.reduction.sensitivity
+            assert app.session.recipe.config("flux").params["mask"] == "default,5000:5200"
+            assert after is not before  # refitted without the bands in 5000-5200
+            await pilot.press(key(pilot.app, "save"))
+            await settle(pilot)
+            await type_into(pilot, "save-spectrum", "flux.fits")
+            await type_into(pilot, "save-recipe", "flux.toml")
+            await pilot.press("escape", "w")
+            await settle(pilot)
+            assert not app.session.unsaved
+            return app.session.reduction
+
+    result = run(scenario())
+    assert result.spectrum.flux_unit == "erg / (Angstrom s cm2)"
+    replayed = longslit.reduce(paths["science"], str(tmp_path / "flux.toml"))
+    np.testing.assert_array_equal(replayed.spectrum.flux, result.spectrum.flux)
+    np.testing.assert_array_equal(replayed.spectrum.uncertainty, result.spectrum.uncertainty)

@@ -1109,6 +1109,16 @@ class RawSet:
     flat: list[RawExposure]
     science: list[RawExposure]
 
+    def write(self, folder: str | os.PathLike[str]) -> list[Path]:
+        """Write the night as a recipe names it: ``bias/bias0.fits ...``, ``dark/``, ``flat/`` and
+        ``sci0.fits ...`` in ``folder``; returns the science paths."""
+        folder = Path(folder)
+        for kind in ("bias", "dark", "flat"):
+            (folder / kind).mkdir(parents=True, exist_ok=True)
+            for i, exposure in enumerate(getattr(self, kind)):
+                exposure.write(folder / kind / f"{kind}{i}.fits")
+        return [exposure.write(folder / f"sci{i}.fits") for i, exposure in enumerate(self.science)]
+
 
 def make_raw_set(
     *,
