@@ -645,6 +645,28 @@ class SyntheticArc:
         return x
 
 
+def _draw_lines(model: np.ndarray, column, wavelengths, peaks, fwhm: float) -> None:
+    """Add to ``model`` (rows, columns) each line at ``column(wavelength, row)`` on every row: a
+    pixel-integrated Gaussian of ``fwhm`` columns with peak value ``peak`` (for a well-sampled line)."""
+    from scipy.special import erf
+
+    nrows, ncols = model.shape
+    rows = np.arange(nrows, dtype=float)
+    cols = np.arange(ncols, dtype=float)
+    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    for lam, peak in zip(wavelengths, peaks, strict=True):
+        centre = column(np.full(nrows, lam), rows)  # column of the line on each row
+        if np.all((centre < -5 * sig) | (centre > ncols - 1 + 5 * sig)):
+            continue
+        # Only the columns the line reaches (8 sigma either side of its path), for speed.
+        c0 = max(0, int(np.floor(centre.min() - 8 * sig)))
+        c1 = min(ncols, int(np.ceil(centre.max() + 8 * sig)) + 1)
+        sub = cols[None, c0:c1]
+        lower = (sub - 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        upper = (sub + 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
+        model[:, c0:c1] += peak * np.sqrt(2.0 * np.pi) * sig * 0.5 * (erf(upper) - erf(lower))
+
+
 def make_arc(
     shape: tuple[int, int] = (200, 1024),
     *,
@@ -760,22 +782,8 @@ def make_arc(
     draw_strength = np.concatenate(
         [strength[~drop], rng.choice(strength[visible], extra.size) if extra.size else np.zeros(0)]
     )
-    rows = np.arange(nrows, dtype=float)
-    cols = np.arange(ncols, dtype=float)
-    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     model = np.full(shape, float(continuum))
-    for lam, st in zip(draw_wave, draw_strength, strict=True):
-        centre = arc.column(np.full(nrows, lam), rows)  # column of the line on each row
-        if np.all((centre < -5 * sig) | (centre > ncols - 1 + 5 * sig)):
-            continue
-        # Only the columns the line reaches (8 sigma either side of its path), for speed.
-        c0 = max(0, int(np.floor(centre.min() - 8 * sig)))
-        c1 = min(ncols, int(np.ceil(centre.max() + 8 * sig)) + 1)
-        sub = cols[None, c0:c1]
-        edges = (sub - 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
-        upper = (sub + 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
-        # Pixel-integrated Gaussian with peak value `st * peak` (for a well-sampled line).
-        model[:, c0:c1] += st * peak * np.sqrt(2.0 * np.pi) * sig * 0.5 * (erf(upper) - erf(edges))
+    _draw_lines(model, arc.column, draw_wave, np.asarray(draw_strength) * peak, fwhm)
     variance = model / gain + read_noise**2
     image = model.copy()
     if noise:
@@ -1474,16 +1482,8 @@ def make_sky_frame(
     strengths = np.exp(rng.uniform(np.log(peak_range[0]), np.log(peak_range[1]), waves.size))
     rows = np.arange(nrows, dtype=float)
     cols = np.arange(ncols, dtype=float)
-    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     sky = np.full(shape, float(continuum))
-    for lam, st in zip(waves, strengths, strict=True):
-        centre = geometry.column(np.full(nrows, lam), rows)
-        c0 = max(0, int(np.floor(centre.min() - 8 * sig)))
-        c1 = min(ncols, int(np.ceil(centre.max() + 8 * sig)) + 1)
-        sub = cols[None, c0:c1]
-        lower = (sub - 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
-        upper = (sub + 0.5 - centre[:, None]) / (np.sqrt(2.0) * sig)
-        sky[:, c0:c1] += st * np.sqrt(2.0 * np.pi) * sig * 0.5 * (erf(upper) - erf(lower))
+    _draw_lines(sky, geometry.column, waves, strengths, fwhm)
     middle = (nrows - 1) / 2.0
     sky *= 1.0 + illumination * (rows[:, None] - middle) / middle
     spectrum = source_peak * (0.6 + 0.4 * np.sin(np.pi * cols / ncols))
