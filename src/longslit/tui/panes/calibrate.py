@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..widgets.frame_view import FrameView
-from ..widgets.plot import PlotView
+from ..widgets.plot import CYAN, GOLD, GREEN, MAGENTA, WHITE, Figure, PlotView, Series
 from .base import MASTER_LAYERS, StepPane
 
 if TYPE_CHECKING:
@@ -84,36 +84,24 @@ class CalibratePane(StepPane):
         lamp = None if flat is None else flat.info.get("lamp_spectrum")
         fitted = None if flat is None else flat.info.get("lamp_fit")
 
-        def draw_overscan(plt) -> None:
-            colours = ("cyan", "magenta", "green", "orange")
-            for k, fit in enumerate(overscan):
-                rows = np.asarray(fit.rows, dtype=float).tolist()
-                colour = colours[k % len(colours)]
-                plt.scatter(rows, np.asarray(fit.measured).tolist(), marker="dot", color=colour,
-                            label=f"amp {fit.amplifier + 1} measured")  # fmt: skip
-                plt.plot(
-                    rows, np.asarray(fit.fitted).tolist(), color="white", label=f"amp {fit.amplifier + 1} fit"
-                )
-            plt.title("overscan level per row (ADU)")
-            plt.xlabel("row")
-
-        def draw_flat(plt) -> None:
-            columns = np.arange(len(lamp), dtype=float).tolist()
-            plt.plot(columns, np.asarray(lamp, dtype=float).tolist(), color="cyan", marker="braille",
-                     label="lamp (flat, along the slit)")  # fmt: skip
-            if fitted is not None:
-                plt.plot(
-                    columns, np.asarray(fitted, dtype=float).tolist(), color="white", label="fit divided out"
-                )
-            plt.title("flat: the lamp's spectrum and its fit")
-            plt.xlabel("column")
-
         if self.showing == "flat" and lamp is not None:
-            plot.plot(draw_flat)
+            columns = np.arange(len(lamp), dtype=float)
+            series = [Series(columns, np.asarray(lamp, dtype=float), "lamp (flat, along the slit)", CYAN)]
+            if fitted is not None:
+                series.append(Series(columns, np.asarray(fitted, dtype=float), "fit divided out", WHITE, "·"))
+            plot.plot(Figure(series, title="flat: the lamp's spectrum and its fit", xlabel="column"))
         elif overscan:
-            plot.plot(draw_overscan)
+            colours = (CYAN, MAGENTA, GREEN, GOLD)
+            series = []
+            for k, fit in enumerate(overscan):
+                rows = np.asarray(fit.rows, dtype=float)
+                amp = f"amp {fit.amplifier + 1}"
+                series.append(Series(rows, np.asarray(fit.measured, float), f"{amp} measured",
+                                     colours[k % len(colours)], "·x+o"[k % 4], points=True))  # fmt: skip
+                series.append(Series(rows, np.asarray(fit.fitted, float), f"{amp} fit", WHITE, "-"))
+            plot.plot(Figure(series, title="overscan level per row (ADU)", xlabel="row"))
         else:
-            plot.plot(lambda plt: plt.title("no overscan in this frame's header"))
+            plot.plot(Figure(title="no overscan in this frame's header"))
         lines = []
         files = getattr(calibration, "files", {}) or {}
         for kind in ("bias", "dark", "flat", "exposures"):

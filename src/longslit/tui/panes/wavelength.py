@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, Static
 
-from ..widgets.plot import PlotView
+from ..widgets.plot import CYAN, GOLD, GREEN, RED, WHITE, Figure, PlotView, Series
 from .base import StepPane
 
 if TYPE_CHECKING:
@@ -253,15 +253,12 @@ class WavelengthPane(StepPane):
             frame = session.reduction.frame if session.reduction is not None else session.frame
             unit = "" if frame is None else frame.wavelength_unit
 
-            def draw_header(plt) -> None:
-                if frame is not None:
-                    columns = np.arange(frame.shape[1], dtype=float)
-                    plt.plot(columns.tolist(), np.asarray(frame.wavelength, float).tolist(), color="cyan",
-                             label=f"wavelength ({unit})")  # fmt: skip
-                plt.title("wavelengths from the header (no arc solution)")
-                plt.xlabel("column")
-
-            plot.plot(draw_header)
+            series = []
+            if frame is not None:
+                columns = np.arange(frame.shape[1], dtype=float)
+                wavelength = np.asarray(frame.wavelength, float)
+                series.append(Series(columns, wavelength, f"wavelength ({unit})", CYAN))
+            plot.plot(Figure(series, title="wavelengths from the header (no arc solution)", xlabel="column"))
             figures.update(
                 f"method {getattr(made, 'method', 'header')}\nunit {unit}\nset method = arc, arcs, lamps"
             )
@@ -277,40 +274,46 @@ class WavelengthPane(StepPane):
         spectrum = np.asarray(made.spectra[0], dtype=float) if len(made.spectra) else None
         fitted = float(solution(pixel))
 
-        def draw_arc(plt) -> None:
-            columns = np.arange(spectrum.size, dtype=float)
-            plt.plot(columns.tolist(), spectrum.tolist(), color="cyan", marker="braille")
-            free = [x for x in detected if np.min(np.abs(np.r_[pixels, -1e9] - x)) > _SAME]
-            if free:
-                plt.scatter(free, np.interp(free, columns, spectrum).tolist(), marker="dot", color="gray")
-            plt.scatter(pixels.tolist(), np.interp(pixels, columns, spectrum).tolist(), marker="x",
-                        color="green")  # fmt: skip
-            if hand_px.size:
-                plt.scatter(hand_px.tolist(), np.interp(hand_px, columns, spectrum).tolist(), marker="+",
-                            color="yellow")  # fmt: skip
-            if solution.rejected_pixels.size:
-                low = np.interp(solution.rejected_pixels, columns, spectrum)
-                plt.scatter(solution.rejected_pixels.tolist(), low.tolist(), marker="o", color="red")
-            plt.vline(pixel, "white")
-            label = f"{wave:.2f}" if wave is not None else f"?{fitted:.1f}"
-            plt.text(label, pixel, float(np.interp(pixel, columns, spectrum)), color="white")
-            plt.title(
-                f"arc · {solution.n_used} lines · order {solution.order} · rms {solution.rms_angstrom:.3f} A"
-            )
-            plt.xlabel("column")
-
-        def draw_residuals(plt) -> None:
-            plt.scatter(waves.tolist(), residuals.tolist(), marker="x", color="green")
+        if self.show_residuals or spectrum is None:
+            series = [Series(waves, residuals, "used", GREEN, "x", points=True)]
             if solution.rejected_pixels.size:
                 rejected = solution.rejected_wavelengths - solution(solution.rejected_pixels)
-                plt.scatter(solution.rejected_wavelengths.tolist(), rejected.tolist(), marker="o",
-                            color="red")  # fmt: skip
-            plt.hline(0.0, "white")
-            plt.vline(wave if wave is not None else fitted, "white")
-            plt.title(f"residuals (A) · rms {solution.rms_angstrom:.3f} A = {solution.rms_pixel:.3f} px")
-            plt.xlabel("wavelength (A)")
-
-        plot.plot(draw_residuals if self.show_residuals or spectrum is None else draw_arc)
+                at = solution.rejected_wavelengths
+                series.append(Series(at, rejected, "rejected", RED, "o", points=True))
+            plot.plot(
+                Figure(
+                    series,
+                    title=f"residuals (A) · rms {solution.rms_angstrom:.3f} A = {solution.rms_pixel:.3f} px",
+                    xlabel="wavelength (A)",
+                    hline=0.0,
+                    cursor=wave if wave is not None else fitted,
+                )
+            )
+        else:
+            columns = np.arange(spectrum.size, dtype=float)
+            series = [Series(columns, spectrum, "arc", CYAN)]
+            free = np.array([x for x in detected if np.min(np.abs(np.r_[pixels, -1e9] - x)) > _SAME])
+            marks = [
+                (free, "found", WHITE, "•"),
+                (pixels, "used", GREEN, "x"),
+                (hand_px, "typed", GOLD, "+"),
+                (solution.rejected_pixels, "rejected", RED, "o"),
+            ]
+            for at, name, colour, marker in marks:
+                if np.size(at):
+                    at = np.asarray(at, float)
+                    height = np.interp(at, columns, spectrum)
+                    series.append(Series(at, height, name, colour, marker, points=True))
+            label = f"{wave:.2f}" if wave is not None else f"?{fitted:.1f}"
+            plot.plot(
+                Figure(
+                    series,
+                    title=f"arc · {solution.n_used} lines · order {solution.order} · "
+                    f"rms {solution.rms_angstrom:.3f} A · │ {label}",
+                    xlabel="column",
+                    cursor=pixel,
+                )
+            )
         named = "-" if wave is None else f"{wave:.3f}"
         self.query_one("#wavelength-line", Static).update(
             f"{self.selected + 1}/{detected.size} col {pixel:.1f} {named} {source} fit {fitted:.2f}\n"
