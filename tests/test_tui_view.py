@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pilot import key, run, settle
+from pilot import key, run, screen_lines, settle
 from textual.widgets._footer import FooterKey
 
 from longslit.testing import make_frame
@@ -110,6 +110,71 @@ def test_the_footer_keeps_the_shared_keys_and_the_steps_bar_fits_at_80_columns(e
             from rich.text import Text
 
             assert len(Text.from_markup(text)) <= 80 and "9" in text
+
+    run(scenario())
+
+
+ESSENTIALS = ("? help", "q quit", "n next", "p prev", "e form")
+
+
+def test_the_rendered_footer_shows_the_way_out_on_every_screen_and_only_whole_keys(example):
+    """Read off the screen's last line as the terminal draws it (not the bindings): at 80x24 and 120x40
+    the shared keys on every screen, no key cut in the middle, no view keys where there is no 2D view;
+    in a form, Esc (the way back) instead of the letters the field takes."""
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for size in (SIZE, (120, 40)):
+                await pilot.resize_terminal(*size)
+                await settle(pilot)
+                for number, screen in enumerate(app.step_screens, start=1):
+                    await pilot.press(str(number))
+                    await settle(pilot)
+                    footer = screen_lines(app)[-1].rstrip()
+                    assert footer.startswith(" ".join(ESSENTIALS)), (screen.name, footer)
+                    assert len(footer) <= size[0]
+                    items = app.query("FooterKey")
+                    drawn = " ".join(f"{k.key_display} {k.description}" for k in items)
+                    assert footer == drawn, (screen.name, footer, drawn)  # whole keys only
+                    view = bool(app.query_one(f"#{screen.name}").query(FrameView))
+                    assert ("v layer" in footer) == view, (screen.name, footer)
+                    assert "Esc keys" not in footer
+            await pilot.resize_terminal(*SIZE)
+            await pilot.press(key(app, "locate"), "e")
+            await settle(pilot)
+            footer = screen_lines(app)[-1]
+            assert footer.startswith("? help Esc keys q quit"), footer  # the method menu: letters are keys
+            await pilot.press("tab")  # a text field: letters are typed, Esc is the way back
+            await settle(pilot)
+            footer = screen_lines(app)[-1]
+            assert footer.startswith("? help Esc keys") and "q quit" not in footer, footer
+            await pilot.press("escape")
+            await settle(pilot)
+            assert screen_lines(app)[-1].startswith(" ".join(ESSENTIALS))
+
+    run(scenario())
+
+
+def test_the_help_says_how_to_close_it_where_it_is_seen_and_shows_keys_as_typed(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "locate"), "question_mark")
+            await pilot.pause()
+            lines = screen_lines(app)
+            top = next(i for i, line in enumerate(lines) if "╭" in line)
+            assert "Esc, q or ? closes" in lines[top]  # in the box's top border, not below the fold
+            text = "\n".join(lines)
+            assert "This screen: Locate" in lines[top + 1]  # this screen's keys first, no scrolling
+            assert "+ =" in text and "↑ k" in text and "PgUp" in text  # as typed
+            for internal in ("equals_sign", "question_mark", "full_stop", "square_bracket", "plus "):
+                assert internal not in text, internal
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ != "HelpScreen"
 
     run(scenario())
 
@@ -256,6 +321,12 @@ def test_key_text_reads_like_the_keyboard():
         "F1",
         "Del",
         ",",
+    ]
+    assert [key_text(k) for k in ("pageup", "pagedown", "greater_than_sign", "escape")] == [
+        "PgUp",
+        "PgDn",
+        ">",
+        "Esc",
     ]
 
 

@@ -347,18 +347,29 @@ class LongslitApp(App):
         self.push_screen(HelpScreen(self._help_text()))
 
     def _help_text(self) -> str:
-        """Every key, as typed, with what it does: the app's, the 2D view's, then each screen's own."""
-        lines = ["Every screen"]
+        """Every key, as typed, with what it does: this screen's own first (what a user looking for a
+        key here wants, seen without scrolling), then the app's, the 2D view's and the other screens'."""
+
+        def own_keys(number: int, screen) -> list[str]:
+            own = [b for b in self._pane(screen.name).BINDINGS if b not in StepPane.BINDINGS]
+            if not own:
+                return []
+            title = f"{screen.title} ({number})" if number <= 9 else screen.title
+            return [title, *(f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own)]
+
+        numbered = list(enumerate(self.step_screens, start=1))
+        here = [(n, s) for n, s in numbered if s.name == self.current]
+        lines = [line for n, s in here for line in own_keys(n, s)]
+        if lines:
+            lines[0] = f"This screen: {lines[0]}"
+        lines.append("Every screen")
         lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in self.BINDINGS]
         lines.append(f"  {'1-9':12} go to that screen")
         lines.append("2D view and plots (on screens that have them)")
         lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in StepPane.BINDINGS]
-        for number, screen in enumerate(self.step_screens, start=1):
-            pane = self._pane(screen.name)
-            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS]
-            if own:
-                lines.append(f"{screen.title} ({number})" if number <= 9 else screen.title)
-                lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own]
+        for number, screen in numbered:
+            if screen.name != self.current:
+                lines += own_keys(number, screen)
         lines.append("In a form: Tab and Shift+Tab move between fields, Enter applies a value,")
         lines.append("Esc returns to the screen's keys.")
         return "\n".join(lines)

@@ -22,7 +22,13 @@ class SavePane(StepPane):
     """Write the spectrum and the recipe that reproduces this session headless."""
 
     screen_name = "save"
-    BINDINGS = [Binding("w", "save", "write files")]
+    #: No 2D view here: the view keys are neither shown nor active.
+    view_actions = frozenset()
+    BINDINGS = [
+        Binding(
+            "w", "save", "write files", tooltip="write the spectrum and the recipe (asks before replacing)"
+        )
+    ]
 
     @dataclass
     class Save(Message):
