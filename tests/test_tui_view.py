@@ -424,3 +424,28 @@ def test_the_calibrate_screen_shows_the_masters_in_2d(tmp_path):
             assert not app.query_one("#locate").view_layer.startswith("master")  # the Calibrate screen's
 
     run(scenario())
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")  # the NaN column is masked
+def test_the_background_screen_opens_on_a_column_whose_fit_used_pixels(tmp_path):
+    """Issue 21: it opened on column 10, whose background pixels on 3C 120 are all flagged (a plot of
+    rejections only). Here column 10 holds no values: the screen opens on the nearest usable one."""
+    frame = make_frame(seed=0)
+    frame.hdul["SCI"].data[:, 10] = np.nan  # nothing to fit in column 10
+    path = frame.write(tmp_path / "bad10.fits")
+
+    async def scenario():
+        app = LongslitApp(str(path), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            used = app.session.reduction.background.used
+            assert not used[:, 10].any()  # the tutorial's column: nothing used
+            await pilot.press(key(app, "background"))
+            await settle(pilot)
+            pane = app.query_one("#background")
+            assert pane.column != 10 and used[:, pane.column].any()
+            assert abs(pane.column - 10) == 1  # the nearest usable one
+            figures = str(app.query_one("#background-figures").render())
+            assert figures.startswith(f"column {pane.column}\n") and "\n0 pixels used" not in figures
+
+    run(scenario())

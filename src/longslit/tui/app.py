@@ -324,6 +324,7 @@ class LongslitApp(App):
             self.session.save(spectrum, fmt, products, recipe_path, overwrite=overwrite)
         except LongslitError as exc:
             self.message(str(exc), error=True)
+            self.query_one(SavePane).show_failure(str(exc))  # not "saved" beside the form
             return
         self.message(f"wrote {spectrum} and {recipe_path}")
         self._pane("save").update_from(self.session)

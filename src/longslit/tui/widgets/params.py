@@ -40,6 +40,21 @@ def format_value(param: Param, value: Any) -> str:
     return str(value)
 
 
+class Tick(Checkbox):
+    """A checkbox whose mark says its state without colour: ``▐X▌`` when on, ``▐ ▌`` when off.
+
+    Textual's draws an X either way and tells them apart by colour only, the same in NO_COLOR; and with
+    no label it drew its two padding cells into the three it asked for, so a form showed "▐X…".
+    """
+
+    @property
+    def BUTTON_INNER(self) -> str:  # noqa: N802 (Textual's class attribute, read per render)
+        return "X" if self.value else " "
+
+    def render(self):
+        return super().render() if self.label else self._button
+
+
 #: Width of the parameter names in the form; longer names end in an ellipsis, in full in the help line.
 NAME_WIDTH = 13
 
@@ -134,7 +149,7 @@ class ParamForm(Vertical):
         name = self._field_id(param.name)
         tip = f"{param.help} Allowed: {param.allowed()}" + (f" [{param.unit}]" if param.unit else "")
         if param.kind == "bool":
-            widget = Checkbox("", bool(value), compact=True, id=name)
+            widget = Tick("", bool(value), compact=True, id=name)
         elif param.kind == "str" and param.choices:
             widget = Select(
                 [(c, c) for c in param.choices], value=value, allow_blank=False, compact=True, id=name
