@@ -48,7 +48,7 @@ class Tick(Checkbox):
     """
 
     @property
-    def BUTTON_INNER(self) -> str:  # noqa: N802 (Textual's class attribute, read per render)
+    def BUTTON_INNER(self) -> str:
         return "X" if self.value else " "
 
     def render(self):
