@@ -38,6 +38,9 @@ def test_ticks_are_round_and_labelled_with_the_digits_they_need():
     assert labels(nice_ticks(2884.7, 5685.6, 3)) == ["3000", "4000", "5000"]
     assert labels(nice_ticks(-59288, 3112725, 4)) == ["0", "1e6", "2e6", "3e6"]
     assert labels(nice_ticks(0.0012, 0.0043, 4)) == ["0.002", "0.003", "0.004"]
+    # A flux-calibrated axis (Kast b27 in erg/s/cm2/Å): its zero was "0.0000000000000000".
+    assert labels(nice_ticks(-3e-17, 2.6e-16, 3)) == ["0", "1e-16", "2e-16"]
+    assert labels(nice_ticks(-0.7, 0.7, 3)) == ["-0.5", "0", "0.5"]
     for low, high in [(190, 317), (-14.3, 57.0), (3.1e-17, 9.8e-16)]:
         ticks = nice_ticks(low, high, 5)
         step = ticks[1] - ticks[0]
