@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from ..errors import LongslitError
 from ..recipe import Recipe
-from .keys import KeyFooter, binding_keys
+from .keys import KeyFooter, binding_keys, key_text
 from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
@@ -343,6 +343,10 @@ class LongslitApp(App):
     def action_step(self, delta: int) -> None:
         index = (self.screen_names.index(self.current) + delta) % len(self.screen_names)
         self.action_goto(self.screen_names[index])
+
+    def get_key_display(self, binding: Binding) -> str:
+        """Keys as typed everywhere, Textual's own too (its menus' "esc" reads Esc)."""
+        return binding.key_display or key_text(binding.key.split(",")[0].strip())
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._help_text()))

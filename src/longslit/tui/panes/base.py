@@ -15,7 +15,7 @@ import numpy as np
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Static
+from textual.widgets import Input, OptionList, Static
 
 from ..widgets.frame_view import FrameView, Overlay
 from ..widgets.params import ParamForm
@@ -278,12 +278,16 @@ class StepPane(Horizontal):
         self.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Hide the view keys a screen has no use for (``v`` and ``z`` where there is no 2D view), and
-        Esc unless a form has the focus (it is the way back to the screen's keys, shown only there)."""
+        """Hide the view keys a screen has no use for (``v`` and ``z`` where there is no 2D view); in a
+        text field the screen's keys (the field takes what they type: the footer showed "+- order"
+        there); and Esc unless a form has the focus (the way back to the screen's keys, shown there)."""
+        focused = self.screen.focused
+        if action == "focus_pane":
+            return focused is not self
+        if isinstance(focused, (Input, OptionList)):  # a text field, an open menu: no screen keys
+            return False
         if action in self.VIEW_ACTIONS:
             return action in self.view_actions
-        if action == "focus_pane":
-            return self.screen.focused is not self
         return True
 
     def show_frame(self, view: FrameView, caption: Static, *, mask=None, protected=False) -> None:
