@@ -385,12 +385,46 @@ def test_checkboxes_read_on_and_off_without_colour(example, monkeypatch):
             await pilot.pause()
             row = next(line for line in screen_lines(app) if "2D products" in line)
             assert "▐X▌ 2D products" in row, row
-            await pilot.press("escape", key(app, "calibrate"))
+            await pilot.press("escape", key(app, "calibrate"), "e")  # in the form: all its fields
             await settle(pilot)
             row = next(line for line in screen_lines(app) if "illumination" in line)
             box = row.split("illumination", 1)[1].strip()
             assert box in ("▐X▌", "▐ ▌"), row  # whole, not cut to "▐X…"
             expected = "▐X▌" if app.session.params("calibrate").get("illumination") else "▐ ▌"
             assert box == expected
+
+    run(scenario())
+
+
+def test_at_80x24_every_field_tab_reaches_is_on_screen_with_its_help_line(example):
+    """The Calibrate form has 17 lines: at 80x24 its last fields and the focused field's help line
+    (name, help, unit, allowed values) were below the terminal. The fields now scroll to the focus
+    and the help line stays under them; the figures make room while the form has the focus."""
+    from pilot import screen_lines
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "calibrate"), "e")
+            await settle(pilot)
+            form = app.query_one("#form-calibrate", ParamForm)
+            names = list(form._params)
+            seen = set()
+            for _ in range(len(names)):
+                await pilot.press("tab")
+                await settle(pilot)
+                focused = app.focused
+                name = next((n for n in names if focused.id == form._field_id(n)), None)
+                if name is None:
+                    break
+                seen.add(name)
+                lines = screen_lines(app)
+                y = focused.region.y
+                assert 0 < y < SIZE[1] - 2 and focused.region.height == 1, (name, focused.region)
+                assert lines[y][47:].lstrip("│ ").startswith(name[:12]), (name, lines[y])
+                side = "\n".join(line[47:] for line in lines[y + 1 : SIZE[1] - 2])
+                assert f"{name}" in side.replace("\n│ ", ""), (name, side)  # its help line, below it
+            assert seen == set(names)
 
     run(scenario())

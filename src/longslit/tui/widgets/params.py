@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
@@ -140,8 +140,11 @@ class ParamForm(Vertical):
                     classes="param-row",
                 )
             )
-        rows.append(Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False))
-        self.mount(*rows)
+        # The fields scroll (Tab scrolls to the focused one); the help line stays under them in view.
+        fields = VerticalScroll(*rows, classes="param-fields")
+        self.mount(
+            fields, Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False)
+        )
         if refocus:  # at once: a deferred focus could land after the next keys (a Tab, a file name)
             self.screen.set_focus(picker, scroll_visible=False)
 
