@@ -428,3 +428,37 @@ def test_at_80x24_every_field_tab_reaches_is_on_screen_with_its_help_line(exampl
             assert seen == set(names)
 
     run(scenario())
+
+
+def test_w_pressed_during_a_run_writes_that_runs_result_when_it_is_done(example, tmp_path, monkeypatch):
+    """The Kast b27 walk pressed w while the flux step reran after its last file was named: the save
+    failed (the recipe still incomplete) and the run's message then hid it. Now the save waits."""
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "save"))
+            await pilot.pause()
+            gate = threading.Event()
+            run_now = app.session.run
+            monkeypatch.setattr(app.session, "run", lambda: (gate.wait(20), run_now())[1])
+            app.session.set_param("cosmic", "threshold", "6")  # an edit: a rerun is going
+            app.rerun()
+            await pilot.pause()
+            await pilot.press("w")
+            await pilot.pause()
+            assert not (tmp_path / "example_spectrum.fits").exists()
+            assert "written when it is done" in str(app.query_one("#message", Static).render())
+            gate.set()
+            await settle(pilot)
+            await settle(pilot)
+            assert (tmp_path / "example_spectrum.fits").is_file()
+            assert "threshold = 6" in (tmp_path / "example_recipe.toml").read_text()
+            assert "wrote example_spectrum.fits" in str(app.query_one("#message", Static).render())
+            assert not app.session.unsaved
+
+    run(scenario())

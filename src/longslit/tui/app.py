@@ -66,6 +66,7 @@ class LongslitApp(App):
         self._rerun_lock = threading.Lock()
         self._dirty = False  # an edit not yet run
         self._rerunning = False  # a rerun worker is going
+        self._pending_save: tuple | None = None  # w pressed during a run: written when it is done
 
     # -- keys -----------------------------------------------------------------------------------
     async def on_event(self, event: events.Event) -> None:
@@ -242,6 +243,13 @@ class LongslitApp(App):
         for warning in session.new_warnings():
             self.notify(warning, title="warning", severity="warning", timeout=10, markup=False)
         self._pane(self.current).update_from(session)
+        self._save_pending()
+
+    def _save_pending(self) -> None:
+        """The save asked for during the run just done (unless another run is still to come)."""
+        if self._pending_save is not None and not self._dirty:
+            pending, self._pending_save = self._pending_save, None
+            self.save(*pending, after_run=True)
 
     def _failed(self, text: str) -> None:
         self._stop_running_notice()
@@ -254,6 +262,7 @@ class LongslitApp(App):
             self.notify(text, severity="error", timeout=8, markup=False)
         self._pane(self.current).update_form()  # the recipe went back to the last good result's
         self._pane(self.current).update_from(self.session)
+        self._save_pending()  # it says why nothing could be written
 
     # -- changes from the panes -----------------------------------------------------------------
     def on_param_form_param_changed(self, event: ParamForm.ParamChanged) -> None:
@@ -302,9 +311,23 @@ class LongslitApp(App):
         self.save(event.spectrum, event.fmt, event.products, event.recipe)
 
     def save(
-        self, spectrum: Path, fmt: str, products: bool, recipe_path: Path, *, overwrite: bool = False
+        self,
+        spectrum: Path,
+        fmt: str,
+        products: bool,
+        recipe_path: Path,
+        *,
+        overwrite: bool = False,
+        after_run: bool = False,
     ) -> None:
         """Ask the session to write; ask the user first when a file would be replaced."""
+        if self._rerunning and not after_run:
+            # A run is going (an edit just made): write its result, not the one it replaces, and do
+            # not fail on the recipe it is still completing. The Kast walk pressed w during the
+            # flux rerun: the save failed and the run's own message then hid that it had.
+            self._pending_save = (spectrum, fmt, products, recipe_path)
+            self.message("a run is going: the files are written when it is done …")
+            return
         if self.session.reduction is None:
             self.message("nothing to save yet", error=True)
             return
