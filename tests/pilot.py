@@ -29,3 +29,24 @@ def key(app, name: str) -> str:
         if screen.name == name:
             return str(number)
     raise KeyError(f"no screen {name!r}")
+
+
+def screen_lines(app) -> list[str]:
+    """The screen as the terminal shows it, one string per line (what a user reads, not the widgets)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text().split("\n")[:height]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from pilot import key, run, settle
+from pilot import key, run, screen_lines, settle
 from test_tui import type_into
 
 import longslit
@@ -191,3 +191,41 @@ def test_session_edits_of_several_apertures(tmp_path):
     assert [round(a.row) for a in session.apertures()] == [200]
     with pytest.raises(InputError, match="last aperture"):
         session.delete_aperture()
+
+
+def test_at_80x24_the_regions_and_apertures_the_keys_act_on_are_on_screen(tmp_path):
+    """The list of regions (or apertures), with the selected one marked, is drawn above the Locate
+    form: under it, at 80x24, it was below the bottom of the terminal."""
+    path = make_multi_frame((254.5, 263.5, 150.0), (0.0, 0.5, 5.0), seed=7, tilt=0.01).write(
+        tmp_path / "f.fits"
+    )
+
+    def side(app) -> list[str]:
+        return [line[47:] for line in screen_lines(app)]
+
+    async def scenario():
+        app = LongslitApp(str(path), Recipe.preset("auto").with_overrides({"locate": {"max_sources": 0}}))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "locate"))
+            await settle(pilot)
+            shown = "\n".join(side(app))
+            assert "3 apertures" in shown and "▶AP2 *" in shown, shown
+            await pilot.press("right_square_bracket")
+            await settle(pilot)
+            shown = "\n".join(side(app))
+            assert "▶AP3" in shown and "▶AP2" not in shown, shown
+            await pilot.press("r")  # plain rows: the regions listed, the aperture selected
+            await settle(pilot)
+            await pilot.press("full_stop")
+            await settle(pilot)
+            lines = side(app)
+            marked = [line for line in lines if "▶" in line]
+            assert len(marked) == 1 and "bkg 1" in marked[0], lines
+            # The form is still reached: Tab to its last field scrolls the side column to it.
+            await pilot.press("e", *["tab"] * 3)
+            await settle(pilot)
+            assert app.focused.id.endswith("protected")
+            assert app.focused.region.y + 1 < SIZE[1] - 2  # on screen, above the message line
+
+    run(scenario())

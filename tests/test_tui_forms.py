@@ -304,3 +304,162 @@ def test_a_method_picked_from_the_menu_keeps_the_focus_in_the_form(example):
             assert app.focused.id == form._field_id(first)
 
     run(scenario())
+
+
+def test_open_expands_the_home_folder_and_a_failed_open_names_nothing_after_it(
+    example, tmp_path, monkeypatch
+):
+    """Issue 21's smaller items: the open dialog did not expand ``~``; a failed open named the save
+    files after the file that failed ("README.md_spectrum.fits")."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    make_frame(seed=3).write(tmp_path / "night3.fits")
+    (tmp_path / "README.md").write_text("not a FITS file\n")
+
+    async def opened(app, pilot, text: str) -> None:
+        await pilot.press("o")
+        await pilot.pause()
+        if isinstance(app.screen, ConfirmScreen):
+            await pilot.press("y")
+            await pilot.pause()
+        assert isinstance(app.screen, OpenScreen)
+        await pilot.press(*text, "enter")
+        await settle(pilot)
+        await settle(pilot)
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await opened(app, pilot, "~/README.md")
+            assert app.load_error is not None and app.query_one("#switcher").current == "error-view"
+            assert "README" not in app.query_one("#save-spectrum", Input).value
+            await opened(app, pilot, "~/night3.fits")
+            assert app.load_error is None and app.session.frame.source == str(tmp_path / "night3.fits")
+            await pilot.press(key(app, "save"))
+            await pilot.pause()
+            assert app.query_one("#save-spectrum", Input).value == "night3_spectrum.fits"
+
+    run(scenario())
+
+
+def test_a_failed_save_says_not_written_on_the_save_screen(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "save"))
+            await pilot.pause()
+            await pilot.press("w")  # a first save, that works
+            await settle(pilot)
+            log = app.query_one("#save-log", Static)
+            assert str(log.render()).startswith("saved")
+            app.query_one("#save-spectrum", Input).value = "no_such_folder/s.fits"
+            app.query_one("#save-recipe", Input).value = "second_recipe.toml"
+            app.query_one("#save").focus()
+            await pilot.press("w")
+            await settle(pilot)
+            shown = str(log.render())
+            assert shown.startswith("NOT WRITTEN") and "saved\n" not in shown, shown
+            assert not (tmp_path / "no_such_folder").exists()
+
+    run(scenario())
+
+
+def test_checkboxes_read_on_and_off_without_colour(example, monkeypatch):
+    from pilot import screen_lines
+
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "save"))
+            await pilot.pause()
+            row = next(line for line in screen_lines(app) if "2D products" in line)
+            assert "▐ ▌ 2D products" in row, row  # off: an empty box
+            app.query_one("#save-products").focus()
+            await pilot.press("space")
+            await pilot.pause()
+            row = next(line for line in screen_lines(app) if "2D products" in line)
+            assert "▐X▌ 2D products" in row, row
+            await pilot.press("escape", key(app, "calibrate"), "e")  # in the form: all its fields
+            await settle(pilot)
+            row = next(line for line in screen_lines(app) if "illumination" in line)
+            box = row.split("illumination", 1)[1].lstrip()[:4]  # (a scrollbar may follow)
+            assert box in ("▐X▌ ", "▐ ▌ "), row  # whole, not cut to "▐X…"
+            box = box[:3]
+            expected = "▐X▌" if app.session.params("calibrate").get("illumination") else "▐ ▌"
+            assert box == expected
+
+    run(scenario())
+
+
+def test_at_80x24_every_field_tab_reaches_is_on_screen_with_its_help_line(example):
+    """The Calibrate form has 17 lines: at 80x24 its last fields and the focused field's help line
+    (name, help, unit, allowed values) were below the terminal. The fields now scroll to the focus
+    and the help line stays under them; the figures make room while the form has the focus."""
+    from pilot import screen_lines
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "calibrate"), "e")
+            await settle(pilot)
+            form = app.query_one("#form-calibrate", ParamForm)
+            names = list(form._params)
+            seen = set()
+            for _ in range(len(names)):
+                await pilot.press("tab")
+                await settle(pilot)
+                focused = app.focused
+                name = next((n for n in names if focused.id == form._field_id(n)), None)
+                if name is None:
+                    break
+                seen.add(name)
+                lines = screen_lines(app)
+                y = focused.region.y
+                assert 0 < y < SIZE[1] - 2 and focused.region.height == 1, (name, focused.region)
+                assert lines[y][47:].lstrip("│ ").startswith(name[:12]), (name, lines[y])
+                side = "\n".join(line[47:] for line in lines[y + 1 : SIZE[1] - 2])
+                assert f"{name}" in side.replace("\n│ ", ""), (name, side)  # its help line, below it
+            assert seen == set(names)
+
+    run(scenario())
+
+
+def test_w_pressed_during_a_run_writes_that_runs_result_when_it_is_done(example, tmp_path, monkeypatch):
+    """The Kast b27 walk pressed w while the flux step reran after its last file was named: the save
+    failed (the recipe still incomplete) and the run's message then hid it. Now the save waits."""
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "save"))
+            await pilot.pause()
+            gate = threading.Event()
+            run_now = app.session.run
+            monkeypatch.setattr(app.session, "run", lambda: (gate.wait(20), run_now())[1])
+            app.session.set_param("cosmic", "threshold", "6")  # an edit: a rerun is going
+            app.rerun()
+            await pilot.pause()
+            await pilot.press("w")
+            await pilot.pause()
+            assert not (tmp_path / "example_spectrum.fits").exists()
+            assert "written when it is done" in str(app.query_one("#message", Static).render())
+            gate.set()
+            await settle(pilot)
+            await settle(pilot)
+            assert (tmp_path / "example_spectrum.fits").is_file()
+            assert "threshold = 6" in (tmp_path / "example_recipe.toml").read_text()
+            assert "wrote example_spectrum.fits" in str(app.query_one("#message", Static).render())
+            assert not app.session.unsaved
+
+    run(scenario())

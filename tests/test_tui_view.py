@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pilot import key, run, settle
+from pilot import key, run, screen_lines, settle
 from textual.widgets._footer import FooterKey
 
 from longslit.testing import make_frame
@@ -38,6 +38,9 @@ def test_ticks_are_round_and_labelled_with_the_digits_they_need():
     assert labels(nice_ticks(2884.7, 5685.6, 3)) == ["3000", "4000", "5000"]
     assert labels(nice_ticks(-59288, 3112725, 4)) == ["0", "1e6", "2e6", "3e6"]
     assert labels(nice_ticks(0.0012, 0.0043, 4)) == ["0.002", "0.003", "0.004"]
+    # A flux-calibrated axis (Kast b27 in erg/s/cm2/Å): its zero was "0.0000000000000000".
+    assert labels(nice_ticks(-3e-17, 2.6e-16, 3)) == ["0", "1e-16", "2e-16"]
+    assert labels(nice_ticks(-0.7, 0.7, 3)) == ["-0.5", "0", "0.5"]
     for low, high in [(190, 317), (-14.3, 57.0), (3.1e-17, 9.8e-16)]:
         ticks = nice_ticks(low, high, 5)
         step = ticks[1] - ticks[0]
@@ -110,6 +113,78 @@ def test_the_footer_keeps_the_shared_keys_and_the_steps_bar_fits_at_80_columns(e
             from rich.text import Text
 
             assert len(Text.from_markup(text)) <= 80 and "9" in text
+
+    run(scenario())
+
+
+ESSENTIALS = ("? help", "q quit", "n next", "p prev", "e form")
+
+
+def test_the_rendered_footer_shows_the_way_out_on_every_screen_and_only_whole_keys(example):
+    """Read off the screen's last line as the terminal draws it (not the bindings): at 80x24 and 120x40
+    the shared keys on every screen, no key cut in the middle, no view keys where there is no 2D view;
+    in a form, Esc (the way back) instead of the letters the field takes."""
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            for size in (SIZE, (120, 40)):
+                await pilot.resize_terminal(*size)
+                await settle(pilot)
+                for number, screen in enumerate(app.step_screens, start=1):
+                    await pilot.press(str(number))
+                    await settle(pilot)
+                    footer = screen_lines(app)[-1].rstrip()
+                    assert footer.startswith(" ".join(ESSENTIALS)), (screen.name, footer)
+                    assert len(footer) <= size[0]
+                    items = app.query("FooterKey")
+                    drawn = " ".join(f"{k.key_display} {k.description}" for k in items)
+                    assert footer == drawn, (screen.name, footer, drawn)  # whole keys only
+                    view = bool(app.query_one(f"#{screen.name}").query(FrameView))
+                    assert ("v layer" in footer) == view, (screen.name, footer)
+                    assert "Esc keys" not in footer
+            await pilot.resize_terminal(*SIZE)
+            await pilot.press(key(app, "locate"), "e")
+            await settle(pilot)
+            footer = screen_lines(app)[-1]
+            assert footer.startswith("? help Esc keys q quit"), footer  # the method menu: letters are keys
+            await pilot.press("enter")  # the menu open: Textual's own key reads as typed too
+            await pilot.pause()
+            footer = screen_lines(app)[-1]
+            assert footer.startswith("? help Esc Dismiss menu") and "esc" not in footer, footer
+            assert "zoom" not in footer and "move" not in footer  # the screen's keys wait
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.press("tab")  # a text field: letters are typed, Esc is the way back
+            await settle(pilot)
+            footer = screen_lines(app)[-1]
+            assert footer.rstrip() == "? help Esc keys", footer  # the field takes letters and + - [ ]
+            await pilot.press("escape")
+            await settle(pilot)
+            assert screen_lines(app)[-1].startswith(" ".join(ESSENTIALS))
+
+    run(scenario())
+
+
+def test_the_help_says_how_to_close_it_where_it_is_seen_and_shows_keys_as_typed(example):
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "locate"), "question_mark")
+            await pilot.pause()
+            lines = screen_lines(app)
+            top = next(i for i, line in enumerate(lines) if "╭" in line)
+            assert "Esc, q or ? closes" in lines[top]  # in the box's top border, not below the fold
+            text = "\n".join(lines)
+            assert "This screen: Locate" in lines[top + 1]  # this screen's keys first, no scrolling
+            assert "+ =" in text and "↑ k" in text and "PgUp" in text  # as typed
+            for internal in ("equals_sign", "question_mark", "full_stop", "square_bracket", "plus "):
+                assert internal not in text, internal
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen.__class__.__name__ != "HelpScreen"
 
     run(scenario())
 
@@ -257,6 +332,12 @@ def test_key_text_reads_like_the_keyboard():
         "Del",
         ",",
     ]
+    assert [key_text(k) for k in ("pageup", "pagedown", "greater_than_sign", "escape")] == [
+        "PgUp",
+        "PgDn",
+        ">",
+        "Esc",
+    ]
 
 
 @pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")  # raw: no WCS, no gain
@@ -351,5 +432,30 @@ def test_the_calibrate_screen_shows_the_masters_in_2d(tmp_path):
             await pilot.press(key(pilot.app, "locate"), "v", "v", "v", "v", "v", "v", "v", "v")
             await settle(pilot)
             assert not app.query_one("#locate").view_layer.startswith("master")  # the Calibrate screen's
+
+    run(scenario())
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")  # the NaN column is masked
+def test_the_background_screen_opens_on_a_column_whose_fit_used_pixels(tmp_path):
+    """Issue 21: it opened on column 10, whose background pixels on 3C 120 are all flagged (a plot of
+    rejections only). Here column 10 holds no values: the screen opens on the nearest usable one."""
+    frame = make_frame(seed=0)
+    frame.hdul["SCI"].data[:, 10] = np.nan  # nothing to fit in column 10
+    path = frame.write(tmp_path / "bad10.fits")
+
+    async def scenario():
+        app = LongslitApp(str(path), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            used = app.session.reduction.background.used
+            assert not used[:, 10].any()  # the tutorial's column: nothing used
+            await pilot.press(key(app, "background"))
+            await settle(pilot)
+            pane = app.query_one("#background")
+            assert pane.column != 10 and used[:, pane.column].any()
+            assert abs(pane.column - 10) == 1  # the nearest usable one
+            figures = str(app.query_one("#background-figures").render())
+            assert figures.startswith(f"column {pane.column}\n") and "\n0 pixels used" not in figures
 
     run(scenario())

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from ..errors import LongslitError
 from ..recipe import Recipe
-from .keys import KeyFooter, binding_keys
+from .keys import KeyFooter, binding_keys, key_text
 from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
@@ -66,6 +66,7 @@ class LongslitApp(App):
         self._rerun_lock = threading.Lock()
         self._dirty = False  # an edit not yet run
         self._rerunning = False  # a rerun worker is going
+        self._pending_save: tuple | None = None  # w pressed during a run: written when it is done
 
     # -- keys -----------------------------------------------------------------------------------
     async def on_event(self, event: events.Event) -> None:
@@ -242,6 +243,13 @@ class LongslitApp(App):
         for warning in session.new_warnings():
             self.notify(warning, title="warning", severity="warning", timeout=10, markup=False)
         self._pane(self.current).update_from(session)
+        self._save_pending()
+
+    def _save_pending(self) -> None:
+        """The save asked for during the run just done (unless another run is still to come)."""
+        if self._pending_save is not None and not self._dirty:
+            pending, self._pending_save = self._pending_save, None
+            self.save(*pending, after_run=True)
 
     def _failed(self, text: str) -> None:
         self._stop_running_notice()
@@ -254,6 +262,7 @@ class LongslitApp(App):
             self.notify(text, severity="error", timeout=8, markup=False)
         self._pane(self.current).update_form()  # the recipe went back to the last good result's
         self._pane(self.current).update_from(self.session)
+        self._save_pending()  # it says why nothing could be written
 
     # -- changes from the panes -----------------------------------------------------------------
     def on_param_form_param_changed(self, event: ParamForm.ParamChanged) -> None:
@@ -302,9 +311,23 @@ class LongslitApp(App):
         self.save(event.spectrum, event.fmt, event.products, event.recipe)
 
     def save(
-        self, spectrum: Path, fmt: str, products: bool, recipe_path: Path, *, overwrite: bool = False
+        self,
+        spectrum: Path,
+        fmt: str,
+        products: bool,
+        recipe_path: Path,
+        *,
+        overwrite: bool = False,
+        after_run: bool = False,
     ) -> None:
         """Ask the session to write; ask the user first when a file would be replaced."""
+        if self._rerunning and not after_run:
+            # A run is going (an edit just made): write its result, not the one it replaces, and do
+            # not fail on the recipe it is still completing. The Kast walk pressed w during the
+            # flux rerun: the save failed and the run's own message then hid that it had.
+            self._pending_save = (spectrum, fmt, products, recipe_path)
+            self.message("a run is going: the files are written when it is done …")
+            return
         if self.session.reduction is None:
             self.message("nothing to save yet", error=True)
             return
@@ -324,6 +347,7 @@ class LongslitApp(App):
             self.session.save(spectrum, fmt, products, recipe_path, overwrite=overwrite)
         except LongslitError as exc:
             self.message(str(exc), error=True)
+            self.query_one(SavePane).show_failure(str(exc))  # not "saved" beside the form
             return
         self.message(f"wrote {spectrum} and {recipe_path}")
         self._pane("save").update_from(self.session)
@@ -343,22 +367,37 @@ class LongslitApp(App):
         index = (self.screen_names.index(self.current) + delta) % len(self.screen_names)
         self.action_goto(self.screen_names[index])
 
+    def get_key_display(self, binding: Binding) -> str:
+        """Keys as typed everywhere, Textual's own too (its menus' "esc" reads Esc)."""
+        return binding.key_display or key_text(binding.key.split(",")[0].strip())
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._help_text()))
 
     def _help_text(self) -> str:
-        """Every key, as typed, with what it does: the app's, the 2D view's, then each screen's own."""
-        lines = ["Every screen"]
+        """Every key, as typed, with what it does: this screen's own first (what a user looking for a
+        key here wants, seen without scrolling), then the app's, the 2D view's and the other screens'."""
+
+        def own_keys(number: int, screen) -> list[str]:
+            own = [b for b in self._pane(screen.name).BINDINGS if b not in StepPane.BINDINGS]
+            if not own:
+                return []
+            title = f"{screen.title} ({number})" if number <= 9 else screen.title
+            return [title, *(f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own)]
+
+        numbered = list(enumerate(self.step_screens, start=1))
+        here = [(n, s) for n, s in numbered if s.name == self.current]
+        lines = [line for n, s in here for line in own_keys(n, s)]
+        if lines:
+            lines[0] = f"This screen: {lines[0]}"
+        lines.append("Every screen")
         lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in self.BINDINGS]
         lines.append(f"  {'1-9':12} go to that screen")
         lines.append("2D view and plots (on screens that have them)")
         lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in StepPane.BINDINGS]
-        for number, screen in enumerate(self.step_screens, start=1):
-            pane = self._pane(screen.name)
-            own = [b for b in pane.BINDINGS if b not in StepPane.BINDINGS]
-            if own:
-                lines.append(f"{screen.title} ({number})" if number <= 9 else screen.title)
-                lines += [f"  {binding_keys(b):12} {b.tooltip or b.description}" for b in own]
+        for number, screen in numbered:
+            if screen.name != self.current:
+                lines += own_keys(number, screen)
         lines.append("In a form: Tab and Shift+Tab move between fields, Enter applies a value,")
         lines.append("Esc returns to the screen's keys.")
         return "\n".join(lines)

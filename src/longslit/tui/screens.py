@@ -18,10 +18,15 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.text = text
 
+    #: In the box's top border, seen at once at any size (the list itself scrolls at 80x24).
+    TITLE = "keys · Esc, q or ? closes"
+    SUBTITLE = "↑↓ PgUp PgDn scroll"
+
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
+        with VerticalScroll(id="help") as box:
+            box.border_title = self.TITLE
+            box.border_subtitle = self.SUBTITLE
             yield Static(self.text, markup=False)
-            yield Label("Esc, q or ? closes this help")
 
 
 class ConfirmScreen(ModalScreen[bool]):

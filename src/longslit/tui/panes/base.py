@@ -15,7 +15,7 @@ import numpy as np
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Static
+from textual.widgets import Input, OptionList, Static
 
 from ..widgets.frame_view import FrameView, Overlay
 from ..widgets.params import ParamForm
@@ -152,8 +152,17 @@ class StepPane(Horizontal):
         ),
         Binding("s", "stretch", "stretch", show=False, tooltip="stretch: zscale or 0.5-99.5 percentile"),
         Binding("y", "yscale", "y scale", show=False, tooltip="profile's y scale: asinh, log, linear"),
-        Binding("escape", "focus_pane", "keys", show=False, tooltip="from a form back to the screen's keys"),
+        Binding(
+            "escape", "focus_pane", "keys", key_display="Esc", tooltip="from a form back to the screen's keys"
+        ),
     ]
+    #: The shared 2D view and plot actions (the keys above).
+    VIEW_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"layer", "zoom", "zoom_columns", "pan", "reset_view", "stretch", "yscale"}
+    )
+    #: Which of :attr:`VIEW_ACTIONS` do something on this screen: all where there is a 2D view; a screen
+    #: without one names its own, and the others' keys are neither shown in the footer nor active.
+    view_actions: ClassVar[frozenset[str]] = VIEW_ACTIONS
 
     @dataclass
     class Edit(Message):
@@ -268,6 +277,19 @@ class StepPane(Horizontal):
     def action_focus_pane(self) -> None:
         self.focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the view keys a screen has no use for (``v`` and ``z`` where there is no 2D view); in a
+        text field the screen's keys (the field takes what they type: the footer showed "+- order"
+        there); and Esc unless a form has the focus (the way back to the screen's keys, shown there)."""
+        focused = self.screen.focused
+        if action == "focus_pane":
+            return focused is not self
+        if isinstance(focused, (Input, OptionList)):  # a text field, an open menu: no screen keys
+            return False
+        if action in self.VIEW_ACTIONS:
+            return action in self.view_actions
+        return True
+
     def show_frame(self, view: FrameView, caption: Static, *, mask=None, protected=False) -> None:
         image = layer_image(self.session, self.view_layer, self.shows_raw)
         if image is None:
@@ -373,6 +395,8 @@ def _span(centre: float, size: int, zoom: float, least: int) -> tuple[int, int]:
 class KindPane(StepPane):
     """The screen of a step kind that has no screen of its own (a plugin's): its form, and what its
     product says of itself."""
+
+    view_actions = frozenset()
 
     def compose(self):
         with Vertical(classes="main"):

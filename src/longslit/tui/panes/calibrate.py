@@ -27,7 +27,12 @@ class CalibratePane(StepPane):
     kind = "calibrate"
     extra_layers = MASTER_LAYERS  # v: the master bias, dark and flat in 2D
     BINDINGS = [
-        Binding("m", "plot", "overscan/flat"),
+        Binding(
+            "m",
+            "plot",
+            "overscan/flat",
+            tooltip="plot: the overscan levels, or the flat's lamp spectrum and fit",
+        ),
         Binding("f", "frames", "frames", tooltip="choose bias, dark, flat and exposure files from a picker"),
         *StepPane.BINDINGS,
     ]

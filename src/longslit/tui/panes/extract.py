@@ -22,6 +22,8 @@ class ExtractPane(StepPane):
     """The final spectrum with its uncertainty band, and the raw spectrum beside it."""
 
     screen_name = "extract"
+    #: The spectrum zooms and pans (z, Z, Shift+←→, 0); there is no 2D view (v, s).
+    view_actions = frozenset({"zoom", "pan", "reset_view"})
     kind = "extract"
 
     BINDINGS = [

@@ -68,6 +68,8 @@ class FluxPane(StepPane):
     """The sensitivity a standard gave (bands used, clipped and masked, and the fit), or the science flux."""
 
     screen_name = "flux"
+    #: No 2D view here: the view keys are neither shown nor active.
+    view_actions = frozenset()
     kind = "flux"
     BINDINGS = [
         Binding("left,h", "cursor(-1)", "cursor", key_display="←→", tooltip="move the cursor"),
@@ -85,9 +87,20 @@ class FluxPane(StepPane):
             tooltip="halve the width of a new masked region",
         ),
         Binding("right_square_bracket", "width(2)", "width", show=False, tooltip="double the region width"),
-        Binding("plus,equals_sign", "order(1)", "order", key_display="+-"),
-        Binding("minus", "order(-1)", "order", show=False),
-        Binding("m", "plot", "sensitivity/spectrum"),
+        Binding(
+            "plus,equals_sign",
+            "order(1)",
+            "order",
+            key_display="+-",
+            tooltip="raise the sensitivity fit's order",
+        ),
+        Binding("minus", "order(-1)", "order", show=False, tooltip="lower its order"),
+        Binding(
+            "m",
+            "plot",
+            "sensitivity/spectrum",
+            tooltip="plot: the sensitivity fit, or the spectrum before and after",
+        ),
         *StepPane.BINDINGS,
     ]
 

@@ -96,15 +96,18 @@ class LocatePane(StepPane):
         self.post_message(self.Edit(lambda s: s.delete_aperture()))
 
     def compose(self):
-        """The usual layout, with a line under the frame for the selected aperture and the cursor."""
+        """The usual layout, with a line under the frame for the selected aperture and the cursor, and
+        the regions (or apertures) listed above the form, not under it: they say what the keys act on
+        (the selected one marked), and at 80x24 a list under the 17-line form was off screen. The side
+        column scrolls, so a field Tab reaches at the bottom of the form is scrolled into view."""
         with Vertical(classes="main"):
             yield PlotView(id="locate-plot")
             yield FrameView(id="locate-view")
             yield Shown(id="locate-caption", classes="caption")
             yield Shown(id="locate-aperture", classes="caption")
         with Vertical(classes="side"):
+            yield Shown(id="locate-figures", classes="regions")
             yield self.form_for("locate")
-            yield Shown(id="locate-figures", classes="figures")
 
     def action_trace_plot(self) -> None:
         self.plot_trace = not self.plot_trace

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from ..widgets.params import Tick
 from ..widgets.strips import Shown
 from .base import StepPane
 
@@ -22,7 +23,13 @@ class SavePane(StepPane):
     """Write the spectrum and the recipe that reproduces this session headless."""
 
     screen_name = "save"
-    BINDINGS = [Binding("w", "save", "write files")]
+    #: No 2D view here: the view keys are neither shown nor active.
+    view_actions = frozenset()
+    BINDINGS = [
+        Binding(
+            "w", "save", "write files", tooltip="write the spectrum and the recipe (asks before replacing)"
+        )
+    ]
 
     @dataclass
     class Save(Message):
@@ -47,7 +54,7 @@ class SavePane(StepPane):
                     compact=True,
                     id="save-format",
                 )
-                yield Checkbox("2D products", compact=True, id="save-products")
+                yield Tick("2D products", compact=True, id="save-products")
             yield Label("recipe file (TOML, replays this session: longslit reduce -r FILE)")
             yield Input(id="save-recipe", compact=True)
             yield Button("Write files [w]", id="save-button", compact=True)
@@ -86,3 +93,8 @@ class SavePane(StepPane):
         log = "\n".join(f"wrote {path}" for path in session.saved_paths[-4:])
         state = "unsaved changes" if session.unsaved else "saved"
         self.query_one("#save-log", Static).update(f"{state}\n{log}" if session.reduction else "")
+
+    def show_failure(self, text: str) -> None:
+        """A save that failed: say so where the files are named (the earlier writes stay listed)."""
+        earlier = "\n".join(f"earlier: wrote {path}" for path in self.session.saved_paths[-2:])
+        self.query_one("#save-log", Static).update(f"NOT WRITTEN: {text}\n{earlier}".rstrip())

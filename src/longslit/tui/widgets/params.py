@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
@@ -38,6 +38,21 @@ def format_value(param: Param, value: Any) -> str:
     if param.kind == "float" and isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark says its state without colour: ``▐X▌`` when on, ``▐ ▌`` when off.
+
+    Textual's draws an X either way and tells them apart by colour only, the same in NO_COLOR; and with
+    no label it drew its two padding cells into the three it asked for, so a form showed "▐X…".
+    """
+
+    @property
+    def BUTTON_INNER(self) -> str:
+        return "X" if self.value else " "
+
+    def render(self):
+        return super().render() if self.label else self._button
 
 
 #: Width of the parameter names in the form; longer names end in an ellipsis, in full in the help line.
@@ -125,8 +140,11 @@ class ParamForm(Vertical):
                     classes="param-row",
                 )
             )
-        rows.append(Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False))
-        self.mount(*rows)
+        # The fields scroll (Tab scrolls to the focused one); the help line stays under them in view.
+        fields = VerticalScroll(*rows, classes="param-fields")
+        self.mount(
+            fields, Static(current.summary, classes="param-help", id=self._field_id("help"), markup=False)
+        )
         if refocus:  # at once: a deferred focus could land after the next keys (a Tab, a file name)
             self.screen.set_focus(picker, scroll_visible=False)
 
@@ -134,7 +152,7 @@ class ParamForm(Vertical):
         name = self._field_id(param.name)
         tip = f"{param.help} Allowed: {param.allowed()}" + (f" [{param.unit}]" if param.unit else "")
         if param.kind == "bool":
-            widget = Checkbox("", bool(value), compact=True, id=name)
+            widget = Tick("", bool(value), compact=True, id=name)
         elif param.kind == "str" and param.choices:
             widget = Select(
                 [(c, c) for c in param.choices], value=value, allow_blank=False, compact=True, id=name

@@ -34,10 +34,13 @@ def nice_ticks(low: float, high: float, count: int = 5) -> np.ndarray:
 
 
 def tick_label(value: float, step: float) -> str:
-    """``value`` with as many decimals as ``step`` needs (``%g``-like: 1e+06 past six digits)."""
+    """``value`` with as many decimals as ``step`` needs (``%g``-like: 1e+06 past six digits, and for
+    steps below 1e-3: a flux axis in erg/s/cm2/Å read "0.0000000000000000" at its zero)."""
+    if value == 0:
+        return "0"
     if step >= 1 and abs(value) < 1e6:
         return f"{value:.0f}"
-    if abs(value) >= 1e6 or (value != 0 and abs(value) < 1e-3):
+    if abs(value) >= 1e6 or abs(value) < 1e-3 or step < 1e-3:
         return f"{value:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     return f"{value:.{decimals}f}"
