@@ -92,7 +92,7 @@ class SpatialProfile:
 
 def pixel_gaussian(rows: np.ndarray, centre: float, sigma: float) -> np.ndarray:
     """A unit-area Gaussian integrated over each pixel ``[row - 0.5, row + 0.5]``."""
-    from scipy.special import erf
+    from .erf import erf
 
     scale = np.sqrt(2.0) * sigma
     return 0.5 * (erf((rows + 0.5 - centre) / scale) - erf((rows - 0.5 - centre) / scale))
@@ -338,7 +338,7 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
     solves, never a BLAS thread pool. trf also stopped short of the minimum by up to 3e-5 rows on
     faint sources (its default tolerances); this fit runs to convergence, where trf agrees.
     """
-    from scipy.special import erf
+    from .erf import erf
 
     profiles = np.asarray(profiles, dtype=np.float64)
     nrows, nblocks = profiles.shape
