@@ -8,6 +8,8 @@ the Strips line by line.
 
 from __future__ import annotations
 
+import time
+
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -83,6 +85,10 @@ class StripWidget(Widget):
         """What to draw, one :class:`Line` per row (the widget's size is ``self.size``)."""
         return []
 
+    def drawn(self, seconds: float, cpu: float) -> None:
+        """Called after each full redraw (lines to Strips) with the seconds it took, wall and this
+        thread's CPU."""
+
     def render(self) -> Text:
         return join(self.lines())
 
@@ -90,6 +96,7 @@ class StripWidget(Widget):
         width, height = self.size.width, self.size.height
         key = (self._version, width, height, self.app.no_color, self.app.console.color_system)
         if self._strips is None or self._strips[0] != key:
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 lines = self.lines()[:height]
             except Exception as exc:  # a drawing bug must not end the session: it is said where it drew
@@ -97,6 +104,7 @@ class StripWidget(Widget):
                 self.log.error(f"{type(self).__name__}.lines failed: {exc!r}")
             strips = [Strip(line.segments()).crop_extend(0, width, _NULL) for line in lines]
             self._strips = (key, strips)
+            self.drawn(time.perf_counter() - started, time.thread_time() - cpu)
         strips = self._strips[1]
         return strips[y] if y < len(strips) else Strip([Segment(" " * width, _NULL)], width)
 
