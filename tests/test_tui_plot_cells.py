@@ -94,3 +94,26 @@ def _segments(parts):
     line = Line()
     line.parts = list(parts)
     return [(s.text, s.style) for s in line.segments()]
+
+
+def test_plot_times_log_records_each_redraw(tmp_path, monkeypatch):
+    """``LONGSLIT_PLOT_TIMES``: the app appends each plot's redraw (id, wall ms, CPU ms, size)."""
+    from pilot import run, settle
+
+    from longslit.testing import make_frame
+    from longslit.tui.app import LongslitApp
+
+    log = tmp_path / "plots.log"
+    monkeypatch.setenv(plot.PLOT_TIMES_ENV, str(log))
+    frame = make_frame(seed=0).write(tmp_path / "example.fits")
+
+    async def scenario():
+        app = LongslitApp(str(frame), "tutorial")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+
+    run(scenario())
+    records = [line.split() for line in log.read_text().splitlines()]
+    assert records and all(len(r) == 5 for r in records)
+    assert {"frame-profile", "frame-raw"} <= {r[0] for r in records}
+    assert all(float(r[1]) > 0 and float(r[2]) >= 0 and int(r[3]) > 0 and int(r[4]) > 0 for r in records)
