@@ -6,7 +6,8 @@ come with it) and was the only scipy module a ``longslit reduce`` with ``auto`` 
 fit's pixel-integrated Gaussians are its one use. The same approximations evaluated in the same order
 agree with scipy's to the last bit on about 999 values in 1000 and within one unit in the last place
 on the rest (scipy's compiled polynomials round differently); ``tests/test_erf.py`` pins both. It
-costs about 0.1 ms per call on a trace fit's ~700 edges, a few milliseconds per reduction.
+costs more per call than scipy's ufunc (about 15x on a trace fit's small arrays), in all 1.1 ms of
+CPU per reduction of 3C 120 with ``auto`` (26 calls) against scipy's 0.08 ms.
 """
 
 from __future__ import annotations
