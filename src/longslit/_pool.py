@@ -1,6 +1,7 @@
 """The multiprocessing context of local worker pools, and starting its fork server early.
 
-Light on purpose (the standard library only): the command line imports it first thing, so the fork
+Light on purpose (the standard library only; multiprocessing only when a pool is wanted): the command
+line imports it first thing, so the fork
 server's start-up (a new interpreter importing numpy, astropy's FITS module and the plugins: about half
 a second) runs while the command line itself is still importing and planning, not after it. It lives
 outside ``longslit.batch``, whose package imports numpy first.
@@ -8,7 +9,6 @@ outside ``longslit.batch``, whose package imports numpy first.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 
@@ -27,6 +27,8 @@ def context():
     Not "fork": the parent may have threads (a Dask client, a user's application), and forking those
     is unsafe. The fork server imports the engine once; each worker forks from it warm.
     """
+    import multiprocessing  # here, not at the top: a one-file reduce asks only available_cores
+
     if sys.platform == "win32" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")

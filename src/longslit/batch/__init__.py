@@ -20,15 +20,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._pool import available_cores
 from ..errors import InputError, OutputError
-from .engine import Batch
 from .inputs import expand_inputs, output_name
 from .manifest import MANIFEST_NAME, Manifest, resumable
 from .staging import lock_folder, sweep_partials
 from .worker import KILL_ENV, TEST_HOOKS_ENV, FileResult, PluginSelection, Task, reduce_file, summarize
+
+if TYPE_CHECKING:
+    from .engine import Batch
 
 __all__ = [
     "KILL_ENV",
@@ -42,6 +44,16 @@ __all__ = [
     "reduce_many",
     "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Batch`` on first use: ``engine`` brings the process pools (multiprocessing, concurrent.futures),
+    which the command line's one-file reduce, running :func:`reduce_file` in its own process, never uses."""
+    if name == "Batch":
+        from .engine import Batch
+
+        return Batch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_jobs() -> int:
@@ -232,6 +244,8 @@ def reduce_many(
             for lock in locks:
                 os.close(lock)
             raise
+    from .engine import Batch  # the loop and its process pools: not imported for one file
+
     return Batch(
         tasks,
         skipped=skipped,

@@ -90,25 +90,10 @@ class SpatialProfile:
     extent_above: float
 
 
-def erf(values) -> np.ndarray:
-    """The error function of each value, by the C library's ``erf`` (``math.erf``, within an ulp of
-    scipy's).
-
-    ``scipy.special.erf`` is a ufunc, but importing ``scipy.special`` takes 0.15-0.25 s (it loads
-    scipy's array-API layer, which touches numpy.f2py and numpy.testing): a fifth of a ``longslit
-    reduce``, for the 7,400 values an automatic trace of 3C 120 evaluates, which ``math.erf`` does in
-    under a millisecond. Every reduction goes through this one function, so results do not depend on
-    what else a process imported.
-    """
-    import math
-
-    array = np.asarray(values, dtype=np.float64)
-    flat = np.fromiter(map(math.erf, array.ravel().tolist()), dtype=np.float64, count=array.size)
-    return flat.reshape(array.shape)
-
-
 def pixel_gaussian(rows: np.ndarray, centre: float, sigma: float) -> np.ndarray:
     """A unit-area Gaussian integrated over each pixel ``[row - 0.5, row + 0.5]``."""
+    from .erf import erf
+
     scale = np.sqrt(2.0) * sigma
     return 0.5 * (erf((rows + 0.5 - centre) / scale) - erf((rows - 0.5 - centre) / scale))
 
@@ -353,6 +338,8 @@ def fit_gaussians(profiles: np.ndarray, guesses, sigma, halfwidth) -> list[np.nd
     solves, never a BLAS thread pool. trf also stopped short of the minimum by up to 3e-5 rows on
     faint sources (its default tolerances); this fit runs to convergence, where trf agrees.
     """
+    from .erf import erf
+
     profiles = np.asarray(profiles, dtype=np.float64)
     nrows, nblocks = profiles.shape
     guesses = np.asarray(guesses, dtype=np.float64).reshape(nblocks)

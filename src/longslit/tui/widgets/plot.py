@@ -11,6 +11,7 @@ draws its own marker character instead of braille, and the legend shows the mark
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,8 @@ SHADE_GOLD, SHADE_CYAN, SHADE_GREY, SHADE_GREEN = (
     "rgb(70,70,70)",
     "rgb(0,80,0)",
 )
+#: The environment variable naming a file each plot's redraw time is appended to (opt-in; benchmarks).
+PLOT_TIMES_ENV = "LONGSLIT_PLOT_TIMES"
 _BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])
 
 
@@ -264,31 +267,95 @@ def figure_lines(figure: Figure, width: int, height: int, colour: bool = True) -
     patterns = ((cells >= 0) * weights).sum(axis=(1, 3))
     cell_owner = cells.max(axis=(1, 3))
     lines = [Line.from_text(_title_line(figure, width, colour))]
+    body = _cell_rows(
+        figure, patterns, cell_owner, marker_cells, shade, shade_char, cursor_cell, hline_row, colour
+    )
     for line in range(plot_height):
         row = plot_height - 1 - line  # cell row from the bottom
         text = Line(tick_rows.get(row, "").rjust(margin - 1) + ("┤" if row in tick_rows else "│"), "dim")
-        for col in range(plot_width):
-            background = shade[row, col] if colour else ""
-            style_bg = f" on {background}" if background else ""
-            marked = marker_cells.get((row, col))
-            if marked is not None:
-                text.append(figure.series[marked].marker, Style.parse(figure.series[marked].color + style_bg))
-                continue
-            if cell_owner[row, col] >= 0:
-                series = figure.series[int(cell_owner[row, col])]
-                style = Style.parse(series.color + style_bg) if colour else None
-                text.append(chr(0x2800 + int(patterns[row, col])), style)
-            elif col == cursor_cell:
-                text.append("│", Style.parse("bold white" + style_bg) if colour else None)
-            elif row == hline_row and col % 2 == 0:
-                text.append("·", Style.parse("dim" + style_bg) if colour else None)
-            elif shade_char[row, col] and not colour:
-                text.append(shade_char[row, col])
-            else:
-                text.append(" ", Style.parse(f"on {background}") if background else None)
+        text.parts.extend(body[row])
         lines.append(text)
     lines.append(_x_axis(x0, x1, margin, plot_width, figure.xlabel))
     return lines
+
+
+# What a plot cell shows, in order of precedence: a marker, a series' braille dots, the cursor, the
+# dotted hline, a shade's character (without colour), blank.
+_BLANK, _SHADE, _HLINE, _CURSOR, _DOTS, _MARKER = range(6)
+
+
+def _cell_rows(
+    figure: Figure,
+    patterns: np.ndarray,
+    cell_owner: np.ndarray,
+    marker_cells: dict[tuple[int, int], int],
+    shade: np.ndarray,
+    shade_char: np.ndarray,
+    cursor_cell: int | None,
+    hline_row: int | None,
+    colour: bool,
+) -> list[list[tuple[str, Style | None]]]:
+    """Per cell row (from the bottom), the plot's cells as (text, style) parts, one part per run of
+    cells drawn alike: what a part per cell gives once neighbours of one style are merged, without a
+    Python step per cell (a 127x42 plot has 5334 cells)."""
+    rows, cols = patterns.shape
+    kind = np.full((rows, cols), _BLANK, dtype=np.int64)
+    chars = np.full((rows, cols), " ", dtype="<U1")
+    if not colour:
+        has_char = shade_char != ""
+        kind[has_char] = _SHADE
+        chars[has_char] = shade_char[has_char].astype("<U1")
+    if hline_row is not None:
+        kind[hline_row, ::2] = _HLINE
+        chars[hline_row, ::2] = "·"
+    if cursor_cell is not None:
+        kind[:, cursor_cell] = _CURSOR
+        chars[:, cursor_cell] = "│"
+    dots = cell_owner >= 0
+    kind[dots] = _DOTS
+    chars[dots] = (0x2800 + patterns[dots]).astype(np.uint32).view("<U1")
+    series = np.where(dots, cell_owner, 0)
+    texts = chars.tolist()
+    for (row, col), index in marker_cells.items():
+        kind[row, col], series[row, col] = _MARKER, index
+        texts[row][col] = figure.series[index].marker
+    codes = kind * (len(figure.series) + 1) + series
+    if colour:
+        backgrounds, inverse = np.unique(shade.astype(str), return_inverse=True)
+        background = inverse.reshape(rows, cols)
+        codes = codes * len(backgrounds) + background
+    styles: dict[int, Style | None] = {}
+
+    def style_of(row: int, col: int) -> Style | None:
+        code = int(codes[row, col])
+        if code in styles:
+            return styles[code]
+        what = int(kind[row, col])
+        bg = str(backgrounds[background[row, col]]) if colour else ""
+        on = f" on {bg}" if bg else ""
+        colour_of = figure.series[int(series[row, col])].color if what in (_DOTS, _MARKER) else ""
+        if what == _MARKER:
+            style = Style.parse(colour_of + on)
+        elif not colour:
+            style = None
+        elif what == _DOTS:
+            style = Style.parse(colour_of + on)
+        elif what == _CURSOR:
+            style = Style.parse("bold white" + on)
+        elif what == _HLINE:
+            style = Style.parse("dim" + on)
+        else:
+            style = Style.parse(f"on {bg}") if bg else None
+        styles[code] = style
+        return style
+
+    out = []
+    for row in range(rows):
+        starts = [0, *(np.flatnonzero(codes[row, 1:] != codes[row, :-1]) + 1).tolist()]
+        stops = [*starts[1:], cols]
+        text = texts[row]
+        out.append([("".join(text[a:b]), style_of(row, a)) for a, b in zip(starts, stops, strict=True)])
+    return out
 
 
 def _draw_line(owner: np.ndarray, dx: np.ndarray, dy: np.ndarray, index: int) -> None:
@@ -358,6 +425,18 @@ class PlotView(StripWidget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.figure: Figure | None = None
+        #: ``LONGSLIT_PLOT_TIMES=FILE``: each redraw appends "plot-id wall-ms cpu-ms width height" to FILE
+        #: (a benchmark's view from the real console script: ``bench/tui_plots.py --summarize FILE``).
+        self._times_file = os.environ.get(PLOT_TIMES_ENV) or None
+
+    def drawn(self, seconds: float, cpu: float) -> None:
+        if self._times_file and self.figure is not None:
+            try:
+                with open(self._times_file, "a", encoding="utf-8") as log:
+                    size = f"{self.size.width} {self.size.height}"
+                    log.write(f"{self.id} {seconds * 1e3:.3f} {cpu * 1e3:.3f} {size}\n")
+            except OSError:  # a timing log must never take the app down
+                self._times_file = None
 
     def plot(self, figure) -> None:
         """Set what to draw: a :class:`Figure`, a plotext ``draw(plt)`` function, or None (nothing)."""

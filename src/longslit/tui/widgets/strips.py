@@ -8,7 +8,6 @@ the Strips line by line.
 
 from __future__ import annotations
 
-import os
 import time
 
 from rich.segment import Segment
@@ -86,6 +85,10 @@ class StripWidget(Widget):
         """What to draw, one :class:`Line` per row (the widget's size is ``self.size``)."""
         return []
 
+    def drawn(self, seconds: float, cpu: float) -> None:
+        """Called after each full redraw (lines to Strips) with the seconds it took, wall and this
+        thread's CPU."""
+
     def render(self) -> Text:
         return join(self.lines())
 
@@ -93,7 +96,7 @@ class StripWidget(Widget):
         width, height = self.size.width, self.size.height
         key = (self._version, width, height, self.app.no_color, self.app.console.color_system)
         if self._strips is None or self._strips[0] != key:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 lines = self.lines()[:height]
             except Exception as exc:  # a drawing bug must not end the session: it is said where it drew
@@ -101,29 +104,12 @@ class StripWidget(Widget):
                 self.log.error(f"{type(self).__name__}.lines failed: {exc!r}")
             strips = [Strip(line.segments()).crop_extend(0, width, _NULL) for line in lines]
             self._strips = (key, strips)
-            _record_draw(self, width, height, time.perf_counter() - started)
+            self.drawn(time.perf_counter() - started, time.thread_time() - cpu)
         strips = self._strips[1]
         return strips[y] if y < len(strips) else Strip([Segment(" " * width, _NULL)], width)
 
 
 _NULL = Style.null()
-
-#: ``LONGSLIT_TUI_TIMING=FILE``: every drawing of a plot or 2D view (data to Strips) appends a line
-#: "widget-id WIDTHxHEIGHT milliseconds" to FILE, so draw times can be read from the real console
-#: script in tmux (bench/tui_plots.py summarizes them).
-TIMING_ENV = "LONGSLIT_TUI_TIMING"
-
-
-def _record_draw(widget: Widget, width: int, height: int, seconds: float) -> None:
-    path = os.environ.get(TIMING_ENV)
-    if not path:
-        return
-    name = widget.id or type(widget).__name__
-    try:
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(f"{name} {width}x{height} {seconds * 1000:.3f}\n")
-    except OSError:
-        pass  # a measurement must never disturb the session
 
 
 def _style(style: str | Style | None) -> Style:
