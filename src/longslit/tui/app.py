@@ -200,7 +200,7 @@ class LongslitApp(App):
         """
         if self._running_notice is not None:
             self._running_notice.stop()
-        self._running_notice = self.set_timer(RUNNING_NOTICE_DELAY, lambda: self.message("running …"))
+        notice = self._running_notice = self.set_timer(RUNNING_NOTICE_DELAY, lambda: self._notice(notice))
         with self._rerun_lock:
             self._dirty = True
             if self._rerunning:
@@ -230,6 +230,13 @@ class LongslitApp(App):
             return
         if not worker.is_cancelled and not self._dirty:  # a newer edit waits: draw its result instead
             self.call_from_thread(self._ran)
+
+    def _notice(self, timer) -> None:
+        # A timer that fired just before the run ended may call this after the result was shown (its
+        # callback was already queued when stop() came): only the current run's notice is shown, or
+        # "running …" would stand over the result or the error for good.
+        if timer is self._running_notice:
+            self.message("running …")
 
     def _stop_running_notice(self) -> None:
         if self._running_notice is not None:
