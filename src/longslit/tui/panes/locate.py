@@ -23,6 +23,7 @@ class LocatePane(StepPane):
 
     screen_name = "locate"
     kind = "locate"
+    # The footer shows whole keys in this order after the shared ones (? q n p e): the most used first.
     BINDINGS = [
         Binding("up,k", "shift(1)", "move", key_display="↑↓", tooltip="move the selected region up"),
         Binding("down,j", "shift(-1)", "move", show=False, tooltip="move the selected region down"),
@@ -34,6 +35,11 @@ class LocatePane(StepPane):
             tooltip="widen the selected region by a row each side",
         ),
         Binding("minus", "resize(-1)", "narrower", show=False, tooltip="narrow it"),
+        Binding("r", "rows", "rows", tooltip="switch to plain rows, from the current regions"),
+        Binding("full_stop", "select(1)", "region", key_display=".,", tooltip="select the next region"),
+        Binding("comma", "select(-1)", "prev region", show=False, tooltip="select the previous region"),
+        Binding("a", "auto", "auto", tooltip="locate automatically again (method auto)"),
+        Binding("t", "trace_plot", "trace", tooltip="plot: the profile, or the trace (centres, fit, FWHM)"),
         Binding(
             "right_square_bracket",
             "aperture(1)",
@@ -48,13 +54,8 @@ class LocatePane(StepPane):
         Binding("pagedown", "cursor(-10)", "cursor -10", show=False, tooltip="move the cursor row 10 down"),
         Binding("i", "add_aperture", "add ap", tooltip="add an aperture at the cursor row"),
         Binding("d", "delete_aperture", "del ap", tooltip="delete the selected aperture"),
-        Binding("full_stop", "select(1)", "region", key_display=".,", tooltip="select the next region"),
-        Binding("comma", "select(-1)", "prev region", show=False, tooltip="select the previous region"),
-        Binding("t", "trace_plot", "trace", tooltip="plot: the profile, or the trace (centres, fit, FWHM)"),
         Binding("b", "add_background", "add bkg", tooltip="add a background region (plain rows)"),
         Binding("x,delete", "delete_background", "del bkg", tooltip="delete the selected background region"),
-        Binding("a", "auto", "auto", tooltip="locate automatically again (method auto)"),
-        Binding("r", "rows", "by hand", show=False, tooltip="switch to plain rows, from the current regions"),
         *StepPane.BINDINGS,
     ]
 

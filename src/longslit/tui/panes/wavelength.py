@@ -79,13 +79,13 @@ class WavelengthPane(StepPane):
             "left,h", "line(-1)", "line", key_display="←→", tooltip="select the detected line to the left"
         ),
         Binding("right,l", "line(1)", "line", show=False, tooltip="select the line to the right"),
+        Binding("r", "residuals", "residuals", tooltip="plot: the arc, or the fit's residuals"),
         Binding("m", "mark", "mark λ", tooltip="type the selected line's wavelength (identify it by hand)"),
         Binding("x", "delete", "delete id", tooltip="delete its identification (typed or from the list)"),
         Binding("d", "exclude", "leave out", tooltip="leave the selected list line out of the fit"),
         Binding("u", "include", "put back", show=False, tooltip="put the line left out last back"),
         Binding("plus,equals_sign", "order(1)", "order", key_display="+-", tooltip="raise the fit's order"),
         Binding("minus", "order(-1)", "order", show=False, tooltip="lower the fit's order"),
-        Binding("r", "residuals", "residuals", tooltip="plot: the arc, or the fit's residuals"),
         *StepPane.BINDINGS,
     ]
 
