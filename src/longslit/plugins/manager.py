@@ -122,6 +122,7 @@ class Registry:
         points = self._entry_points()
         wanted = None if self.only is None else {_normalize(name) for name in self.only}
         matched: set[str] = set()
+        chosen: list[tuple[Any, str, str]] = []
         for entry_point in points:
             dist = entry_point.dist
             package = (dist.name if dist is not None else None) or entry_point.value
@@ -137,7 +138,16 @@ class Registry:
                     self.skipped.append(SkippedPlugin(entry_point.name, package, version, reason))
                     continue
                 matched |= names
-            self._load(entry_point, package, version)
+            chosen.append((entry_point, package, version))
+        # Every probe (a fork) before any plugin is imported here: a plugin's import may start threads
+        # (an OpenMP pool, as astroscrappy's does), and a fork after that can hang the child on a lock
+        # one of them held; the next plugin's probe then waited out its 60 s timeout (met in the
+        # batch's fork server, whose workers never started within a test's minute).
+        from ..isolation import probe_import
+
+        fatal = [probe_import(entry_point) for entry_point, _, _ in chosen]
+        for (entry_point, package, version), problem in zip(chosen, fatal, strict=True):
+            self._load(entry_point, package, version, problem)
         if self.entry_points_enabled and wanted is not None:
             for name in self.only or ():
                 if _normalize(name) not in matched:
@@ -150,10 +160,8 @@ class Registry:
                         )
                     )
 
-    def _load(self, entry_point: Any, package: str, version: str) -> None:
-        from ..isolation import probe_import
-
-        fatal = probe_import(entry_point)  # in a child first: an import that crashes or hangs ends only it
+    def _load(self, entry_point: Any, package: str, version: str, fatal: str | None) -> None:
+        # ``fatal``: what its import did in a child first (isolation.probe_import), or None
         if fatal is not None:
             self.problems.append(
                 PluginProblem(
