@@ -32,6 +32,16 @@ async def type_into(pilot, widget_id: str, text: str) -> None:
     await settle(pilot)
 
 
+async def save_by_keys(pilot, spectrum: str, recipe: str) -> None:
+    """Save as a user does: the Save screen, both file names typed, Esc then w."""
+    await pilot.press(key(pilot.app, "save"))
+    await settle(pilot)
+    await type_into(pilot, "save-spectrum", spectrum)
+    await type_into(pilot, "save-recipe", recipe)
+    await pilot.press("escape", "w")
+    await settle(pilot)
+
+
 def form_id(app, step: str, name: str) -> str:
     form = app.query_one(f"#form-{step}")
     return form._field_id(name)

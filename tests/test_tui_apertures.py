@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from pilot import key, run, screen_lines, settle
-from test_tui import type_into
+from test_tui import save_by_keys
 
 import longslit
 from longslit.recipe import Recipe
@@ -22,15 +22,6 @@ SIZE = (80, 24)
 
 def _rows(app) -> list[float]:
     return [round(a.row, 1) for a in app.session.apertures()]
-
-
-async def _save(pilot, spectrum: str, recipe: str) -> None:
-    await pilot.press(key(pilot.app, "save"))
-    await settle(pilot)
-    await type_into(pilot, "save-spectrum", spectrum)
-    await type_into(pilot, "save-recipe", recipe)
-    await pilot.press("escape", "w")
-    await settle(pilot)
 
 
 def test_add_resize_delete_apertures_by_keys_and_replay_headless(tmp_path, monkeypatch):
@@ -98,7 +89,7 @@ def test_add_resize_delete_apertures_by_keys_and_replay_headless(tmp_path, monke
             await settle(pilot)
             assert plot.figure.title.startswith("AP2 of 3")
             np.testing.assert_array_equal(plot.figure.series[0].y, session.reduction.spectra[1].flux)
-            await _save(pilot, "mine.fits", "mine.toml")
+            await save_by_keys(pilot, "mine.fits", "mine.toml")
             assert not session.unsaved
             return [s.flux.copy() for s in session.reduction.spectra]
 
@@ -139,7 +130,7 @@ def test_an_aperture_added_beside_one_source_replays_headless(tmp_path, monkeypa
             rows = _rows(app)
             assert len(rows) == 2 and rows[1] - rows[0] == pytest.approx(50, abs=1)
             assert app.session.reduction.spectrum.aperture == "AP2"  # the source, still the primary
-            await _save(pilot, "two.fits", "two.toml")
+            await save_by_keys(pilot, "two.fits", "two.toml")
             return [s.flux.copy() for s in app.session.reduction.spectra]
 
     shown = run(scenario())

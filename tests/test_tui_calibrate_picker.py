@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pilot import key, run, settle
-from test_tui import type_into
+from test_tui import save_by_keys
 
 import longslit
 from longslit import Recipe
@@ -105,12 +105,7 @@ def test_picking_a_bias_and_a_flat_reruns_and_the_saved_recipe_replays(night, tm
             await pilot.press("escape")
             await pilot.pause()
             assert app.session.recipe.config("calibrate").params["bias"] == [str(p) for p in bias]
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "night.fits")
-            await type_into(pilot, "save-recipe", "night.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "night.fits", "night.toml")
             assert not app.session.unsaved
             return app.session.reduction
 

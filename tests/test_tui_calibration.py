@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 from conftest import DATA_DIR, _need
 from pilot import key, run, settle
-from test_tui import type_into
+from test_tui import save_by_keys, type_into
 from textual.widgets import Input
 
 import longslit
@@ -41,12 +41,7 @@ def test_calibrate_to_save_on_kast_b27_replays_identically(tmp_path, monkeypatch
             assert set(app.session.reduction.calibration.masters) == {"bias", "flat"}
             await pilot.press("escape", "m")  # the flat's lamp spectrum and its fit
             await settle(pilot)
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "b27.fits")
-            await type_into(pilot, "save-recipe", "b27.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "b27.fits", "b27.toml")
             assert not app.session.unsaved
             return app.session.reduction
 
@@ -86,12 +81,7 @@ def test_identify_leaves_a_line_out_by_keys_and_the_recipe_replays(tmp_path, mon
             await pilot.press("r")  # the residuals
             await settle(pilot)
             assert "left out: 1" in str(app.query_one("#wavelength-figures").render())
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "b27w.fits")
-            await type_into(pilot, "save-recipe", "b27w.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "b27w.fits", "b27w.toml")
             return app.session.reduction
 
     result = run(scenario())
@@ -165,12 +155,7 @@ def test_identify_marks_lines_by_typing_their_wavelength_refits_saves_and_replay
             app.save_screenshot(str(tmp_path / "identify.svg"))
             params = app.session.recipe.config("wavelength").params
             assert params["order"] == auto.order + 1 and len(params["identify"].split(",")) == 2
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "sci_w.fits")
-            await type_into(pilot, "save-recipe", "sci_w.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "sci_w.fits", "sci_w.toml")
             return app.session.reduction
 
     result = run(scenario())

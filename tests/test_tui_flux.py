@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from pilot import key, run, settle
-from test_tui import type_into
+from test_tui import save_by_keys, type_into
 
 import longslit
 from longslit import Recipe
@@ -112,12 +112,7 @@ def test_the_flux_screen_masks_a_region_by_keys_refits_saves_and_replays(tmp_pat
             assert app.query_one("#flux-before").figure.title == "before: ct"
             assert app.query_one("#flux-plot").figure.title == "after: erg / (Angstrom s cm2)"
             shots["spectrum"] = app.save_screenshot(str(tmp_path / "flux_spectrum.svg"))
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "flux.fits")
-            await type_into(pilot, "save-recipe", "flux.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "flux.fits", "flux.toml")
             assert not app.session.unsaved
             return app.session.reduction, mask
 
@@ -183,12 +178,7 @@ def test_the_flux_screen_edits_the_masked_regions_refits_and_saves(tmp_path, mon
             after = app.session.reduction.sensitivity
             assert app.session.recipe.config("flux").params["mask"] == "default,5000:5200"
             assert after is not before  # refitted without the bands in 5000-5200
-            await pilot.press(key(pilot.app, "save"))
-            await settle(pilot)
-            await type_into(pilot, "save-spectrum", "flux.fits")
-            await type_into(pilot, "save-recipe", "flux.toml")
-            await pilot.press("escape", "w")
-            await settle(pilot)
+            await save_by_keys(pilot, "flux.fits", "flux.toml")
             assert not app.session.unsaved
             return app.session.reduction
 
