@@ -165,6 +165,16 @@ def test_running_median_equals_ndimage(shape, size):
     assert np.array_equal(fast_median.running_median(values, size), expected)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_smoothing_all_columns_at_once_equals_np_convolve_per_column(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(int(rng.integers(3, 90)), 24)) * 10.0 ** rng.uniform(-3, 6)
+    values[::7] = np.round(values[::7])  # ties: the argmax must not move either
+    expected = np.column_stack([T._smooth3(values[:, b]) for b in range(values.shape[1])])
+    assert np.array_equal(T._smooth3_columns(values), expected)
+    assert np.array_equal(np.argmax(T._smooth3_columns(values), axis=0), np.argmax(expected, axis=0))
+
+
 def test_running_median_falls_back_where_numpy_would_differ(monkeypatch):
     values = np.random.default_rng(8).normal(size=(300, 4))
     values[5, 1] = np.nan  # NaN: no order; even size: ndimage's own choice of rank
