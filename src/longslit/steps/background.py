@@ -356,9 +356,10 @@ def fit_polynomial(
             model += factor * (basis[:, :q] @ coef[:, k:].T)
         return model
 
-    # The clipping rounds need only the coefficients; the covariance is of the last round's fit.
+    # The clipping rounds need only the coefficients; the covariance is of the last round's fit (the
+    # last round's own, when every round runs: not one more fit of the same pixels).
     coef, covariance, _ = fit(use, covariance=clip_iterations == 0)
-    for _ in range(clip_iterations):
+    for round_ in range(clip_iterations):
         hits = clip_columns(data - span_model(coef), use, clip_sigma_lower, clip_sigma_upper)
         if grow:
             hits = grow_rows(hits, grow)
@@ -366,7 +367,7 @@ def fit_polynomial(
         if np.array_equal(keep, use):
             break
         use = keep
-        coef, covariance, _ = fit(use, covariance=False)
+        coef, covariance, _ = fit(use, covariance=round_ == clip_iterations - 1)
     if covariance is None:
         coef, covariance, _ = fit(use)
     # Columns whose pixels cannot support the fit asked for (too few, or all on one side of the source
