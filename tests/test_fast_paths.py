@@ -167,12 +167,16 @@ def test_running_median_equals_ndimage(shape, size):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_smoothing_all_columns_at_once_equals_np_convolve_per_column(seed):
+    """_smooth3 (one column) and the trace's block guesses (all columns) against np.convolve."""
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(int(rng.integers(3, 90)), 24)) * 10.0 ** rng.uniform(-3, 6)
     values[::7] = np.round(values[::7])  # ties: the argmax must not move either
-    expected = np.column_stack([T._smooth3(values[:, b]) for b in range(values.shape[1])])
+    expected = np.column_stack(
+        [np.convolve(np.pad(column, 1, mode="edge"), np.ones(3) / 3.0, mode="valid") for column in values.T]
+    )
     assert np.array_equal(T._smooth3_columns(values), expected)
     assert np.array_equal(np.argmax(T._smooth3_columns(values), axis=0), np.argmax(expected, axis=0))
+    assert np.array_equal(T._smooth3(values[:, 0]), expected[:, 0])
 
 
 def test_running_median_falls_back_where_numpy_would_differ(monkeypatch):

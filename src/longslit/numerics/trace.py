@@ -284,20 +284,21 @@ def _highpass(profiles: np.ndarray, size: int) -> np.ndarray:
     """Each profile (column) minus its running median: the slowly varying sky goes, a narrow source stays."""
     from .median import running_median
 
-    if np.isfinite(profiles).all():  # every block has data in every row: nothing to fill
-        filled = np.array(profiles, dtype=np.float64)
-    else:
-        filled = np.column_stack([_filled(profiles[:, b]) for b in range(profiles.shape[1])])
+    filled = np.array(profiles, dtype=np.float64)
+    for b in np.flatnonzero(~np.isfinite(filled).all(axis=0)):  # only the blocks with rows to fill
+        filled[:, b] = _filled(filled[:, b])
     return filled - running_median(filled, size)
 
 
 def _smooth3(values: np.ndarray) -> np.ndarray:
-    return np.convolve(np.pad(values, 1, mode="edge"), np.ones(3) / 3.0, mode="valid")
+    """A 3-point running mean of a 1D array, its ends repeated."""
+    return _smooth3_columns(values[:, None])[:, 0]
 
 
 def _smooth3_columns(values: np.ndarray) -> np.ndarray:
-    """:func:`_smooth3` of every column of ``values`` at once; the same sums in the same order as
-    ``np.convolve``'s, so the same values to the last bit (tested)."""
+    """:func:`_smooth3` of every column of ``values`` at once: the same sums in the same order as
+    ``np.convolve(np.pad(column, 1, mode="edge"), np.ones(3) / 3, mode="valid")``, so the same values
+    to the last bit (tested), without a call per column."""
     padded = np.pad(values, [(1, 1), (0, 0)], mode="edge")
     third = 1.0 / 3.0
     return padded[:-2] * third + padded[1:-1] * third + padded[2:] * third

@@ -218,7 +218,7 @@ def calibrate_ccd(
     files = {kind: paths for kind, paths in files.items() if paths}
     others = _other_exposures(frame, expand_paths(exposures, "calibrate.exposures"))
     shifts = _parse_shifts(shift, len(others))
-    raw = _raw(frame, probe=True)
+    raw = _raw(frame, probe=True)  # header and shape only, until there is something to calibrate
     probe = CCDParams(overscan="median" if overscan == "none" else overscan, order=order)
     try:
         amps, _ = amplifiers(raw, probe)
