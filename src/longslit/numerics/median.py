@@ -342,19 +342,19 @@ def _layout(p: _Plan, stride: int, rows: int) -> tuple[list, dict[int, int], int
     return ops, slot, n_buffers, result  # type: ignore[return-value]
 
 
-#: Up to this many window elements, :func:`running_median` selects with numpy; above, scipy's running
-#: median (which keeps its window sorted) wins over copying every window.
-RUNNING_ELEMENTS = 1 << 22
-
-
 def running_median(values: np.ndarray, size: int) -> np.ndarray:
     """Median over ``size`` (odd) consecutive values along axis 0, edges repeated beyond the ends.
 
     The same values as ``scipy.ndimage.median_filter(column, size=size, mode="nearest")`` on each
     column (for data without NaN, also the same as the 2D filter with a ``(size, 1)`` footprint).
-    For the short profiles and spectra the locate and extract steps filter, numpy's partition of all
-    windows at once takes a millisecond, and a reduction without it does not import ``scipy.ndimage``
-    (a fifth of a second of start-up). Long inputs with wide windows, NaN or even sizes go to ndimage.
+
+    Odd windows over finite data go to ``bottleneck.move_median`` (a double heap: each step inserts
+    one value and drops one), on the edge-padded input: the median of an odd window is one of its
+    values, so the same numbers (tested). It replaced numpy's partition of every window at once,
+    which copies ``size`` values per output: 5.3 against 0.74 ms for the 512 x 23 block profiles the
+    locate step high-passes with a 65-row window (3C 120), 1.6 against 0.20 ms for 4096 values with
+    101; and it matches scipy's 1D median filter in speed (6.3 against 6.9 ms at 4096 x 24) for an
+    import of 4 ms instead of ``scipy.ndimage``'s fifth of a second. NaN and even sizes go to ndimage.
     """
     values = np.asarray(values)
     size = int(size)
@@ -362,7 +362,6 @@ def running_median(values: np.ndarray, size: int) -> np.ndarray:
     fast = (
         size % 2 == 1
         and values.ndim in (1, 2)
-        and values.size * size <= RUNNING_ELEMENTS
         and values.dtype.kind in "fiu"
         and not (values.dtype.kind == "f" and np.isnan(values).any())
     )
@@ -380,13 +379,17 @@ def running_median(values: np.ndarray, size: int) -> np.ndarray:
         return out
     if values.shape[0] == 0:
         return values.copy()
-    if values.ndim == 2 and values.shape[1] > 1:
-        # Columns as rows, so each window's values lie next to each other in memory: the partition's
-        # copy of the windows then reads them in order, not one value per cache line (512 x 24 values,
-        # 65-row windows: 4.7 against 7.6 ms on a loaded machine). The same values.
-        padded = np.pad(np.ascontiguousarray(values.T), [(0, 0), (half, half)], mode="edge")
-        windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=1)
-        return np.partition(windows, half, axis=-1)[..., half].T
-    padded = np.pad(values, [(half, half)] + [(0, 0)] * (values.ndim - 1), mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=0)
-    return np.partition(windows, half, axis=-1)[..., half]
+    import bottleneck
+
+    # Columns as rows, so each window's values lie next to each other in memory; bottleneck works in
+    # float64 for integers (exact: a median of an odd window is one of the values) and float32 as is.
+    rows = values.T if values.ndim == 2 else values[None, :]
+    native = rows.dtype.newbyteorder("=")
+    if native.kind == "f" and native.itemsize not in (4, 8):
+        native = np.dtype(np.float64)
+    rows = np.ascontiguousarray(rows, dtype=native)  # bottleneck takes native float32 and float64
+    padded = np.pad(rows, [(0, 0), (half, half)], mode="edge")
+    median = bottleneck.move_median(padded, size, axis=1)[:, size - 1 :]
+    if median.dtype != values.dtype:  # integers: exact in float64, back in their own type
+        median = median.astype(values.dtype.newbyteorder("="))
+    return median.T if values.ndim == 2 else median[0]
