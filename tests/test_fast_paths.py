@@ -225,6 +225,12 @@ def test_neighbour_median_at_chosen_pixels_equals_the_full_one():
     rows, cols = np.nonzero(rng.random(residual.shape) < 0.2)
     rows, cols = np.r_[rows, 0, 29, 0, 29], np.r_[cols, 0, 49, 49, 0]  # the corners, too
     assert np.array_equal(_neighbour_median(residual, rows, cols), _neighbour_median(residual)[rows, cols])
+    # Pixels outside ``use`` count as NaN: the same as masking them first.
+    data = np.nan_to_num(residual, nan=7.0)
+    use = np.isfinite(residual)
+    full = _neighbour_median(np.where(use, data, np.nan))
+    assert np.array_equal(_neighbour_median(data, rows, cols, use), full[rows, cols])
+    assert np.array_equal(_neighbour_median(data, use=use), full)
 
 
 def reference_worst_hits(data, model, use, variance, reject_sigma):

@@ -357,7 +357,7 @@ def _worst_hits(
     z2[~candidates] = 0.0
     rows, cols = np.nonzero(candidates)
     if rows.size:
-        neighbours = _neighbour_median(np.where(use, residual, np.nan), rows, cols)
+        neighbours = _neighbour_median(residual, rows, cols, use)
         sharp = excess[rows, cols] - SHARPNESS * np.maximum(neighbours, 0.0)
         z2[rows, cols] = np.where(sharp > 0, sharp**2 / scale[rows, cols], 0.0)
     worst = np.argmax(z2, axis=0)
@@ -366,24 +366,39 @@ def _worst_hits(
 
 
 def _neighbour_median(
-    residual: np.ndarray, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+    residual: np.ndarray,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    use: np.ndarray | None = None,
 ) -> np.ndarray:
     """Median of each pixel's eight neighbours (NaN ones left out; 0 where none is finite).
 
-    Over the whole array, or (given ``rows`` and ``cols``) only at those pixels, as a 1D array.
+    Over the whole array, or (given ``rows`` and ``cols``) only at those pixels, as a 1D array; with
+    ``use``, pixels outside it count as NaN.
     """
     from numpy.lib.stride_tricks import sliding_window_view
 
     from .trace import nanmedian_rows
 
-    padded = np.pad(residual, 1, constant_values=np.nan)
     if rows is None:
+        if use is not None:
+            residual = np.where(use, residual, np.nan)
+        padded = np.pad(residual, 1, constant_values=np.nan)
         windows = sliding_window_view(padded, (3, 3)).reshape(*residual.shape, 9)
         neighbours = np.delete(windows, 4, axis=2).reshape(-1, 8)
         shape = residual.shape
     else:
-        offsets = [(dr, dc) for dr in range(3) for dc in range(3) if (dr, dc) != (1, 1)]
-        neighbours = np.stack([padded[rows + dr, cols + dc] for dr, dc in offsets], axis=1)
+        # Only the candidates' neighbours are gathered (a few hundred pixels, not a padded copy of
+        # the whole window per rejection round), in the order of the padded windows: the same values.
+        nrows, ncols = residual.shape
+        offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+        r = rows[:, None] + np.array([dr for dr, _ in offsets])[None, :]
+        c = cols[:, None] + np.array([dc for _, dc in offsets])[None, :]
+        inside = (r >= 0) & (r < nrows) & (c >= 0) & (c < ncols)
+        r, c = np.clip(r, 0, nrows - 1), np.clip(c, 0, ncols - 1)
+        if use is not None:
+            inside &= use[r, c]
+        neighbours = np.where(inside, residual[r, c], np.nan)
         shape = rows.shape
     # = np.nanmedian(axis=1), whose path for short rows warns once per all-NaN row (2.7 million
     # warnings, 3 s, on a tilted trace across a 4096-column frame) and goes through masked arrays.
