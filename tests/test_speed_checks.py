@@ -106,7 +106,11 @@ def synthetic_frame(name, folder):
 
 @pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")
 @pytest.mark.parametrize("name", ["science", "faint tilted science", "arc", "flat", "bias"])
-def test_check_says_what_the_float64_computation_said(name, tmp_path):
+@pytest.mark.parametrize("sample", [checks.SAMPLE_COLUMNS, 100])
+def test_check_says_what_the_float64_computation_said(name, sample, tmp_path, monkeypatch):
+    """With ``sample`` 100, every frame here (400-900 columns) is first looked at in blocks of its
+    columns, as a frame 1024 or more wide is: the same sentence as the full computation."""
+    monkeypatch.setattr(checks, "SAMPLE_COLUMNS", sample)
     frame = synthetic_frame(name, tmp_path)
     for bias in (True, False):
         got = checks.looks_like_calibration(frame, bias=bias)
@@ -128,3 +132,22 @@ def test_check_on_real_frames_says_what_the_float64_computation_said():
         for bias in (True, False):
             assert kind_of(checks.looks_like_calibration(frame, bias=bias)) == reference_check(frame, bias)
     assert read >= 10  # the STIS, Kast, OSIRIS and MIRI frames
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")
+def test_wide_frames_are_looked_at_in_blocks_and_judged_as_before(tmp_path):
+    """A tilted source across 4096 columns is smeared out of the full row medians but shows in a
+    block's (passed as science, as the read step's full computation also let it through); a wide arc shows no
+    source in any block and is refused on the full medians, as before."""
+    tilted = make_frame((300, 4096), seed=6, trace_center=150.0, tilt=0.01, n_cosmics=0)
+    science = longslit.read(tilted.write(tmp_path / "wide.fits"))
+    block = slice(2048 - checks.SAMPLE_COLUMNS // 2, 2048 + checks.SAMPLE_COLUMNS // 2)
+    rows = T.nanmedian_rows(np.where(science.mask, np.nan, science.sci)[:, block].astype(np.float64))[:, 0]
+    assert checks._has_source(rows)  # the block the check looks at first shows the source
+    assert checks.looks_like_calibration(science) is None
+    assert checks.looks_like_calibration(science, bias=False) is None
+    # The full medians show no source: the read step's check (bias=False) let it through as well, but
+    # the stricter one took this science frame for a bias.
+    assert reference_check(science, bias=False) is None and reference_check(science, bias=True) == "bias"
+    arc = longslit.Frame.from_arrays(make_arc((150, 2048), seed=3).image.astype(np.float32))
+    assert kind_of(checks.looks_like_calibration(arc)) == reference_check(arc, bias=True) == "arc"

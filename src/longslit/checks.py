@@ -8,8 +8,9 @@ check refuses a frame for which :func:`looks_like_calibration` returns a sentenc
 
 What they look at, and why:
 
-- **Calibration frames.** Science has a source: collapsed along the dispersion (a median per row), the
-  light along the slit has a narrow peak, far above the profile's own noise. An arc or a flat is lit
+- **Calibration frames.** Science has a source: collapsed along the dispersion (a median per row; on a
+  wide frame in blocks of columns first, where a tilted trace is not smeared out), the light along the
+  slit has a narrow peak, far above the profile's own noise. An arc or a flat is lit
   evenly along the slit. An arc then shows strong narrow lines along the dispersion (collapsed along
   the slit, a median per column), each running the full slit; a flat's light varies smoothly along the
   dispersion; a bias or dark is flat in both directions.
@@ -33,6 +34,8 @@ from .frame import Frame
 SOURCE_SIGNIFICANCE = 25.0
 #: ... and this fraction of the light level at its row (sky included) above the trend.
 SOURCE_CONTRAST = 0.02
+#: Frames at least twice this wide look for a source in blocks of this many columns first.
+SAMPLE_COLUMNS = 512
 #: An arc has at least this many lines standing this many times above the dispersion profile's trend.
 ARC_LINES, ARC_LINE_CONTRAST = 3, 0.5
 
@@ -60,12 +63,26 @@ def looks_like_calibration(frame: Frame, *, bias: bool = True) -> str | None:
     # The medians of float32 data are sorted in float32 and their middles averaged in float64: the
     # values (and so every decision) of the float64 copy this once was, from half the bytes.
     dtype = frame.sci.dtype if frame.sci.dtype in (np.float32, np.float64) else np.float64
-    sci = np.where(frame.mask, np.nan, frame.sci.astype(dtype, copy=False))
-    nrows, ncols = sci.shape
+    nrows, ncols = frame.sci.shape
     if nrows < 8 or ncols < 8:
         return None
     from .numerics.trace import nanmedian_rows, transposed  # np.nanmedian's values, no warnings
 
+    # A wide frame is first looked at in blocks of SAMPLE_COLUMNS columns (the middle one, then those
+    # at a quarter and three quarters of the dispersion): a source shows in a block's row medians as
+    # in the whole frame's, and better where the trace is tilted (a tilt of 0.01 over 4096 columns
+    # smears it over 41 rows of the full medians, over 5 of a block's); each block costs an eighth
+    # of the full sort at 4096 columns. A block that shows a source passes the frame as science; none
+    # proves nothing, and the frame is looked at whole, as before: every frame refused is refused on
+    # the medians of all its columns.
+    if ncols >= 2 * SAMPLE_COLUMNS:
+        for centre in (ncols // 2, ncols // 4, 3 * ncols // 4):
+            start = min(max(centre - SAMPLE_COLUMNS // 2, 0), ncols - SAMPLE_COLUMNS)
+            columns = slice(start, start + SAMPLE_COLUMNS)
+            block = np.where(frame.mask[:, columns], np.nan, frame.sci[:, columns].astype(dtype, copy=False))
+            if _has_source(nanmedian_rows(block, wide=True)[:, 0]):
+                return None
+    sci = np.where(frame.mask, np.nan, frame.sci.astype(dtype, copy=False))
     along_slit = nanmedian_rows(sci, wide=True)[:, 0]  # per row
     if _has_source(along_slit):  # science: nothing else to look at
         return None
