@@ -32,15 +32,43 @@ def reference_block_profiles(data, bad, width):
     return profiles
 
 
-@pytest.mark.parametrize("shape", [(200, 180), (1100, 1000)])  # the second runs threaded
-def test_block_profiles_equal_reference(shape):
-    frame = longslit.Frame.from_arrays(make_frame(shape, trace_center=shape[0] / 2).hdul[1].data)
+@pytest.mark.parametrize("shape", [(200, 180), (1100, 1000), (300, 700)])  # the second runs threaded
+@pytest.mark.parametrize("width", [23, 70])  # 70: the MAD from median_and_mad_rows
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_block_profiles_equal_reference(shape, width, dtype):
+    sci = make_frame(shape, trace_center=shape[0] / 2).hdul[1].data
+    frame = longslit.Frame.from_arrays(
+        np.round(sci).astype(dtype) if dtype == np.int16 else sci.astype(dtype)
+    )
     bad = np.zeros(shape, dtype=bool)
     bad[:, 40:43] = True  # bad columns: all-NaN rows in part of a block
     bad[7] = True  # a whole bad row: NaN in every block
     bad[np.random.default_rng(0).random(shape) < 0.01] = True
-    profiles, _ = T.block_profiles(frame.sci, bad, 23)
-    assert np.array_equal(profiles, reference_block_profiles(frame.sci, bad, 23), equal_nan=True)
+    profiles, _ = T.block_profiles(frame.sci, bad, width)
+    assert np.array_equal(profiles, reference_block_profiles(frame.sci, bad, width), equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 3, 8, 23, 64, 171])
+def test_median_and_mad_from_one_sort_equal_two_medians(dtype, width):
+    """The binary search over the two sorted runs of deviations gives nanmedian_rows' numbers, to the
+    bit: ties (rounded values, values equal to the median), NaN in any number, all-NaN rows."""
+    rng = np.random.default_rng(width)
+    values = rng.normal(size=(400, width)) * 10
+    values[::3] = np.round(values[::3] / 5)  # ties, and values equal to the median
+    values = values.astype(dtype)
+    values[rng.random(values.shape) < rng.random((400, 1)) * 0.8] = np.nan
+    values[5] = np.nan
+    values[0] = np.arange(width)  # a whole row, whose median and MAD are known
+    median, mad = T.median_and_mad_rows(values)
+    expected = T.nanmedian_rows(values, wide=True)
+    assert median.dtype == mad.dtype == np.float64
+    assert np.array_equal(median, expected, equal_nan=True)
+    assert np.array_equal(mad, T.nanmedian_rows(np.abs(values.astype(np.float64) - expected)), equal_nan=True)
+    assert np.isnan(median[5, 0]) and np.isnan(mad[5, 0])
+    assert median[0, 0] == (width - 1) / 2 and mad[0, 0] == np.median(
+        np.abs(np.arange(width) - (width - 1) / 2)
+    )
 
 
 @pytest.mark.parametrize("path", ["sort", "partition", "default"])
