@@ -473,3 +473,13 @@ def test_running_profile_of_the_window_only_equals_the_whole_box(dtype, tilt):
         got = running_profile(data, use, window)
     assert got.dtype == expected.dtype
     assert np.array_equal(got, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 4), (1, 1), (37, 41), (4, 1000)])
+def test_nonzero_2d_equals_numpy(shape):
+    from longslit.numerics.indices import nonzero_2d
+
+    mask = np.random.default_rng(sum(shape)).random(shape) < 0.3
+    for values in (mask, mask[:, ::2], np.asfortranarray(mask)):
+        got, expected = nonzero_2d(values), np.nonzero(values)
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, expected, strict=True))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .indices import nonzero_2d
 from .profile import ProfileBasis, fit_profile, running_profile
 
 #: A rejected pixel must stand above the model by more than this times its neighbours' median excess.
@@ -355,7 +356,7 @@ def _worst_hits(
     z2 = np.where(excess > 0, excess**2 / scale, 0.0)
     candidates = z2 > reject_sigma**2
     z2[~candidates] = 0.0
-    rows, cols = np.nonzero(candidates)
+    rows, cols = nonzero_2d(candidates)
     if rows.size:
         neighbours = _neighbour_median(residual, rows, cols, use)
         sharp = excess[rows, cols] - SHARPNESS * np.maximum(neighbours, 0.0)

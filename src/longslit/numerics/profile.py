@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .indices import nonzero_2d
+
 #: Knot spacing of the spline in offset from the trace, rows.
 KNOT_SPACING = 0.5
 #: Weight of the smoothness penalty relative to the data (scaled by the normal matrix's mean diagonal).
@@ -91,7 +93,7 @@ class ProfileBasis:
         self.window = window
         self.ncols = ncols
         #: Column of each window pixel (row-major order), and the Legendre polynomials of each column.
-        self.columns = np.nonzero(window)[1]
+        self.columns = nonzero_2d(window)[1]
         x = 2.0 * np.arange(ncols) / max(ncols - 1, 1) - 1.0
         self.legendre = np.polynomial.legendre.legvander(x, order)  # (ncols, order + 1)
         # Each pixel's four nonzero B-splines, from ``base`` on.
@@ -220,7 +222,7 @@ def fit_profile(
             keep = np.abs(z) <= clip
             if keep.all():
                 break
-            rows, cols = np.nonzero(fit_use)
+            rows, cols = nonzero_2d(fit_use)
             fit_use = fit_use.copy()
             fit_use[rows[~keep], cols[~keep]] = False
     profile = np.zeros(data.shape)
@@ -273,7 +275,7 @@ def running_profile(data: np.ndarray, use: np.ndarray, window: np.ndarray, width
     # Only the window's pixels keep their median (the rest become 0 below), so only theirs are taken:
     # on a tilted trace the window is a thin band across a tall box (2048 x 8192 at a tilt of 0.01:
     # a tenth of the box), and the full box's windows were a copy 15 times the box.
-    rows, cols = np.nonzero(window)
+    rows, cols = nonzero_2d(window)
     windows = padded[rows[:, None], cols[:, None] + np.arange(width)[None, :]]
     # = np.nanmedian(axis=1) (all-NaN windows, bad columns, give NaN), without its warning per window
     medians = nanmedian_rows(windows)[:, 0]

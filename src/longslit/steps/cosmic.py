@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import InputError
 from ..frame import Frame
 from ..geometry import Geometry
+from ..numerics.indices import nonzero_2d
 from ..plugins.hookspecs import hookimpl
 from ..plugins.records import Method, Param, declare
 from ..products import CosmicResult
@@ -192,7 +193,7 @@ def _clean_slit(
     candidate = data > limit[None, :]
     candidate &= usable
     candidate &= ~geometry.protected_mask(nrows)
-    rows, cols = np.nonzero(candidate)
+    rows, cols = nonzero_2d(candidate)
     hits = np.zeros(sci.shape, dtype=bool)
     cleaned = sci.copy()
     if rows.size:
