@@ -483,3 +483,16 @@ def test_nonzero_2d_equals_numpy(shape):
     for values in (mask, mask[:, ::2], np.asfortranarray(mask)):
         got, expected = nonzero_2d(values), np.nonzero(values)
         assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosmic_middle_equals_np_median(width, dtype):
+    from longslit.steps.cosmic import _middle
+
+    values = np.random.default_rng(width).normal(size=(500, width)).astype(dtype)
+    values[::7] = np.round(values[::7])  # ties
+    values[3, 0], values[4, -1], values[5, 0] = np.nan, np.inf, -np.inf
+    got, expected = _middle(values), np.median(values, axis=1)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True)
+    assert np.isnan(got[3]) and np.isfinite(got[0])

@@ -201,12 +201,9 @@ def _clean_slit(
         offsets = np.arange(-half, half + 1)
         down = np.clip(rows[:, None] + offsets[None, :], 0, nrows - 1)
         across_cols = np.clip(cols[:, None] + offsets[None, :], 0, ncols - 1)
-        along = np.median(data[down, cols[:, None]].astype(np.float64), axis=1)
-        across = np.median(data[rows[:, None], across_cols].astype(np.float64), axis=1)
-        if pixel_noise:
-            level = np.sqrt(np.median(frame.variance[down, cols[:, None]], axis=1))
-        else:
-            level = floor[cols]
+        along = _middle(data[down, cols[:, None]].astype(np.float64))
+        across = _middle(data[rows[:, None], across_cols].astype(np.float64))
+        level = np.sqrt(_middle(frame.variance[down, cols[:, None]])) if pixel_noise else floor[cols]
         level = np.maximum(level, np.finfo(np.float32).tiny)
         # A cosmic ray adds charge: only excesses count, over both medians.
         value = data[rows, cols].astype(np.float64)
@@ -215,6 +212,17 @@ def _clean_slit(
         cleaned[rows[hit], cols[hit]] = along[hit].astype(sci.dtype)
     info = {"model": "slit", "noise": "pixel" if pixel_noise else "frame", "candidates": int(rows.size)}
     return CosmicResult(cleaned=cleaned, mask=hits, info=info)
+
+
+def _middle(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=1)`` for rows of an odd length: the middle of each sorted row (NaN for
+    a row holding one, as numpy gives). Twice as fast as np.median's partition on 3C 120's few
+    thousand candidates' windows of 5, and the same values: the median of an odd count is one of them.
+    """
+    middle = np.sort(values, axis=1)[:, values.shape[1] // 2]
+    if values.dtype.kind == "f":
+        middle[np.isnan(values).any(axis=1)] = np.nan
+    return middle
 
 
 def median_of_error(variance: np.ndarray) -> np.floating:
