@@ -382,7 +382,8 @@ def running_median(values: np.ndarray, size: int) -> np.ndarray:
     import bottleneck
 
     # Columns as rows, so each window's values lie next to each other in memory; bottleneck works in
-    # float64 for integers (exact: a median of an odd window is one of the values) and float32 as is.
+    # float64 for integers (exact up to 2**53: a median of an odd window is one of the values) and
+    # float32 as is.
     rows = values.T if values.ndim == 2 else values[None, :]
     native = rows.dtype.newbyteorder("=")
     if native.kind == "f" and native.itemsize not in (4, 8):
