@@ -493,3 +493,45 @@ def test_the_footer_is_one_widget_and_a_screen_switch_mounts_nothing_in_it(examp
             assert type(app.screen).__name__ == "HelpScreen"
 
     run(scenario())
+
+
+def test_a_disabled_key_is_drawn_dim_and_a_click_on_it_only_rings_the_bell():
+    """No longslit screen disables a key today (they hide the keys that do nothing); a binding whose
+    check says "not now" (None) stays in the footer, dimmed, as in Textual's footer."""
+    from typing import ClassVar
+
+    from textual.app import App
+
+    class Keys(App):
+        BINDINGS: ClassVar = [("?", "help", "help"), ("x", "wait", "later"), ("y", "go", "now")]
+        went = 0
+
+        def compose(self):
+            yield KeyFooter()
+
+        def check_action(self, action, parameters):
+            return None if action == "wait" else True
+
+        def action_go(self) -> None:
+            self.went += 1
+
+        def action_wait(self) -> None:
+            raise AssertionError("a disabled key ran")
+
+    async def scenario():
+        app = Keys()
+        async with app.run_test(size=(40, 3)) as pilot:
+            await pilot.pause()
+            footer = app.query_one(KeyFooter)
+            by_action = {item.action: item for item in footer.items}
+            assert not by_action["wait"].enabled and by_action["go"].enabled
+            text = footer.render()
+            assert text.plain == "? help x later y now"
+            dim = {text.plain[s.start : s.end] for s in text.spans if s.style.dim}
+            assert dim == {"x", " later"}
+            await pilot.click(KeyFooter, offset=(by_action["wait"].start + 1, 0))
+            await pilot.click(KeyFooter, offset=(by_action["go"].end - 1, 0))
+            await pilot.pause()
+            assert app.went == 1
+
+    run(scenario())
