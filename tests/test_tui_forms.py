@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pilot import key, run, settle
+from pilot import key, run, screen_lines, settle
 from test_tui import type_into
 from textual.widgets import Input, Static
 
@@ -461,5 +461,50 @@ def test_w_pressed_during_a_run_writes_that_runs_result_when_it_is_done(example,
             assert "threshold = 6" in (tmp_path / "example_recipe.toml").read_text()
             assert "wrote example_spectrum.fits" in str(app.query_one("#message", Static).render())
             assert not app.session.unsaved
+
+    run(scenario())
+
+
+@pytest.mark.filterwarnings("ignore::longslit.errors.LongslitWarning")
+def test_a_long_path_field_shows_the_file_name_and_the_recipe_keeps_the_whole_path(tmp_path):
+    """At 80x24 the side column leaves a path field some fifteen columns: a path from the recipe showed
+    its start there (or the middle, once the field had been tabbed through), never the file name that
+    tells frames apart."""
+    from conftest import DATA_DIR, _need
+
+    from longslit import Recipe
+
+    kast = DATA_DIR / "real" / "lick_kast"
+    science = _need(kast / "pypeit_kast_b27.fits.gz")
+    folder = tmp_path / "a_long_folder_of_calibration_frames" / "lick_kast_night_2026_12_03"
+    folder.mkdir(parents=True)
+    bias = folder / "b21.fits.gz"
+    bias.symlink_to(_need(kast / "pypeit_kast_b21.fits.gz"))
+    start = Recipe.preset("kast-blue").with_step("calibrate", "ccd", bias=[str(bias)])
+
+    def bias_row(app, form) -> str:
+        widget = form._fields["bias"]
+        assert 0 < widget.region.width < len(str(bias))
+        return screen_lines(app)[widget.region.y][widget.region.x : widget.region.right]
+
+    async def scenario():
+        app = LongslitApp(str(science), start)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(key(app, "calibrate"))
+            await settle(pilot)
+            form = app.query_one("#form-calibrate", ParamForm)
+            for _ in range(50):  # the form is built once the screen's result is in
+                if form._fields.get("bias") is not None and form._fields["bias"].is_attached:
+                    break
+                await pilot.pause(0.05)
+            await settle(pilot)
+            assert bias_row(app, form).rstrip().endswith("b21.fits.gz"), bias_row(app, form)
+            form._fields["bias"].focus()
+            await pilot.press("tab")  # tabbed through: the file name again, not the middle
+            await settle(pilot)
+            assert bias_row(app, form).rstrip().endswith("b21.fits.gz"), bias_row(app, form)
+            app.session.save(tmp_path / "s.fits", "fits", False, tmp_path / "r.toml", overwrite=False)
+            assert str(bias) in (tmp_path / "r.toml").read_text()
 
     run(scenario())

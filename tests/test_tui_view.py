@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pilot import key, run, screen_lines, settle
-from textual.widgets._footer import FooterKey
 
 from longslit.testing import make_frame
 from longslit.tui.app import LongslitApp
-from longslit.tui.keys import key_text
+from longslit.tui.keys import KeyFooter, key_text
 from longslit.tui.widgets.frame_view import FLAG_COLOURS, FrameView
 from longslit.tui.widgets.plot import CYAN, GOLD, Figure, Series, Span, render_figure
 from longslit.tui.widgets.ticks import labels, nice_ticks
@@ -25,12 +24,9 @@ def example(tmp_path_factory):
 
 def visible_footer_keys(app) -> list[str]:
     """The footer's keys whose cells lie inside the terminal's width."""
-    width = app.size.width
-    return [
-        key.key_display
-        for key in app.query(FooterKey)
-        if key.region.width and key.region.x + key.region.width <= width
-    ]
+    footer = app.query_one(KeyFooter)
+    width = footer.region.width
+    return [item.key_display for item in footer.items if item.end <= width]
 
 
 def test_ticks_are_round_and_labelled_with_the_digits_they_need():
@@ -138,7 +134,7 @@ def test_the_rendered_footer_shows_the_way_out_on_every_screen_and_only_whole_ke
                     footer = screen_lines(app)[-1].rstrip()
                     assert footer.startswith(" ".join(ESSENTIALS)), (screen.name, footer)
                     assert len(footer) <= size[0]
-                    items = app.query("FooterKey")
+                    items = app.query_one(KeyFooter).items
                     drawn = " ".join(f"{k.key_display} {k.description}" for k in items)
                     assert footer == drawn, (screen.name, footer, drawn)  # whole keys only
                     view = bool(app.query_one(f"#{screen.name}").query(FrameView))
@@ -460,5 +456,82 @@ def test_the_background_screen_opens_on_a_column_whose_fit_used_pixels(tmp_path)
             assert abs(pane.column - 10) == 1  # the nearest usable one
             figures = str(app.query_one("#background-figures").render())
             assert figures.startswith(f"column {pane.column}\n") and "\n0 pixels used" not in figures
+
+    run(scenario())
+
+
+def test_the_footer_is_one_widget_and_a_screen_switch_mounts_nothing_in_it(example):
+    """The footer is a single widget drawing one line: a screen switch changes its text, never its
+    children (a widget per key, recomposed on every switch, was what kept a switch above 150 ms);
+    a click on a key runs it, found by its column."""
+
+    async def scenario():
+        app = LongslitApp(str(example), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            footers = list(app.query(KeyFooter))
+            assert len(footers) == 1
+            footer = footers[0]
+            mounted, unmounted = [], []
+            seen = set(app.query("*"))
+            lines = set()
+            for name in ("locate", "cosmic", "frame", "locate"):
+                await pilot.press(key(app, name))
+                await settle(pilot)
+                assert not footer.children and footer.is_attached and app.query_one(KeyFooter) is footer
+                lines.add(screen_lines(app)[-1].rstrip())
+                now = set(app.query("*"))
+                mounted += [w for w in now - seen if footer in w.ancestors]
+                unmounted += [w for w in seen - now if w is footer]
+            assert not mounted and not unmounted
+            assert len(lines) >= 2  # the text did follow the screens' keys
+            # A click on "? help" opens the help; the columns are the drawn ones.
+            help_key = next(item for item in footer.items if item.action == "help")
+            assert screen_lines(app)[-1][help_key.start : help_key.end] == "? help"
+            await pilot.click(KeyFooter, offset=(help_key.start + 2, 0))
+            await settle(pilot)
+            assert type(app.screen).__name__ == "HelpScreen"
+
+    run(scenario())
+
+
+def test_a_disabled_key_is_drawn_dim_and_a_click_on_it_only_rings_the_bell():
+    """No longslit screen disables a key today (they hide the keys that do nothing); a binding whose
+    check says "not now" (None) stays in the footer, dimmed, as in Textual's footer."""
+    from typing import ClassVar
+
+    from textual.app import App
+
+    class Keys(App):
+        BINDINGS: ClassVar = [("?", "help", "help"), ("x", "wait", "later"), ("y", "go", "now")]
+        went = 0
+
+        def compose(self):
+            yield KeyFooter()
+
+        def check_action(self, action, parameters):
+            return None if action == "wait" else True
+
+        def action_go(self) -> None:
+            self.went += 1
+
+        def action_wait(self) -> None:
+            raise AssertionError("a disabled key ran")
+
+    async def scenario():
+        app = Keys()
+        async with app.run_test(size=(40, 3)) as pilot:
+            await pilot.pause()
+            footer = app.query_one(KeyFooter)
+            by_action = {item.action: item for item in footer.items}
+            assert not by_action["wait"].enabled and by_action["go"].enabled
+            text = footer.render()
+            assert text.plain == "? help x later y now"
+            dim = {text.plain[s.start : s.end] for s in text.spans if s.style.dim}
+            assert dim == {"x", " later"}
+            await pilot.click(KeyFooter, offset=(by_action["wait"].start + 1, 0))
+            await pilot.click(KeyFooter, offset=(by_action["go"].end - 1, 0))
+            await pilot.pause()
+            assert app.went == 1
 
     run(scenario())

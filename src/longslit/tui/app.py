@@ -102,7 +102,7 @@ class LongslitApp(App):
             with Vertical(id="error-view"):
                 yield Shown(id="error-text", markup=False)
         yield Shown(id="message", markup=False)
-        yield KeyFooter(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_steps()

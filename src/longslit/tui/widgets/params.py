@@ -55,6 +55,30 @@ class Tick(Checkbox):
         return super().render() if self.label else self._button
 
 
+class PathInput(Input):
+    """A field of paths that shows their end when it is not being edited: the file name, which tells
+    frames apart, not the middle of a long resolved directory (``/tmp/.../calib/b``). The value, and
+    so the recipe, keeps the whole path; editing starts with all of it selected, as in other fields."""
+
+    def _show_end(self) -> None:
+        if self.is_attached and not self.has_focus:
+            self.cursor_position = len(self.value)
+            self.scroll_to(x=self.max_scroll_x, animate=False, force=True, immediate=True)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def watch_value(self) -> None:
+        self.call_after_refresh(self._show_end)
+
+    def _on_blur(self, event) -> None:
+        super()._on_blur(event)
+        self.call_after_refresh(self._show_end)
+
+
 #: Width of the parameter names in the form; longer names end in an ellipsis, in full in the help line.
 NAME_WIDTH = 13
 
@@ -159,7 +183,8 @@ class ParamForm(Vertical):
             )
         else:
             # Selected on focus, so typing replaces the value ("5" into "8.0" gives 5, not 8.05).
-            widget = Input(format_value(param, value), compact=True, id=name, select_on_focus=True)
+            kind = PathInput if param.kind == "paths" else Input
+            widget = kind(format_value(param, value), compact=True, id=name, select_on_focus=True)
         widget.tooltip = tip
         self._fields[param.name] = widget
         return widget
