@@ -454,6 +454,12 @@ def test_w_pressed_during_a_run_writes_that_runs_result_when_it_is_done(example,
             await pilot.pause()
             assert not (tmp_path / "example_spectrum.fits").exists()
             assert "written when it is done" in str(app.query_one("#message", Static).render())
+            # The run's "running …" notice, due after a moment, must not hide it (it did, when its
+            # timer fired after w: the test failed under load).
+            assert app._running_notice is not None
+            app._notice(app._running_notice)
+            await pilot.pause()
+            assert "written when it is done" in str(app.query_one("#message", Static).render())
             gate.set()
             await settle(pilot)
             await settle(pilot)

@@ -234,8 +234,9 @@ class LongslitApp(App):
     def _notice(self, timer) -> None:
         # A timer that fired just before the run ended may call this after the result was shown (its
         # callback was already queued when stop() came): only the current run's notice is shown, or
-        # "running …" would stand over the result or the error for good.
-        if timer is self._running_notice:
+        # "running …" would stand over the result or the error for good. A save waiting for the run
+        # keeps its own message (which says a run is going), or the user would not know w was taken.
+        if timer is self._running_notice and self._pending_save is None:
             self.message("running …")
 
     def _stop_running_notice(self) -> None:
