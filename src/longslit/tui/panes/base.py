@@ -307,6 +307,16 @@ class StepPane(Horizontal):
         )
         caption.update(view.legend(self.view_layer))
 
+    def watch_has_focus(self, _has_focus: bool) -> None:
+        """Restyle the pane and its main panel, not every widget under it, when its focus changes.
+
+        Textual restyles a widget and all its descendants on a focus change (some rule might select
+        on an ancestor's focus); here only ``StepPane:focus > .main`` does (app.tcss). The pane's
+        subtree, restyled twice per screen switch (the old pane's blur, the new one's focus), was
+        about half of a switch's time in a profile of 30 switches on 3C 120.
+        """
+        self.app.stylesheet.update_nodes([self, *self.query_children(".main")], animate=True)
+
     def on_mount(self) -> None:
         # Titles on the two panels, so a user sees which one the keys go to (the CSS colours the
         # focused one): the screen's view (its own keys), and the form (e goes in, Esc comes out).
