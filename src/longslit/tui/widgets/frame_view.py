@@ -342,7 +342,7 @@ class FrameView(StripWidget):
         old = self.bitmap
         if old is None or old.shape != bitmap.shape or not np.array_equal(old, bitmap):
             self.bitmap = bitmap
-            self.escapes = graphics.transmit(self._image_id, graphics.png(bitmap), image_width, image_height)
+            self.escapes = graphics.transmit(self._image_id, bitmap, image_width, image_height)
             driver = getattr(self.app, "_driver", None) if self.is_attached else None
             if driver is not None:
                 driver.write(self.escapes)
