@@ -14,6 +14,7 @@ flags' colours.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ...geometry import Band
+from . import graphics
 from .strips import Line, StripWidget
 from .ticks import labels, nice_ticks
 
@@ -55,6 +57,10 @@ class Overlay:
     band: Band
     color: str
     char: str
+
+
+#: Kitty image ids of the views (below 2**24: the placeholders' colour carries them).
+_IMAGE_IDS = itertools.count(0x4C5301)
 
 
 def bin_edges(start: int, stop: int, count: int) -> np.ndarray:
@@ -199,6 +205,11 @@ class FrameView(StripWidget):
         #: Columns left of the image (the row axis and the region ticks), set by each render.
         self.margin = 0
         self._stretched: tuple | None = None  # (image, window, method) the limits were computed for
+        #: "kitty": the image region is a bitmap (see :mod:`.graphics`); None: half blocks.
+        self.protocol = graphics.graphics_mode()
+        self.bitmap: np.ndarray | None = None  # the last bitmap drawn (rows, columns, 3), top row first
+        self.escapes = ""  # the escapes that sent it
+        self._image_id = next(_IMAGE_IDS)  # one terminal image per view, replaced at each change
 
     def show(
         self,
@@ -281,6 +292,8 @@ class FrameView(StripWidget):
         image_height = height - 1  # and the column axis
         if image_width < 2:
             return []
+        if self.protocol == "kitty" and not ramp:
+            return self._bitmap_lines(label_width, image_width, image_height)
         pixel_rows = image_height if ramp else 2 * image_height
         row_edges = bin_edges(r0, r1, pixel_rows)
         col_edges = bin_edges(c0, c1, image_width)
@@ -310,6 +323,42 @@ class FrameView(StripWidget):
             text.append(*right.get(line, (" ",)))
             lines.append(text)
         lines.append(self._column_axis(col_edges, label_width, image_width))
+        return lines
+
+    def _bitmap_lines(self, label_width: int, image_width: int, image_height: int) -> list[Line]:
+        """The view with its image region as a kitty bitmap: the window at its own resolution (or the
+        cells' pixels, if fewer), the same colours as the half blocks, region edges as thin lines."""
+        r0, r1, c0, c1 = self.window
+        cell_width, cell_height = graphics.cell_pixels()
+        rows = min(r1 - r0, image_height * cell_height)
+        columns = min(c1 - c0, image_width * cell_width)
+        row_edges, col_edges = bin_edges(r0, r1, rows), bin_edges(c0, c1, columns)
+        colours, _ = self._cells(row_edges, col_edges, rows, columns, False)
+        for hit, overlay in self._edge_marks(row_edges, col_edges):
+            colours[hit] = overlay.color
+        names, index = np.unique(colours.astype(str), return_inverse=True)
+        palette = np.array([Style.parse(name).color.get_truecolor() for name in names], dtype=np.uint8)
+        bitmap = palette[index.reshape(colours.shape)][::-1]  # row 0 at the bottom
+        old = self.bitmap
+        if old is None or old.shape != bitmap.shape or not np.array_equal(old, bitmap):
+            self.bitmap = bitmap
+            self.escapes = graphics.transmit(self._image_id, bitmap, image_width, image_height)
+            driver = getattr(self.app, "_driver", None) if self.is_attached else None
+            if driver is not None:
+                driver.write(self.escapes)
+        text_rows = self._row_ticks(r0, r1, image_height, image_height, True)
+        marks = self._edge_marks(bin_edges(r0, r1, 2 * image_height), bin_edges(c0, c1, image_width))
+        left, right = self._margin_ticks(marks, image_height, False)
+        colour = graphics.id_colour(self._image_id)
+        lines = []
+        for line in range(image_height):
+            text = Line(text_rows.get(line, "").rjust(label_width))
+            text.append("┤" if line in text_rows else "│")
+            text.append(*left.get(line, (" ",)))
+            text.append(graphics.placeholder_row(line, image_width), colour)
+            text.append(*right.get(line, (" ",)))
+            lines.append(text)
+        lines.append(self._column_axis(bin_edges(c0, c1, image_width), label_width, image_width))
         return lines
 
     def _cells(self, row_edges, col_edges, pixel_rows, image_width, ramp):
