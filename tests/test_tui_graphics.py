@@ -159,3 +159,25 @@ def test_off_and_tmux_keep_the_half_blocks(known, monkeypatch, env):
             assert graphics.PLACEHOLDER not in text
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("choice", "said"), [("sixel", "sixel is not drawn yet"), ("kity", "is not one of auto, kitty, off")]
+)
+def test_a_graphics_choice_the_view_cannot_draw_is_said_not_ignored(known, monkeypatch, choice, said):
+    monkeypatch.setenv("LONGSLIT_GRAPHICS", choice)
+    from longslit.tui.app import LongslitApp
+    from longslit.tui.widgets.frame_view import FrameView
+
+    assert graphics.choice_problem({"LONGSLIT_GRAPHICS": "kitty"}) is None
+    assert graphics.choice_problem({}) is None
+
+    async def scenario():
+        app = LongslitApp(str(known), "tutorial")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            notes = [str(n.message) for n in app._notifications]
+            assert sum(said in note for note in notes) == 1, notes
+            assert app.query_one("#frame-view", FrameView).protocol is None  # half blocks, as said
+
+    run(scenario())

@@ -25,6 +25,7 @@ from .keys import KeyFooter, binding_keys, key_text
 from .panes import SavePane, StepPane, screens
 from .screens import ConfirmScreen, HelpScreen, OpenScreen
 from .session import Session
+from .widgets import graphics
 from .widgets.params import ParamForm
 from .widgets.strips import Shown
 
@@ -108,6 +109,9 @@ class LongslitApp(App):
         self._show_steps()
         self.query_one("#status", Static).update(f"longslit · opening {self._source_name()} …")
         self.query_one("#frame", StepPane).focus()
+        problem = graphics.choice_problem()
+        if problem is not None:
+            self.notify(problem, severity="warning", timeout=10, markup=False)
         self.open_source()
 
     def _source_name(self) -> str:

@@ -81,6 +81,24 @@ def graphics_mode(env: dict[str, str] | None = None, tty: bool | None = None) ->
     return None
 
 
+def choice_problem(env: dict[str, str] | None = None) -> str | None:
+    """One sentence when ``LONGSLIT_GRAPHICS`` asks for what the view cannot draw (None when fine):
+    the view then uses half blocks, and the user should know why their choice did nothing."""
+    env = os.environ if env is None else env
+    choice = env.get("LONGSLIT_GRAPHICS", "auto").strip().lower() or "auto"
+    if choice in ("auto", "kitty", "off"):
+        return None
+    if choice == "sixel":
+        return (
+            "LONGSLIT_GRAPHICS=sixel: sixel is not drawn yet, so the 2D view uses half blocks; "
+            "LONGSLIT_GRAPHICS=kitty draws a bitmap in a terminal with kitty's protocol"
+        )
+    return (
+        f"LONGSLIT_GRAPHICS={choice!r} is not one of auto, kitty, off: the 2D view uses half blocks; "
+        "set it to one of those"
+    )
+
+
 def _stdout_is_tty() -> bool:
     import sys
 
