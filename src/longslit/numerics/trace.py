@@ -198,6 +198,20 @@ def transposed(values: np.ndarray, block: int = 256) -> np.ndarray:
     return out
 
 
+def _sorted_medians(ordered: np.ndarray, count: np.ndarray, cast) -> np.ndarray:
+    """The medians (nrows, 1) of rows sorted NaN last with ``count`` values each, the two middle
+    values averaged in ``cast``; NaN for an empty row."""
+    low = np.maximum((count - 1) // 2, 0)[:, None]
+    high = np.minimum(count // 2, ordered.shape[1] - 1)[:, None]
+    with np.errstate(invalid="ignore"):  # -inf and +inf in the middle: NaN, as numpy gives
+        median = (
+            np.take_along_axis(ordered, low, axis=1).astype(cast, copy=False)
+            + np.take_along_axis(ordered, high, axis=1).astype(cast, copy=False)
+        ) / 2
+    median[count == 0] = np.nan
+    return median
+
+
 def nanmedian_rows(values: np.ndarray, wide: bool = False) -> np.ndarray:
     """``np.nanmedian(values, axis=1, keepdims=True)`` for a 2D array, without its slow path.
 
@@ -216,16 +230,7 @@ def nanmedian_rows(values: np.ndarray, wide: bool = False) -> np.ndarray:
         # Rows up to SORT_WIDTH (from the 8 neighbours of a pixel to a frame's rows): numpy's vectorized
         # sort beats a partition at several ranks by 3-8x (and np.median's partition by 2-3x).
         ordered = np.sort(values, axis=1)
-        low = np.maximum((count - 1) // 2, 0)[:, None]
-        high = np.minimum(count // 2, values.shape[1] - 1)[:, None]
-        cast = np.float64 if wide else ordered.dtype
-        with np.errstate(invalid="ignore"):  # -inf and +inf in the middle: NaN, as numpy gives
-            median = (
-                np.take_along_axis(ordered, low, axis=1).astype(cast, copy=False)
-                + np.take_along_axis(ordered, high, axis=1).astype(cast, copy=False)
-            ) / 2
-        median[count == 0] = np.nan
-        return median
+        return _sorted_medians(ordered, count, np.float64 if wide else ordered.dtype)
     if values.shape[1] == 0 or count.min() == values.shape[1]:
         with np.errstate(invalid="ignore"):
             return np.median(values.astype(np.float64) if wide else values, axis=1, keepdims=True)
@@ -273,10 +278,9 @@ def median_and_mad_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count = np.count_nonzero(~np.isnan(ordered), axis=1)
     nrows, width = ordered.shape
     flat = ordered.reshape(-1)
+    median = _sorted_medians(ordered, count, np.float64)[:, 0]
     with np.errstate(invalid="ignore"):
         first = np.arange(nrows) * width  # each row's offset in ``flat``
-        low = flat[first + np.maximum((count - 1) // 2, 0)].astype(np.float64)
-        median = (low + flat[first + np.minimum(count // 2, width - 1)].astype(np.float64)) / 2
         below = np.count_nonzero(ordered < median[:, None], axis=1)  # the run read leftwards
         # Both middle ranks of the deviations at once: the rows twice, k = (count - 1) // 2, count // 2.
         k = np.concatenate([np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)])
@@ -306,9 +310,7 @@ def median_and_mad_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         right = np.where(j > 0, at(below + j - 1) - centre, -np.inf)
         middle = np.maximum(left, right)
         mad = (middle[:nrows] + middle[nrows:]) / 2
-    empty = count == 0
-    median[empty] = np.nan
-    mad[empty] = np.nan
+    mad[count == 0] = np.nan
     return median[:, None], mad[:, None]
 
 
