@@ -56,6 +56,11 @@ DIACRITICS = (
 # fmt: on
 
 
+def _choice(env) -> str:
+    """``LONGSLIT_GRAPHICS`` as given, lower case; ``auto`` when unset or empty."""
+    return env.get("LONGSLIT_GRAPHICS", "auto").strip().lower() or "auto"
+
+
 def graphics_mode(env: dict[str, str] | None = None, tty: bool | None = None) -> str | None:
     """``"kitty"`` when the 2D view should be a bitmap, None for half blocks.
 
@@ -65,7 +70,7 @@ def graphics_mode(env: dict[str, str] | None = None, tty: bool | None = None) ->
     module's docstring).
     """
     env = os.environ if env is None else env
-    choice = env.get("LONGSLIT_GRAPHICS", "auto").strip().lower() or "auto"
+    choice = _choice(env)
     if choice == "kitty":
         return "kitty"
     if choice != "auto":
@@ -85,7 +90,7 @@ def choice_problem(env: dict[str, str] | None = None) -> str | None:
     """One sentence when ``LONGSLIT_GRAPHICS`` asks for what the view cannot draw (None when fine):
     the view then uses half blocks, and the user should know why their choice did nothing."""
     env = os.environ if env is None else env
-    choice = env.get("LONGSLIT_GRAPHICS", "auto").strip().lower() or "auto"
+    choice = _choice(env)
     if choice in ("auto", "kitty", "off"):
         return None
     if choice == "sixel":
