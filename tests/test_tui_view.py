@@ -535,3 +535,17 @@ def test_a_disabled_key_is_drawn_dim_and_a_click_on_it_only_rings_the_bell():
             assert app.went == 1
 
     run(scenario())
+
+
+def test_the_only_rule_on_a_panes_focus_is_its_main_panel():
+    """StepPane.watch_has_focus restyles the pane and its ``.main`` children only, not the whole
+    subtree Textual would: right only while no other rule selects on the pane's focus."""
+    import re
+    from pathlib import Path
+
+    import longslit.tui
+
+    css = (Path(longslit.tui.__file__).parent / "app.tcss").read_text()
+    rules = re.findall(r"([^{}]*)\{", re.sub(r"/\*.*?\*/", "", css, flags=re.S))
+    selectors = [s for rule in rules for s in rule.split(",") if re.search(r"StepPane[\w.#-]*:focus", s)]
+    assert [" ".join(s.split()) for s in selectors] == ["StepPane:focus > .main"]
